@@ -1,0 +1,238 @@
+//! [`init`] and [`Builder`]: where the log goes and what is installed.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use tracing_core::Level;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::layer::LastwordsLayer;
+use crate::mirror::Mirror;
+use crate::sink::Sink;
+
+/// Default cap on one record's size; longer values are cut with a marker.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 * 1024;
+
+/// Starts configuring lastwords. Call it at the start of `main`:
+///
+/// ```no_run
+/// lastwords::init()
+///     .path("logs/ingester.jsonl")
+///     .install()
+///     .expect("lastwords");
+/// ```
+pub fn init() -> Builder {
+    Builder {
+        path: None,
+        filter: None,
+        mirror: true,
+        mirror_level: Some(Level::ERROR),
+        max_record: DEFAULT_MAX_RECORD_BYTES,
+        mode: 0o640,
+    }
+}
+
+/// Configuration of the JSONL file, the stderr mirror and the hooks; made by
+/// [`init`].
+#[derive(Clone, Debug)]
+#[must_use = "a Builder does nothing until `.install()` or `.layer()` is called"]
+pub struct Builder {
+    path: Option<PathBuf>,
+    filter: Option<String>,
+    mirror: bool,
+    mirror_level: Option<Level>,
+    max_record: usize,
+    mode: u32,
+}
+
+impl Builder {
+    /// The JSONL file to append to. Without it: `$LASTWORDS_PATH`, else
+    /// `logs/<executable name>.jsonl`. Missing directories are created.
+    pub fn path(mut self, path: impl AsRef<Path>) -> Self {
+        self.path = Some(path.as_ref().to_owned());
+        self
+    }
+
+    /// `EnvFilter` directives for [`install`](Builder::install) (`"info"`,
+    /// `"my_service=debug,hyper=warn"`). Default: `$RUST_LOG`, else `info`.
+    pub fn filter(mut self, directives: impl Into<String>) -> Self {
+        self.filter = Some(directives.into());
+        self
+    }
+
+    /// Whether important records are mirrored to stderr (default: yes).
+    pub fn mirror(mut self, enabled: bool) -> Self {
+        self.mirror = enabled;
+        self
+    }
+
+    /// Ordinary events at this level or more severe are mirrored to stderr
+    /// (default: `ERROR`; `None`: only lastwords' own records). Failed
+    /// `fn_exit` records, panics, signals, starts and exits are always
+    /// mirrored while the mirror is on.
+    pub fn mirror_level(mut self, level: Option<Level>) -> Self {
+        self.mirror_level = level;
+        self
+    }
+
+    /// Cap on one record's size in bytes (default 64 KiB). A longer value is
+    /// cut and ends with `...[truncated N bytes]`; a record is never split
+    /// across lines.
+    pub fn max_record_bytes(mut self, bytes: usize) -> Self {
+        self.max_record = bytes.max(1024);
+        self
+    }
+
+    /// Permission bits of a newly created file (default `0o640`).
+    pub fn file_mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The file this builder will write to.
+    pub fn resolved_path(&self) -> PathBuf {
+        if let Some(path) = &self.path {
+            return path.clone();
+        }
+        if let Some(path) = std::env::var_os("LASTWORDS_PATH").filter(|p| !p.is_empty()) {
+            return PathBuf::from(path);
+        }
+        let exe = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "service".to_owned());
+        Path::new("logs").join(format!("{exe}.jsonl"))
+    }
+
+    /// Opens the file, writes the `process_start` record (with the report on
+    /// the previous run) and returns the layer, for a subscriber stack of
+    /// your own. Call [`install_hooks`](crate::install_hooks) as well to
+    /// record panics, exits and signals.
+    ///
+    /// ```no_run
+    /// use tracing_subscriber::prelude::*;
+    ///
+    /// let lastwords = lastwords::init().path("logs/app.jsonl").layer()?;
+    /// tracing_subscriber::registry()
+    ///     .with(lastwords.with_filter(tracing_subscriber::EnvFilter::new("info")))
+    ///     .with(tracing_subscriber::fmt::layer())
+    ///     .init();
+    /// lastwords::install_hooks()?;
+    /// # Ok::<(), lastwords::InitError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// When the file or its directory cannot be created or opened for
+    /// appending, or when lastwords already writes to a file in this process.
+    pub fn layer(self) -> Result<LastwordsLayer, InitError> {
+        let path = self.resolved_path();
+        let (sink, tail) = Sink::open(&path, self.mode, self.max_record, Mirror::new(self.mirror))
+            .map_err(|e| InitError::io(format!("cannot open {} for appending", path.display()), e))?;
+        let sink = Sink::set_global(sink).map_err(|_| {
+            InitError::new(format!(
+                "lastwords already writes to {}; install it once per process",
+                Sink::global().map_or_else(|| "a file".into(), |s| s.path().display().to_string())
+            ))
+        })?;
+        crate::previous_run::write_process_start(sink, &tail);
+        Ok(LastwordsLayer::new(sink, self.mirror_level))
+    }
+
+    /// Sets up everything: opens the file, installs a global subscriber (the
+    /// lastwords layer behind an `EnvFilter`) and the panic, exit and signal
+    /// hooks. Call it at the start of `main`, before spawning threads.
+    ///
+    /// # Errors
+    ///
+    /// As [`layer`](Builder::layer); also when the filter directives do not
+    /// parse, or when a global subscriber is already set.
+    pub fn install(self) -> Result<Lastwords, InitError> {
+        let filter = match &self.filter {
+            Some(directives) => EnvFilter::try_new(directives),
+            None => match std::env::var("RUST_LOG") {
+                Ok(directives) if !directives.is_empty() => EnvFilter::try_new(directives),
+                _ => EnvFilter::try_new("info"),
+            },
+        }
+        .map_err(|e| InitError::new(format!("invalid filter: {e}")))?;
+        let layer = self.layer()?;
+        tracing_subscriber::registry()
+            .with(layer.with_filter(filter))
+            .try_init()
+            .map_err(|e| InitError::new(format!("cannot set the global subscriber: {e}")))?;
+        crate::install_hooks()?;
+        Ok(Lastwords::current().expect("the sink was set by layer()"))
+    }
+}
+
+/// A handle on the installed lastwords: where it writes and how it fared.
+#[derive(Clone, Copy, Debug)]
+pub struct Lastwords {
+    sink: &'static Sink,
+}
+
+impl Lastwords {
+    /// The installed lastwords, if [`Builder::install`] or
+    /// [`Builder::layer`] succeeded in this process.
+    pub fn current() -> Option<Lastwords> {
+        Sink::global().map(|sink| Lastwords { sink })
+    }
+
+    /// The JSONL file.
+    pub fn path(&self) -> &Path {
+        self.sink.path()
+    }
+
+    /// This run's `run_id`.
+    pub fn run_id(&self) -> &str {
+        &self.sink.run_id
+    }
+
+    /// Records that could not be written so far (full disk, I/O errors).
+    pub fn dropped_records(&self) -> u64 {
+        self.sink.dropped()
+    }
+}
+
+/// Why lastwords could not be installed: what it was doing, and the OS error
+/// where there is one.
+#[derive(Debug)]
+pub struct InitError {
+    context: String,
+    source: Option<io::Error>,
+}
+
+impl InitError {
+    pub(crate) fn new(context: String) -> InitError {
+        InitError {
+            context,
+            source: None,
+        }
+    }
+
+    pub(crate) fn io(context: String, source: io::Error) -> InitError {
+        InitError {
+            context,
+            source: Some(source),
+        }
+    }
+}
+
+impl fmt::Display for InitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            Some(source) => write!(f, "lastwords: {}: {}", self.context, source),
+            None => write!(f, "lastwords: {}", self.context),
+        }
+    }
+}
+
+impl std::error::Error for InitError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_ref().map(|e| e as _)
+    }
+}

@@ -1,0 +1,257 @@
+//! Assembling one record line: the schema's fixed keys, then fields.
+//!
+//! Every record, whether it comes from a `tracing` event or from a hook, is
+//! built in two per-thread buffers that are reused from record to record (no
+//! allocation once they have grown to the size of the largest record):
+//!
+//! ```text
+//! head: {"timestamp":"…","level":"…","message":"…","target":"…","kind":"…","pid":N,"run_id":"…"
+//!       ,"seq":N                                   <- added by Sink::commit
+//! tail: ,"thread":"…","thread_id":N,<fields…>,"span":{…},"spans":[…]}\n
+//! ```
+//!
+//! and handed to the sink, which numbers it and writes it with one system
+//! call.
+
+use std::cell::RefCell;
+use std::fmt;
+
+use tracing_core::Level;
+
+use crate::clock::Timestamp;
+use crate::json::{self, Out};
+use crate::ring::Crumb;
+use crate::sink::Sink;
+
+/// Room kept for the closing keys when a value is cut to fit the record cap.
+const RESERVE: usize = 256;
+
+/// The reusable buffers of one thread.
+pub(crate) struct Bufs {
+    pub(crate) head: Vec<u8>,
+    pub(crate) tail: Vec<u8>,
+    /// `,"thread":"…","thread_id":N`, computed once per thread.
+    thread: Vec<u8>,
+}
+
+impl Bufs {
+    fn new() -> Bufs {
+        let mut thread = Vec::with_capacity(64);
+        let current = std::thread::current();
+        json::key(&mut thread, "thread");
+        json::string(&mut thread, current.name().unwrap_or("<unnamed>"));
+        json::key(&mut thread, "thread_id");
+        json::int(&mut thread, crate::thread::tid());
+        Bufs {
+            head: Vec::with_capacity(256),
+            tail: Vec::with_capacity(512),
+            thread,
+        }
+    }
+}
+
+thread_local! {
+    static BUFS: RefCell<Option<Bufs>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's buffers, cleared. Falls back to fresh buffers
+/// when the thread's are in use (a `Debug` impl that logs while its record is
+/// being formatted) or already destroyed (a thread-local destructor that
+/// logs).
+pub(crate) fn with_bufs<R>(f: impl FnOnce(&mut Bufs) -> R) -> R {
+    let mut f = Some(f);
+    let reused = BUFS.try_with(|cell| {
+        let mut slot = cell.try_borrow_mut().ok()?;
+        let bufs = slot.get_or_insert_with(Bufs::new);
+        bufs.head.clear();
+        bufs.tail.clear();
+        let f = f.take()?;
+        let result = f(bufs);
+        // Do not keep one huge record's memory for the life of the thread.
+        if bufs.tail.capacity() > 1 << 20 {
+            bufs.tail = Vec::with_capacity(512);
+        }
+        Some(result)
+    });
+    match reused {
+        Ok(Some(result)) => result,
+        _ => (f.take().expect("`f` is only taken once it runs"))(&mut Bufs::new()),
+    }
+}
+
+/// The level's name as written in records.
+pub(crate) fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::TRACE => "TRACE",
+        Level::DEBUG => "DEBUG",
+        Level::INFO => "INFO",
+        Level::WARN => "WARN",
+        _ => "ERROR",
+    }
+}
+
+/// The names of the fixed keys; a user field with one of these names is
+/// written as `field.<name>` so that no line has a key twice.
+pub(crate) const SCHEMA_KEYS: &[&str] = &[
+    "timestamp",
+    "level",
+    "message",
+    "target",
+    "kind",
+    "pid",
+    "run_id",
+    "seq",
+    "thread",
+    "thread_id",
+    "span",
+    "spans",
+];
+
+/// Writes the head of a record. `message` writes the message's JSON string
+/// (quotes included) into the buffer it is given.
+pub(crate) fn head(
+    bufs: &mut Bufs,
+    sink: &Sink,
+    at: Timestamp,
+    level: Level,
+    target: &str,
+    kind: &str,
+    message: impl FnOnce(&mut Vec<u8>, usize),
+) {
+    let out = &mut bufs.head;
+    out.put(b"{\"timestamp\":\"");
+    out.put(&at.format());
+    out.put(b"\",\"level\":\"");
+    out.put(level_name(level).as_bytes());
+    out.put(b"\",\"message\":");
+    message(out, sink.max_record / 2);
+    out.put(b",\"target\":");
+    json::string(out, target);
+    out.put(b",\"kind\":\"");
+    out.put(kind.as_bytes());
+    out.put(b"\",\"pid\":");
+    json::int(out, sink.pid);
+    out.put(b",\"run_id\":\"");
+    out.put(sink.run_id.as_bytes());
+    out.put(b"\"");
+    bufs.tail.extend_from_slice(&bufs.thread);
+}
+
+/// Writes fields into the tail of a record, cutting values so that the whole
+/// record stays under the sink's cap.
+pub(crate) struct Fields<'a> {
+    pub(crate) out: &'a mut Vec<u8>,
+    /// The tail may grow to this length before values are cut.
+    pub(crate) limit: usize,
+}
+
+impl<'a> Fields<'a> {
+    /// Fields for the tail of `bufs`, whose head is already written.
+    pub(crate) fn new(bufs: &'a mut Bufs, sink: &Sink) -> Fields<'a> {
+        let limit = sink
+            .max_record
+            .saturating_sub(bufs.head.len() + RESERVE)
+            .max(RESERVE);
+        Fields {
+            out: &mut bufs.tail,
+            limit,
+        }
+    }
+
+    /// `,"name":` with `name` renamed if it is one of the schema's keys.
+    pub(crate) fn key(&mut self, name: &str) {
+        if SCHEMA_KEYS.contains(&name) {
+            self.out.put(b",\"field.");
+            json::escape_into(self.out, name);
+            self.out.put(b"\":");
+        } else {
+            json::key(self.out, name);
+        }
+    }
+
+    /// A string field.
+    pub(crate) fn str(&mut self, name: &str, value: &str) {
+        self.key(name);
+        if value.len() * 6 + self.out.len() <= self.limit {
+            json::string(self.out, value);
+        } else {
+            json::display_string(self.out, &value, self.limit);
+        }
+    }
+
+    /// A field shown with `Display`.
+    pub(crate) fn display(&mut self, name: &str, value: &dyn fmt::Display) {
+        self.key(name);
+        json::display_string(self.out, value, self.limit);
+    }
+
+    /// A field shown with `Debug`.
+    pub(crate) fn debug(&mut self, name: &str, value: &dyn fmt::Debug) {
+        self.key(name);
+        json::debug_string(self.out, value, self.limit);
+    }
+
+    /// An integer field.
+    pub(crate) fn int<I: itoa::Integer>(&mut self, name: &str, value: I) {
+        self.key(name);
+        json::int(self.out, value);
+    }
+
+    /// A boolean field.
+    pub(crate) fn bool(&mut self, name: &str, value: bool) {
+        self.key(name);
+        json::boolean(self.out, value);
+    }
+
+    /// `breadcrumbs`: the ring's entries, oldest first, as
+    /// `[{"name":…,"file":…,"line":…,"thread_id":…,"timestamp":…}]`.
+    pub(crate) fn crumbs(&mut self, name: &str, crumbs: &[Crumb]) {
+        self.key(name);
+        write_crumbs(self.out, crumbs.iter());
+    }
+}
+
+/// Writes breadcrumbs as a JSON array. Async-signal-safe with a stack buffer.
+pub(crate) fn write_crumbs<'c, O: Out + ?Sized>(out: &mut O, crumbs: impl Iterator<Item = &'c Crumb>) {
+    out.put(b"[");
+    for (i, crumb) in crumbs.enumerate() {
+        out.put(if i == 0 { b"{\"name\":" } else { b",{\"name\":" });
+        json::string(out, crumb.site.name);
+        out.put(b",\"file\":");
+        json::string(out, crumb.site.file);
+        out.put(b",\"line\":");
+        json::int(out, crumb.site.line);
+        out.put(b",\"thread_id\":");
+        json::int(out, crumb.tid);
+        out.put(b",\"timestamp\":\"");
+        out.put(&crumb.at.format());
+        out.put(b"\"}");
+    }
+    out.put(b"]");
+}
+
+/// Writes a record that does not come from a `tracing` event (the hooks'
+/// records) straight to `sink`, and mirrors `human` to stderr. Returns its
+/// `seq`.
+pub(crate) fn emit(
+    sink: &Sink,
+    level: Level,
+    kind: &str,
+    message: &dyn fmt::Display,
+    fields: impl FnOnce(&mut Fields<'_>),
+) -> u64 {
+    with_bufs(|bufs| {
+        head(bufs, sink, Timestamp::now(), level, "lastwords", kind, |out, limit| {
+            json::display_string(out, message, out.len() + limit)
+        });
+        let mut f = Fields::new(bufs, sink);
+        fields(&mut f);
+        bufs.tail.put(b"}\n");
+        let seq = sink.commit(&bufs.head, &bufs.tail);
+        if sink.mirror.enabled() {
+            sink.mirror
+                .line(format!("[lastwords] {} {kind}: {message}\n", level_name(level)).as_bytes());
+        }
+        seq
+    })
+}

@@ -1,0 +1,315 @@
+//! The file sink: one `write(2)` per record on an `O_APPEND` descriptor.
+//!
+//! # Why one write per record
+//!
+//! A record is durable against the death of the process (SIGKILL, the OOM
+//! killer, `process::exit`, `abort`) as soon as the system call that carries
+//! it has returned: the bytes are in the kernel's page cache and reach the
+//! file whatever happens to the process afterwards. Anything buffered in user
+//! space (a `BufWriter`, a channel to a writer thread) dies with the process.
+//! So every record is assembled in memory and handed to the kernel whole with
+//! one `writev(2)`; with `O_APPEND` the kernel places it at the end of the
+//! file atomically with respect to other appenders, so lines from concurrent
+//! threads (or processes) never interleave.
+//!
+//! The descriptor is never closed: other threads keep logging while exit
+//! handlers run, and signal handlers use it at any moment.
+//!
+//! # Failures
+//!
+//! A failed write (full disk, I/O error, quota) never panics and never blocks:
+//! the record is counted as dropped, the first failure is reported on stderr,
+//! and when writes succeed again a summary says how many records were lost.
+//! The `process_exit` record carries the total.
+//!
+//! Everything reachable from [`Sink::commit`] is async-signal-safe.
+
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, Ordering};
+
+use crate::json::{Out, StackBuf};
+use crate::mirror::Mirror;
+
+/// The process-wide sink that hooks and signal handlers write to, set once
+/// by the first successful `Builder::layer` / `Builder::install`.
+static GLOBAL: AtomicPtr<Sink> = AtomicPtr::new(std::ptr::null_mut());
+
+/// An open JSONL file plus the per-run numbering of its records.
+pub(crate) struct Sink {
+    fd: libc::c_int,
+    path: PathBuf,
+    seq: AtomicU64,
+    dropped: AtomicU64,
+    /// Set after a write that stopped part-way: the next record starts with
+    /// `\n` so that the cut line stays alone on its line.
+    needs_newline: AtomicBool,
+    /// Non-zero while writes are failing: the errno of the first failure.
+    failing: AtomicI32,
+    /// `dropped` when the current run of failures began.
+    dropped_at_failure: AtomicU64,
+    pub(crate) pid: u32,
+    pub(crate) run_id: String,
+    /// Largest record in bytes; longer values are cut with a marker.
+    pub(crate) max_record: usize,
+    pub(crate) mirror: Mirror,
+}
+
+impl Sink {
+    /// Opens (creating it and its directories if needed) `path` for
+    /// appending, and returns it with the last [`TAIL_BYTES`] of what the
+    /// file held before (for the previous run's report). A last line cut by a
+    /// kill gets its `\n` before the first new record.
+    pub(crate) fn open(
+        path: &Path,
+        mode: u32,
+        max_record: usize,
+        mirror: Mirror,
+    ) -> io::Result<(Sink, Vec<u8>)> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let c_path = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+        // SAFETY: `c_path` is a valid NUL-terminated string.
+        let fd = unsafe {
+            libc::open(
+                c_path.as_ptr(),
+                libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC,
+                mode as libc::c_uint,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let sink = Sink {
+            fd,
+            path: path.to_owned(),
+            seq: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            needs_newline: AtomicBool::new(false),
+            failing: AtomicI32::new(0),
+            dropped_at_failure: AtomicU64::new(0),
+            pid: std::process::id(),
+            run_id: new_run_id(),
+            max_record,
+            mirror,
+        };
+        let tail = read_tail(path)?;
+        if tail.last().is_some_and(|&b| b != b'\n') {
+            sink.needs_newline.store(true, Ordering::Relaxed);
+        }
+        Ok((sink, tail))
+    }
+
+    /// Makes `sink` the process-wide sink. Returns `false` (and leaves the
+    /// existing one) if one was already set.
+    pub(crate) fn set_global(sink: Sink) -> Result<&'static Sink, Sink> {
+        let leaked: &'static mut Sink = Box::leak(Box::new(sink));
+        match GLOBAL.compare_exchange(
+            std::ptr::null_mut(),
+            leaked,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => Ok(leaked),
+            // SAFETY: `leaked` came from `Box::leak` just above and was not
+            // published.
+            Err(_) => Err(*unsafe { Box::from_raw(leaked) }),
+        }
+    }
+
+    /// The process-wide sink, if one was installed. Async-signal-safe.
+    pub(crate) fn global() -> Option<&'static Sink> {
+        // SAFETY: GLOBAL only ever holds null or a leaked, never-freed Sink.
+        unsafe { GLOBAL.load(Ordering::Acquire).as_ref() }
+    }
+
+    /// The file this sink appends to.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Records that could not be written so far.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The file descriptor, for code that must write without this type.
+    pub(crate) fn fd(&self) -> libc::c_int {
+        self.fd
+    }
+
+    /// Numbers and writes one record: `head`, then `,"seq":N`, then `tail`,
+    /// which must end with `}\n`. Returns the record's `seq`.
+    ///
+    /// The sequence number is taken just before the write, after all the
+    /// formatting, so that a `Debug` impl that panics cannot leave a gap.
+    /// Async-signal-safe.
+    pub(crate) fn commit(&self, head: &[u8], tail: &[u8]) -> u64 {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut seq_buf = StackBuf::<32>::new();
+        seq_buf.put(b",\"seq\":");
+        crate::json::int(&mut seq_buf, seq);
+        let newline = self.needs_newline.swap(false, Ordering::Relaxed);
+        let parts: [&[u8]; 4] = [
+            if newline { b"\n" } else { b"" },
+            head,
+            seq_buf.as_bytes(),
+            tail,
+        ];
+        match write_all_vectored(self.fd, &parts) {
+            Ok(()) => {
+                if self.failing.load(Ordering::Relaxed) != 0 {
+                    self.report_recovery();
+                }
+            }
+            Err((errno, partial)) => {
+                if partial || newline {
+                    self.needs_newline.store(true, Ordering::Relaxed);
+                }
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                self.report_failure(errno);
+            }
+        }
+        seq
+    }
+
+    fn report_failure(&self, errno: i32) {
+        if self
+            .failing
+            .compare_exchange(0, errno.max(1), Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return; // already reported; the recovery message gives the count
+        }
+        self.dropped_at_failure
+            .store(self.dropped() - 1, Ordering::Relaxed);
+        let mut msg = StackBuf::<512>::new();
+        msg.put(b"[lastwords] cannot write to ");
+        msg.put(self.path.as_os_str().as_bytes());
+        msg.put(b": ");
+        msg.put(errno_name(errno).as_bytes());
+        msg.put(b"; records are counted as dropped until writing works again\n");
+        crate::mirror::write_stderr(msg.as_bytes());
+    }
+
+    fn report_recovery(&self) {
+        if self.failing.swap(0, Ordering::AcqRel) == 0 {
+            return;
+        }
+        let lost = self.dropped() - self.dropped_at_failure.load(Ordering::Relaxed);
+        let mut msg = StackBuf::<512>::new();
+        msg.put(b"[lastwords] writing to ");
+        msg.put(self.path.as_os_str().as_bytes());
+        msg.put(b" works again; ");
+        crate::json::int(&mut msg, lost);
+        msg.put(b" records were dropped\n");
+        crate::mirror::write_stderr(msg.as_bytes());
+    }
+}
+
+/// Writes all of `parts` with as few `writev(2)` calls as the kernel allows
+/// (one, unless it writes short), retrying on `EINTR`. On failure returns the
+/// errno and whether part of the record reached the file.
+/// Async-signal-safe.
+pub(crate) fn write_all_vectored(fd: libc::c_int, parts: &[&[u8]]) -> Result<(), (i32, bool)> {
+    let mut iov = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; 8];
+    let mut n = 0;
+    for part in parts.iter().filter(|p| !p.is_empty()).take(iov.len()) {
+        iov[n] = libc::iovec {
+            iov_base: part.as_ptr() as *mut libc::c_void,
+            iov_len: part.len(),
+        };
+        n += 1;
+    }
+    let mut first = 0;
+    let mut wrote_any = false;
+    while first < n {
+        // SAFETY: iov[first..n] describe live, readable slices.
+        let written = unsafe { libc::writev(fd, iov[first..].as_ptr(), (n - first) as libc::c_int) };
+        if written < 0 {
+            let errno = io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+            if errno == libc::EINTR {
+                continue;
+            }
+            return Err((errno, wrote_any));
+        }
+        if written == 0 {
+            return Err((libc::EIO, wrote_any));
+        }
+        wrote_any = true;
+        let mut left = written as usize;
+        while first < n && left >= iov[first].iov_len {
+            left -= iov[first].iov_len;
+            first += 1;
+        }
+        if first < n && left > 0 {
+            // SAFETY: `left` is less than this iovec's length.
+            iov[first].iov_base = unsafe { (iov[first].iov_base as *mut u8).add(left) } as *mut _;
+            iov[first].iov_len -= left;
+        }
+    }
+    Ok(())
+}
+
+/// How much of an existing file's end is read at start: enough for the
+/// previous run's last records, whatever the file's size.
+pub(crate) const TAIL_BYTES: u64 = 256 * 1024;
+
+/// The last [`TAIL_BYTES`] of the file at `path` (empty if it is empty).
+fn read_tail(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        // A write-only file: nothing to report, and no way to check its end.
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Ok(Vec::new()); // a device or a pipe: no history to read
+    }
+    let len = meta.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(TAIL_BYTES)))?;
+    let mut tail = Vec::with_capacity(len.min(TAIL_BYTES) as usize);
+    file.take(TAIL_BYTES).read_to_end(&mut tail)?;
+    Ok(tail)
+}
+
+/// A fresh run id: milliseconds since the epoch and 32 random bits, in hex,
+/// so run ids sort by start time and do not collide across restarts.
+fn new_run_id() -> String {
+    let millis = crate::clock::Timestamp::now().as_micros() / 1000;
+    let mut random = [0u8; 4];
+    // SAFETY: `random` is a valid 4-byte buffer.
+    let got = unsafe { libc::getrandom(random.as_mut_ptr().cast(), random.len(), 0) };
+    let random = if got == 4 {
+        u32::from_ne_bytes(random)
+    } else {
+        // No entropy source: the pid still separates concurrent starts.
+        std::process::id()
+    };
+    format!("{millis:012x}{random:08x}")
+}
+
+/// A short name for the errno values a log write can meet. Async-signal-safe.
+pub(crate) fn errno_name(errno: i32) -> &'static str {
+    match errno {
+        libc::ENOSPC => "no space left on device (ENOSPC)",
+        libc::EDQUOT => "disk quota exceeded (EDQUOT)",
+        libc::EFBIG => "file too large (EFBIG)",
+        libc::EIO => "input/output error (EIO)",
+        libc::EBADF => "bad file descriptor (EBADF)",
+        libc::EACCES => "permission denied (EACCES)",
+        libc::EPERM => "operation not permitted (EPERM)",
+        libc::EROFS => "read-only file system (EROFS)",
+        libc::EPIPE => "broken pipe (EPIPE)",
+        _ => "write error",
+    }
+}
