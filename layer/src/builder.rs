@@ -19,7 +19,7 @@ pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 * 1024;
 /// Starts configuring lastwords. Call it at the start of `main`:
 ///
 /// ```no_run
-/// lastwords::init()
+/// lastwords_layer::init()
 ///     .path("logs/ingester.jsonl")
 ///     .install()
 ///     .expect("lastwords");
@@ -115,13 +115,13 @@ impl Builder {
     /// ```no_run
     /// use tracing_subscriber::prelude::*;
     ///
-    /// let lastwords = lastwords::init().path("logs/app.jsonl").layer()?;
+    /// let lastwords = lastwords_layer::init().path("logs/app.jsonl").layer()?;
     /// tracing_subscriber::registry()
     ///     .with(lastwords.with_filter(tracing_subscriber::EnvFilter::new("info")))
     ///     .with(tracing_subscriber::fmt::layer())
     ///     .init();
-    /// lastwords::install_hooks()?;
-    /// # Ok::<(), lastwords::InitError>(())
+    /// lastwords_layer::install_hooks()?;
+    /// # Ok::<(), lastwords_layer::InitError>(())
     /// ```
     ///
     /// # Errors
@@ -131,7 +131,9 @@ impl Builder {
     pub fn layer(self) -> Result<LastwordsLayer, InitError> {
         let path = self.resolved_path();
         let (sink, tail) = Sink::open(&path, self.mode, self.max_record, Mirror::new(self.mirror))
-            .map_err(|e| InitError::io(format!("cannot open {} for appending", path.display()), e))?;
+            .map_err(|e| {
+                InitError::io(format!("cannot open {} for appending", path.display()), e)
+            })?;
         let sink = Sink::set_global(sink).map_err(|_| {
             InitError::new(format!(
                 "lastwords already writes to {}; install it once per process",

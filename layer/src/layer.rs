@@ -72,7 +72,11 @@ where
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let mut out = Vec::new();
-        attrs.record(&mut FieldVisitor::new(&mut out, self.sink.max_record / 4, false));
+        attrs.record(&mut FieldVisitor::new(
+            &mut out,
+            self.sink.max_record / 4,
+            false,
+        ));
         span.extensions_mut().insert(SpanJson(out));
     }
 
@@ -91,14 +95,26 @@ where
         let sink = self.sink;
         record::with_bufs(|bufs| {
             let level = *meta.level();
-            record::head(bufs, sink, Timestamp::now(), level, meta.target(), kind, |out, budget| {
-                let limit = out.len() + budget;
-                let mut message = MessageVisitor { out, limit, found: false };
-                event.record(&mut message);
-                if !message.found {
-                    message.out.extend_from_slice(b"\"\"");
-                }
-            });
+            record::head(
+                bufs,
+                sink,
+                Timestamp::now(),
+                level,
+                meta.target(),
+                kind,
+                |out, budget| {
+                    let limit = out.len() + budget;
+                    let mut message = MessageVisitor {
+                        out,
+                        limit,
+                        found: false,
+                    };
+                    event.record(&mut message);
+                    if !message.found {
+                        message.out.extend_from_slice(b"\"\"");
+                    }
+                },
+            );
             let mut visitor = FieldVisitor {
                 fields: Fields::new(bufs, sink),
                 skip_kind: ours,
@@ -286,6 +302,292 @@ impl Visit for FieldVisitor<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if !self.skip(field) {
             self.fields.debug(field.name(), value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mirror::Mirror;
+    use serde_json::Value;
+    use std::path::PathBuf;
+    use tracing_subscriber::prelude::*;
+
+    /// A layer writing to a fresh file of its own (not the process-wide
+    /// sink), and the path of that file.
+    fn layer(name: &str, max_record: usize) -> (LastwordsLayer, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("lastwords-layer-{}", std::process::id()));
+        let path = dir.join(format!("{name}.jsonl"));
+        let _ = std::fs::remove_file(&path); // a leftover from an earlier run
+        let (sink, _) = Sink::open(&path, 0o600, max_record, Mirror::new(false)).unwrap();
+        (LastwordsLayer::new(Box::leak(Box::new(sink)), None), path)
+    }
+
+    fn lines(path: &PathBuf) -> Vec<serde_json::Map<String, Value>> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|line| match serde_json::from_str(line) {
+                Ok(Value::Object(map)) => map,
+                other => panic!("not a JSON object: {line:?}: {other:?}"),
+            })
+            .collect()
+    }
+
+    /// A tiny deterministic generator, so a failure reproduces.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn string(&mut self) -> String {
+            const PIECES: &[&str] = &[
+                "a", "Z", " ", "\"", "\\", "/", "\n", "\r", "\t", "\u{0}", "\u{1f}", "\u{7f}", "é",
+                "漢", "🦀", "\u{2028}", "\u{feff}", "{", "}", ",", ":", "null",
+            ];
+            let len = self.next() % 40;
+            (0..len)
+                .map(|_| PIECES[(self.next() % PIECES.len() as u64) as usize])
+                .collect()
+        }
+    }
+
+    #[test]
+    fn every_value_round_trips_through_the_json_line() {
+        let (layer, path) = layer("values", 64 * 1024);
+        let subscriber = tracing_subscriber::registry().with(layer);
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut expected = Vec::new();
+        tracing::subscriber::with_default(subscriber, || {
+            for _ in 0..2_000 {
+                let s = rng.string();
+                let i = rng.next() as i64;
+                let u = rng.next();
+                let wide = (i128::from(rng.next() as i64) << 64) | i128::from(rng.next());
+                let uwide = u128::MAX - u128::from(rng.next());
+                let f = f64::from_bits(rng.next());
+                let b = rng.next() % 2 == 0;
+                let dbg = vec![rng.string()];
+                tracing::info!(s = s.as_str(), i, u, wide, uwide, f, b, dbg = ?dbg, "{}", s);
+                expected.push((s, i, u, wide, uwide, f, b, format!("{dbg:?}")));
+            }
+        });
+        let records = lines(&path);
+        let raw = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(records.len(), expected.len());
+        for ((rec, line), (s, i, u, wide, uwide, f, b, dbg)) in
+            records.iter().zip(raw.lines()).zip(&expected)
+        {
+            assert_eq!(rec["message"], Value::from(s.as_str()));
+            assert_eq!(rec["s"], Value::from(s.as_str()));
+            assert_eq!(rec["i"], Value::from(*i));
+            assert_eq!(rec["u"], Value::from(*u));
+            // serde_json without arbitrary_precision cannot hold 128-bit
+            // integers; check the digits instead.
+            let line_has = |n: String| assert!(line.contains(&n), "{n} missing from {line}");
+            line_has(format!("\"wide\":{wide}"));
+            line_has(format!("\"uwide\":{uwide}"));
+            match rec["f"].as_f64() {
+                Some(got) => assert_eq!(got, *f),
+                None => {
+                    let want = if f.is_nan() {
+                        "NaN"
+                    } else if *f > 0.0 {
+                        "inf"
+                    } else {
+                        "-inf"
+                    };
+                    assert_eq!(rec["f"], Value::from(want));
+                }
+            }
+            assert_eq!(rec["b"], Value::from(*b));
+            assert_eq!(rec["dbg"], Value::from(dbg.as_str()));
+        }
+    }
+
+    #[test]
+    fn keys_follow_the_schema_order_and_never_repeat() {
+        let (layer, path) = layer("schema", 64 * 1024);
+        let subscriber = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("outer", conn = 7);
+            let _outer = span.enter();
+            let inner = tracing::info_span!("inner", step = "parse");
+            let _inner = inner.enter();
+            tracing::warn!(pid = 1, seq = "x", kind = "mine", user = 3, "collides");
+        });
+        let text = std::fs::read_to_string(&path).unwrap();
+        let rec: serde_json::Map<String, Value> = serde_json::from_str(text.trim_end()).unwrap();
+        let keys: Vec<&str> = rec.keys().map(String::as_str).collect();
+        // serde_json's Map keeps keys sorted, so check order on the raw text.
+        let order = [
+            "\"timestamp\"",
+            "\"level\"",
+            "\"message\"",
+            "\"target\"",
+            "\"kind\"",
+            "\"pid\"",
+            "\"run_id\"",
+            "\"seq\"",
+            "\"thread\"",
+            "\"thread_id\"",
+            "\"field.pid\"",
+            "\"field.seq\"",
+            "\"field.kind\"",
+            "\"user\"",
+            "\"span\"",
+            "\"spans\"",
+        ];
+        let positions: Vec<usize> = order.iter().map(|k| text.find(k).unwrap()).collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{text}");
+        assert_eq!(keys.len(), order.len(), "{text}");
+        assert_eq!(rec["kind"], "event");
+        assert_eq!(rec["level"], "WARN");
+        assert_eq!(rec["field.kind"], "mine");
+        assert_eq!(
+            rec["span"],
+            serde_json::json!({"name": "inner", "step": "parse"})
+        );
+        assert_eq!(
+            rec["spans"],
+            serde_json::json!([{"name": "outer", "conn": 7}, {"name": "inner", "step": "parse"}])
+        );
+        let ts = rec["timestamp"].as_str().unwrap();
+        assert_eq!(ts.len(), 27, "{ts}");
+        assert!(ts.ends_with('Z') && ts.as_bytes()[19] == b'.', "{ts}");
+    }
+
+    #[test]
+    fn a_huge_value_is_cut_with_a_marker_and_stays_on_one_line() {
+        let (layer, path) = layer("cap", 4096);
+        let subscriber = tracing_subscriber::registry().with(layer);
+        let huge = "x\n".repeat(100_000);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(huge = huge.as_str(), dbg = ?huge, after = 1, "{huge}");
+        });
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.matches('\n').count(), 1);
+        assert!(text.len() < 4096 + 1024, "{}", text.len());
+        let rec = &lines(&path)[0];
+        for key in ["message", "huge", "dbg"] {
+            let value = rec[key].as_str().unwrap();
+            assert!(value.contains("...[truncated "), "{key}: {value}");
+        }
+        assert_eq!(rec["after"], 1);
+    }
+
+    #[test]
+    fn errors_carry_their_source_chain() {
+        let (layer, path) = layer("errors", 64 * 1024);
+        let subscriber = tracing_subscriber::registry().with(layer);
+        #[derive(Debug)]
+        struct Wrapped(std::io::Error);
+        impl fmt::Display for Wrapped {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("backfill failed")
+            }
+        }
+        impl std::error::Error for Wrapped {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let err = Wrapped(std::io::Error::other("connection reset"));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::error!(
+                error = &err as &(dyn std::error::Error + 'static),
+                "task ended"
+            );
+        });
+        assert_eq!(
+            lines(&path)[0]["error"],
+            "backfill failed: connection reset"
+        );
+    }
+
+    #[test]
+    fn seq_has_no_gaps_and_lines_never_interleave_across_threads() {
+        let (layer, path) = layer("threads", 64 * 1024);
+        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let dispatch = dispatch.clone();
+                std::thread::spawn(move || {
+                    tracing::dispatcher::with_default(&dispatch, || {
+                        for n in 0..5_000 {
+                            tracing::info!(t, n, pad = "p".repeat(n % 300).as_str(), "r");
+                        }
+                    })
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let records = lines(&path);
+        assert_eq!(records.len(), 20_000);
+        let mut seqs: Vec<u64> = records.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+        seqs.sort_unstable();
+        assert!(seqs.iter().copied().eq(1..=20_000));
+        for t in 0..4 {
+            let ns: Vec<i64> = records
+                .iter()
+                .filter(|r| r["t"] == t)
+                .map(|r| r["n"].as_i64().unwrap())
+                .collect();
+            assert!(
+                ns.iter().copied().eq(0..5_000),
+                "thread {t} lost or reordered records"
+            );
+        }
+    }
+
+    #[test]
+    fn composes_with_other_layers_and_filters() {
+        use tracing_subscriber::filter::{LevelFilter, Targets};
+        let (layer, path) = layer("compose", 64 * 1024);
+        let captured = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let writer = {
+            let captured = captured.clone();
+            move || CaptureWriter(captured.clone())
+        };
+        let subscriber = tracing_subscriber::registry()
+            .with(
+                layer.with_filter(
+                    Targets::new()
+                        .with_target("noisy", LevelFilter::WARN)
+                        .with_default(LevelFilter::INFO),
+                ),
+            )
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(writer)
+                    .with_ansi(false),
+            );
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(target: "noisy", "filtered from the file");
+            tracing::warn!(target: "noisy", "kept");
+            tracing::debug!("below info");
+            tracing::info!("plain");
+        });
+        let messages: Vec<_> = lines(&path).iter().map(|r| r["message"].clone()).collect();
+        assert_eq!(messages, ["kept", "plain"]);
+        let fmt_out = String::from_utf8(captured.lock().unwrap().clone()).unwrap();
+        assert!(fmt_out.contains("filtered from the file"), "{fmt_out}");
+    }
+
+    struct CaptureWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for CaptureWriter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
         }
     }
 }

@@ -13,13 +13,19 @@ use std::sync::Mutex;
 /// Writes `bytes` to stderr with `write(2)`, ignoring failure: there is
 /// nowhere left to report a broken stderr. Async-signal-safe.
 pub(crate) fn write_stderr(bytes: &[u8]) {
+    write_fd(libc::STDERR_FILENO, bytes);
+}
+
+fn write_fd(fd: libc::c_int, bytes: &[u8]) {
     // Ignored: a closed or full stderr must not disturb the service.
-    let _ = crate::sink::write_all_vectored(libc::STDERR_FILENO, &[bytes]);
+    let _ = crate::sink::write_all_vectored(fd, &[bytes]);
 }
 
 /// Collapses repeated lines on their way to stderr.
 pub(crate) struct Mirror {
     enabled: bool,
+    /// Where lines go: stderr, except in tests.
+    fd: libc::c_int,
     last: Mutex<Repeat>,
 }
 
@@ -34,6 +40,7 @@ impl Mirror {
     pub(crate) fn new(enabled: bool) -> Mirror {
         Mirror {
             enabled,
+            fd: libc::STDERR_FILENO,
             last: Mutex::new(Repeat::default()),
         }
     }
@@ -58,9 +65,9 @@ impl Mirror {
             return;
         }
         if last.times > 0 {
-            write_stderr(&repeated_line(last.times));
+            write_fd(self.fd, &repeated_line(last.times));
         }
-        write_stderr(line);
+        write_fd(self.fd, line);
         last.line.clear();
         last.line.extend_from_slice(line);
         last.times = 0;
@@ -76,7 +83,7 @@ impl Mirror {
         // and waiting for it there could deadlock.
         if let Ok(mut last) = self.last.try_lock() {
             if last.times > 0 {
-                write_stderr(&repeated_line(last.times));
+                write_fd(self.fd, &repeated_line(last.times));
                 last.times = 0;
             }
         }
@@ -84,25 +91,33 @@ impl Mirror {
 }
 
 fn repeated_line(times: u64) -> Vec<u8> {
-    format!("[lastwords] (previous line repeated {times} times)\n").into_bytes()
+    let plural = if times == 1 { "" } else { "s" };
+    format!("[lastwords] (previous line repeated {times} more time{plural})\n").into_bytes()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
 
     #[test]
     fn identical_lines_are_collapsed_and_counted() {
-        let m = Mirror::new(true);
-        // Exercise the bookkeeping directly; the output goes to the test's
-        // stderr, which is captured.
-        m.line(b"a\n");
-        m.line(b"a\n");
-        m.line(b"a\n");
-        assert_eq!(m.last.lock().unwrap().times, 2);
-        m.line(b"b\n");
-        let last = m.last.lock().unwrap();
-        assert_eq!(last.times, 0);
-        assert_eq!(last.line, b"b\n");
+        let path = std::env::temp_dir().join(format!("lastwords-mirror-{}", std::process::id()));
+        let file = std::fs::File::create(&path).unwrap();
+        let mut m = Mirror::new(true);
+        m.fd = file.as_raw_fd();
+        for line in ["a\n", "a\n", "a\n", "b\n", "b\n", "c\n"] {
+            m.line(line.as_bytes());
+        }
+        m.line(b"c\n");
+        m.flush();
+        let out = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            out,
+            "a\n[lastwords] (previous line repeated 2 more times)\nb\n\
+             [lastwords] (previous line repeated 1 more time)\nc\n\
+             [lastwords] (previous line repeated 1 more time)\n"
+        );
+        std::fs::remove_file(path).unwrap();
     }
 }
