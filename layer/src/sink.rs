@@ -232,9 +232,12 @@ pub(crate) fn write_all_vectored(fd: libc::c_int, parts: &[&[u8]]) -> Result<(),
     let mut wrote_any = false;
     while first < n {
         // SAFETY: iov[first..n] describe live, readable slices.
-        let written = unsafe { libc::writev(fd, iov[first..].as_ptr(), (n - first) as libc::c_int) };
+        let written =
+            unsafe { libc::writev(fd, iov[first..].as_ptr(), (n - first) as libc::c_int) };
         if written < 0 {
-            let errno = io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+            let errno = io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO);
             if errno == libc::EINTR {
                 continue;
             }
@@ -311,5 +314,69 @@ pub(crate) fn errno_name(errno: i32) -> &'static str {
         libc::EROFS => "read-only file system (EROFS)",
         libc::EPIPE => "broken pipe (EPIPE)",
         _ => "write error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("lastwords-sink-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        let _ = std::fs::remove_file(&path); // a leftover from an earlier run
+        path
+    }
+
+    #[test]
+    fn a_line_cut_by_a_kill_gets_its_newline_before_the_next_record() {
+        let path = temp("cut.jsonl");
+        std::fs::write(&path, "{\"complete\":1}\n{\"cut\":").unwrap();
+        let (sink, tail) = Sink::open(&path, 0o600, 4096, Mirror::new(false)).unwrap();
+        assert_eq!(tail, b"{\"complete\":1}\n{\"cut\":");
+        sink.commit(b"{\"a\":1", b"}\n");
+        sink.commit(b"{\"a\":2", b"}\n");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"complete\":1}\n{\"cut\":\n{\"a\":1,\"seq\":1}\n{\"a\":2,\"seq\":2}\n"
+        );
+    }
+
+    #[test]
+    fn new_files_get_the_requested_mode_and_missing_directories() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = temp("nested").join("deeper/mode.jsonl");
+        let (sink, tail) = Sink::open(&path, 0o640, 4096, Mirror::new(false)).unwrap();
+        assert!(tail.is_empty());
+        sink.commit(b"{", b"}\n");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        // The umask can only remove bits.
+        assert_eq!(mode & !0o640, 0, "{mode:o}");
+    }
+
+    #[test]
+    fn a_full_disk_drops_and_counts_records_without_blocking() {
+        let (sink, tail) =
+            Sink::open(Path::new("/dev/full"), 0o600, 4096, Mirror::new(false)).unwrap();
+        assert!(tail.is_empty());
+        for n in 1..=3 {
+            assert_eq!(sink.commit(b"{\"x\":1", b"}\n"), n);
+        }
+        assert_eq!(sink.dropped(), 3);
+        assert_eq!(sink.failing.load(Ordering::Relaxed), libc::ENOSPC);
+    }
+
+    #[test]
+    fn an_unwritable_path_is_an_error_naming_the_os_error() {
+        let err = Sink::open(
+            Path::new("/proc/lastwords/x.jsonl"),
+            0o600,
+            4096,
+            Mirror::new(false),
+        )
+        .err()
+        .expect("/proc is not writable");
+        assert!(err.raw_os_error().is_some(), "{err}");
     }
 }
