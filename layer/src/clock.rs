@@ -125,8 +125,20 @@ mod tests {
             assert_eq!(civil_from_days(day), expect, "day {day}");
             let (y, m, d) = expect;
             let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-            let len = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
-                [m as usize - 1];
+            let len = [
+                31,
+                if leap { 29 } else { 28 },
+                31,
+                30,
+                31,
+                30,
+                31,
+                31,
+                30,
+                31,
+                30,
+                31,
+            ][m as usize - 1];
             expect = if d < len {
                 (y, m, d + 1)
             } else if m < 12 {

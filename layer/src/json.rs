@@ -224,11 +224,7 @@ impl<O: Out + ?Sized> fmt::Write for Escaper<'_, O> {
 
 /// Appends `"<Display of value>"`, escaped, cut at `limit` total bytes with a
 /// visible marker.
-pub(crate) fn display_string<O: Out + ?Sized>(
-    out: &mut O,
-    value: &dyn fmt::Display,
-    limit: usize,
-) {
+pub(crate) fn display_string<O: Out + ?Sized>(out: &mut O, value: &dyn fmt::Display, limit: usize) {
     out.put(b"\"");
     let mut esc = Escaper::new(out, limit);
     // `fmt::Write` for `Escaper` never fails; an error can only come from a

@@ -69,8 +69,10 @@ pub fn push(site: &'static CrumbSite) {
     let slot = &RING[(index % CAPACITY as u64) as usize];
     slot.version.store(2 * index + 1, Ordering::Relaxed);
     fence(Ordering::Release);
-    slot.site
-        .store(site as *const CrumbSite as *mut CrumbSite, Ordering::Relaxed);
+    slot.site.store(
+        site as *const CrumbSite as *mut CrumbSite,
+        Ordering::Relaxed,
+    );
     slot.tid.store(thread::tid(), Ordering::Relaxed);
     slot.micros
         .store(Timestamp::now_coarse().as_micros(), Ordering::Relaxed);
