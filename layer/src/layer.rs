@@ -143,7 +143,7 @@ where
             out.extend_from_slice(b"}\n");
             sink.commit(&bufs.head, &bufs.tail);
             if self.mirrors(kind, *meta.level()) {
-                sink.mirror.line(&human_line(event, kind));
+                sink.mirror.line(&human_line(event, kind, ours));
             }
         });
     }
@@ -160,22 +160,23 @@ fn write_span(out: &mut Vec<u8>, name: &str, ext: &tracing_subscriber::registry:
 
 /// The stderr line for a mirrored event:
 /// `[lastwords] LEVEL kind target: message k=v …`.
-fn human_line(event: &Event<'_>, kind: &str) -> Vec<u8> {
-    struct Human(String, String);
+fn human_line(event: &Event<'_>, kind: &str, ours: bool) -> Vec<u8> {
+    /// Message, other fields, and whether `kind` is already in the line.
+    struct Human(String, String, bool);
     impl Visit for Human {
         fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
             use fmt::Write;
             // Writing to a String cannot fail.
             let _ = match field.name() {
                 "message" => write!(self.0, "{value:?}"),
-                "kind" => Ok(()),
+                "kind" if self.2 => Ok(()),
                 name => write!(self.1, " {name}={value:?}"),
             };
         }
         fn record_str(&mut self, field: &Field, value: &str) {
             match field.name() {
                 "message" => self.0.push_str(value),
-                "kind" => {}
+                "kind" if self.2 => {}
                 name => {
                     self.1.push(' ');
                     self.1.push_str(name);
@@ -186,7 +187,7 @@ fn human_line(event: &Event<'_>, kind: &str) -> Vec<u8> {
         }
     }
     let meta = event.metadata();
-    let mut human = Human(String::new(), String::new());
+    let mut human = Human(String::new(), String::new(), ours);
     event.record(&mut human);
     let mut line = format!(
         "[lastwords] {} {} {}: {}{}",
