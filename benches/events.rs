@@ -1,0 +1,3 @@
+//! Placeholder; the benchmarks follow.
+
+fn main() {}
