@@ -32,6 +32,7 @@ mod thread;
 pub mod private;
 
 pub use builder::{init, Builder, InitError, Lastwords, DEFAULT_MAX_RECORD_BYTES};
+pub use hooks::exit::exit;
 pub use hooks::install_hooks;
 pub use json::ErrorChain;
 pub use layer::LastwordsLayer;

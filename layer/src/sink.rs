@@ -55,7 +55,14 @@ pub(crate) struct Sink {
     /// Largest record in bytes; longer values are cut with a marker.
     pub(crate) max_record: usize,
     pub(crate) mirror: Mirror,
+    /// `written[seq % WRITTEN_SLOTS]` holds `seq` once that record's write
+    /// has returned, so the exit and signal hooks can wait for records that
+    /// took a lower `seq` on another thread but were still being written.
+    written: Box<[AtomicU64]>,
 }
+
+/// How many recent records [`Sink::wait_for_earlier`] can wait for.
+const WRITTEN_SLOTS: usize = 1024;
 
 impl Sink {
     /// Opens (creating it and its directories if needed) `path` for
@@ -96,6 +103,7 @@ impl Sink {
             run_id: new_run_id(),
             max_record,
             mirror,
+            written: (0..WRITTEN_SLOTS).map(|_| AtomicU64::new(0)).collect(),
         };
         let tail = read_tail(path)?;
         if tail.last().is_some_and(|&b| b != b'\n') {
@@ -174,7 +182,36 @@ impl Sink {
                 self.report_failure(errno);
             }
         }
+        self.written[(seq % WRITTEN_SLOTS as u64) as usize].store(seq, Ordering::Release);
         seq
+    }
+
+    /// Waits, at most `timeout_ms` milliseconds, until the write of every
+    /// record numbered below `seq` (up to [`WRITTEN_SLOTS`] of them) has
+    /// returned, whether it succeeded or was counted as dropped. Returns
+    /// whether they all did. Called after writing a record that ends the
+    /// process, so that no lower `seq` is missing from the file because its
+    /// thread was still in `writev` when the process died.
+    /// Async-signal-safe (`clock_gettime`, `nanosleep`).
+    pub(crate) fn wait_for_earlier(&self, seq: u64, timeout_ms: u64) -> bool {
+        let first = seq.saturating_sub(WRITTEN_SLOTS as u64 - 1).max(1);
+        let deadline = monotonic_ms() + timeout_ms;
+        for earlier in first..seq {
+            let slot = &self.written[(earlier % WRITTEN_SLOTS as u64) as usize];
+            while slot.load(Ordering::Acquire) < earlier {
+                if monotonic_ms() >= deadline {
+                    return false;
+                }
+                let pause = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 100_000,
+                };
+                // SAFETY: `pause` is a valid timespec; an early wake-up only
+                // means one more look at the slot.
+                unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
+            }
+        }
+        true
     }
 
     fn report_failure(&self, errno: i32) {
@@ -259,6 +296,17 @@ pub(crate) fn write_all_vectored(fd: libc::c_int, parts: &[&[u8]]) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// `CLOCK_MONOTONIC` in milliseconds. Async-signal-safe.
+fn monotonic_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }
 
 /// How much of an existing file's end is read at start: enough for the

@@ -6,3 +6,6 @@ pub use tracing;
 
 #[doc(hidden)]
 pub use crate::ring::{push as push_crumb, CrumbSite};
+
+#[doc(hidden)]
+pub use crate::hooks::panic::current_panic;

@@ -1,0 +1,186 @@
+//! SIGSEGV, SIGBUS, SIGILL, SIGFPE and SIGABRT: a `fatal_signal` record, then
+//! the death the process would have died without lastwords.
+//!
+//! The handler runs with `SA_ONSTACK`, because a stack overflow leaves no
+//! stack to run on: std gives the main thread and every thread it spawns an
+//! alternate signal stack (`install` adds one to the installing thread if it
+//! has none). That stack is small, so the handler's frame is kept tiny: the
+//! record is built in a static scratch area ([`sigsafe`](super::sigsafe)).
+//!
+//! After writing, the handler puts back the action it found at install time
+//! (for SIGSEGV and SIGBUS that is std's stack-overflow handler, which
+//! prints "thread '…' has overflowed its stack" and aborts) and also puts
+//! back SIGABRT's, so that abort called from std's handler, still on the
+//! small alternate stack, does not run our handler a second time there.
+//! Then:
+//!
+//! - a fault raised by the CPU (`si_code > 0`): return; the instruction
+//!   faults again and the restored action handles it as if lastwords had
+//!   never been there;
+//! - a signal sent by `kill`, `raise` or `abort` (`si_code <= 0`): raise it
+//!   again; it is blocked until the handler returns, then the restored
+//!   action gets it.
+//!
+//! The handler is one-shot: the first fatal signal restores the previous
+//! actions for good, which is right for a process that is about to die. A
+//! program that recovers from SIGSEGV on purpose (a JIT, a wasm runtime)
+//! should install its own handler after lastwords, so that it runs first.
+
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::sigsafe::{self, ErrnoGuard, SignalRecord};
+use crate::sink::Sink;
+
+/// The signals handled here.
+pub(crate) const SIGNALS: [libc::c_int; 5] = [
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGILL,
+    libc::SIGFPE,
+    libc::SIGABRT,
+];
+
+const ABRT: usize = 4;
+
+/// How long the handler waits for records with a lower `seq` still being
+/// written by other threads.
+const WAIT_MS: u64 = 20;
+
+/// Size of the alternate signal stack given to the installing thread when
+/// it has none.
+const ALT_STACK_BYTES: usize = 64 * 1024;
+
+struct Prev {
+    saved: [AtomicBool; 5],
+    actions: UnsafeCell<[libc::sigaction; 5]>,
+}
+
+// SAFETY: `actions[i]` is written once, before `saved[i]` is set (Release)
+// and before our handler is installed; afterwards it is only read.
+unsafe impl Sync for Prev {}
+
+static PREV: Prev = Prev {
+    saved: [const { AtomicBool::new(false) }; 5],
+    // SAFETY: sigaction is plain data; all zeroes is SIG_DFL, empty mask.
+    actions: UnsafeCell::new(unsafe { std::mem::zeroed() }),
+};
+
+/// Installs the handler for each fatal signal not ignored, and an
+/// alternate signal stack for the calling thread if it has none.
+pub(crate) fn install() -> std::io::Result<()> {
+    ensure_alt_stack();
+    for (i, &signo) in SIGNALS.iter().enumerate() {
+        if PREV.saved[i].load(Ordering::Acquire) {
+            continue; // already installed
+        }
+        // SAFETY: a zeroed sigaction is a valid out-parameter.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: querying the current action; `old` is writable.
+        if unsafe { libc::sigaction(signo, std::ptr::null(), &mut old) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if old.sa_sigaction == libc::SIG_IGN {
+            continue;
+        }
+        // SAFETY: `saved[i]` is false, so no handler reads this entry yet,
+        // and `install_hooks` runs once.
+        unsafe { (*PREV.actions.get())[i] = old };
+        PREV.saved[i].store(true, Ordering::Release);
+        // SAFETY: a zeroed sigaction with an empty mask is valid.
+        let mut new: libc::sigaction = unsafe { std::mem::zeroed() };
+        new.sa_sigaction = on_fatal
+            as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void)
+            as usize;
+        new.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+        // SAFETY: `new` is fully initialised and the handler is AS-safe.
+        if unsafe { libc::sigaction(signo, &new, std::ptr::null_mut()) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Gives the calling thread an alternate signal stack if it has none
+/// (threads not started by std). The memory is never freed: the thread
+/// may use it until the process ends.
+fn ensure_alt_stack() {
+    // SAFETY: querying; `current` is writable.
+    let mut current: libc::stack_t = unsafe { std::mem::zeroed() };
+    if unsafe { libc::sigaltstack(std::ptr::null(), &mut current) } != 0 {
+        return;
+    }
+    if current.ss_flags & libc::SS_DISABLE == 0 {
+        return; // std already gave this thread one
+    }
+    // SAFETY: an anonymous private mapping; checked below.
+    let mem = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            ALT_STACK_BYTES,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if mem == libc::MAP_FAILED {
+        return; // without it, only a stack overflow goes unrecorded
+    }
+    let stack = libc::stack_t {
+        ss_sp: mem,
+        ss_flags: 0,
+        ss_size: ALT_STACK_BYTES,
+    };
+    // SAFETY: `stack` describes the mapping above, which is never unmapped.
+    unsafe { libc::sigaltstack(&stack, std::ptr::null_mut()) };
+}
+
+extern "C" fn on_fatal(signo: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+    let _errno = ErrnoGuard::new();
+    let Some(i) = SIGNALS.iter().position(|&s| s == signo) else {
+        return;
+    };
+    // SAFETY: the kernel passes a valid siginfo with SA_SIGINFO.
+    let (code, addr) = unsafe {
+        match info.as_ref() {
+            Some(info) => (info.si_code, info.si_addr() as usize),
+            None => (0, 0),
+        }
+    };
+    let hardware = code > 0 && signo != libc::SIGABRT;
+    if let Some(sink) = Sink::global() {
+        let seq = sigsafe::write(
+            sink,
+            &SignalRecord {
+                kind: "fatal_signal",
+                level: "ERROR",
+                signo,
+                fault_address: hardware.then_some(addr),
+            },
+        );
+        sink.wait_for_earlier(seq, WAIT_MS);
+    }
+    restore(i);
+    if i != ABRT {
+        restore(ABRT);
+    }
+    if !hardware {
+        // SAFETY: raise is async-signal-safe; the signal stays pending
+        // until this handler returns, then the restored action takes it.
+        unsafe { libc::raise(signo) };
+    }
+}
+
+/// Puts back the action found at install time for `SIGNALS[i]`.
+/// Async-signal-safe.
+fn restore(i: usize) {
+    if !PREV.saved[i].load(Ordering::Acquire) {
+        return;
+    }
+    // SAFETY: `actions[i]` was written before `saved[i]` was set and is
+    // never written again.
+    let action = unsafe { &(*PREV.actions.get())[i] };
+    // SAFETY: restoring an action the kernel gave us.
+    unsafe { libc::sigaction(SIGNALS[i], action, std::ptr::null_mut()) };
+}

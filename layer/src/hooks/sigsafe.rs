@@ -1,0 +1,264 @@
+//! Writing a record from a signal handler.
+//!
+//! A signal can arrive while the interrupted thread holds the allocator's
+//! lock, a `RefCell` borrow of its record buffers, or the mirror's mutex, so
+//! a handler may only use async-signal-safe code: no allocation, no locks,
+//! no `std::fmt`. The record is assembled here in a static scratch area (so
+//! the handler's own stack frame stays tiny: it may be running on the small
+//! alternate stack of a thread that overflowed its stack) with the same JSON
+//! writers as every other record, and handed to [`Sink::commit`], which is
+//! async-signal-safe.
+//!
+//! The scratch area is claimed with one atomic swap. When it is taken (two
+//! threads crash at once, or a fatal signal interrupts a termination
+//! handler) the record is written from a small stack buffer without
+//! breadcrumbs instead.
+
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::clock::Timestamp;
+use crate::json::{self, Out, StackBuf};
+use crate::ring::Crumb;
+use crate::sink::Sink;
+
+/// How many breadcrumbs a signal record carries, oldest first.
+pub(crate) const CRUMBS: usize = 16;
+
+/// What a signal handler writes: the kind, the level and the signal.
+pub(crate) struct SignalRecord {
+    /// `signal` or `fatal_signal`.
+    pub(crate) kind: &'static str,
+    /// `WARN` or `ERROR`.
+    pub(crate) level: &'static str,
+    /// The signal number.
+    pub(crate) signo: libc::c_int,
+    /// The faulting address of SIGSEGV/SIGBUS/SIGILL/SIGFPE, if any.
+    pub(crate) fault_address: Option<usize>,
+}
+
+struct Scratch {
+    busy: AtomicBool,
+    head: UnsafeCell<StackBuf<512>>,
+    tail: UnsafeCell<StackBuf<8192>>,
+    crumbs: UnsafeCell<[Option<Crumb>; CRUMBS]>,
+}
+
+// SAFETY: the cells are only touched by the holder of `busy`.
+unsafe impl Sync for Scratch {}
+
+static SCRATCH: Scratch = Scratch {
+    busy: AtomicBool::new(false),
+    head: UnsafeCell::new(StackBuf::new()),
+    tail: UnsafeCell::new(StackBuf::new()),
+    crumbs: UnsafeCell::new([None; CRUMBS]),
+};
+
+/// Writes `record` to `sink` and its mirror line to stderr; returns its
+/// `seq`. Async-signal-safe.
+pub(crate) fn write(sink: &Sink, record: &SignalRecord) -> u64 {
+    if SCRATCH.busy.swap(true, Ordering::Acquire) {
+        return write_small(sink, record);
+    }
+    // SAFETY: `busy` was false and is now ours: nobody else touches the
+    // cells until we release it below.
+    let (head, tail, crumbs) = unsafe {
+        (
+            &mut *SCRATCH.head.get(),
+            &mut *SCRATCH.tail.get(),
+            &mut *SCRATCH.crumbs.get(),
+        )
+    };
+    head.truncate(0);
+    tail.truncate(0);
+    head.overflowed = false;
+    tail.overflowed = false;
+    let got = crate::ring::recent(crumbs);
+    write_head(head, sink, record);
+    write_fields(tail, record);
+    json::key(tail, "breadcrumbs");
+    let mark = tail.len();
+    crate::record::write_crumbs(tail, crumbs[..got].iter().flatten());
+    if tail.len() + 2 > 8192 || tail.overflowed {
+        // Too many long breadcrumb names: drop them rather than the record.
+        tail.truncate(mark);
+        tail.overflowed = false;
+        tail.put(b"[]");
+    }
+    tail.put(b"}\n");
+    let seq = sink.commit(head.as_bytes(), tail.as_bytes());
+    SCRATCH.busy.store(false, Ordering::Release);
+    mirror(sink, record);
+    seq
+}
+
+/// The fallback of [`write`] when the scratch area is in use: no
+/// breadcrumbs, small buffers on the stack. Async-signal-safe.
+#[inline(never)]
+fn write_small(sink: &Sink, record: &SignalRecord) -> u64 {
+    let mut head = StackBuf::<512>::new();
+    let mut tail = StackBuf::<320>::new();
+    write_head(&mut head, sink, record);
+    write_fields(&mut tail, record);
+    tail.put(b",\"breadcrumbs\":[]}\n");
+    if tail.overflowed {
+        return 0; // cannot happen with the fields above; never write half a line
+    }
+    let seq = sink.commit(head.as_bytes(), tail.as_bytes());
+    mirror(sink, record);
+    seq
+}
+
+/// The head, byte for byte as `record::head` writes it.
+fn write_head<O: Out + ?Sized>(out: &mut O, sink: &Sink, record: &SignalRecord) {
+    let name = signal_name(record.signo);
+    out.put(b"{\"timestamp\":\"");
+    out.put(&Timestamp::now().format());
+    out.put(b"\",\"level\":\"");
+    out.put(record.level.as_bytes());
+    out.put(b"\",\"message\":\"");
+    out.put(if record.kind == "signal" {
+        b"received "
+    } else {
+        b"fatal signal "
+    });
+    out.put(name.as_bytes());
+    out.put(b"\",\"target\":\"lastwords\",\"kind\":\"");
+    out.put(record.kind.as_bytes());
+    out.put(b"\",\"pid\":");
+    json::int(out, sink.pid);
+    out.put(b",\"run_id\":\"");
+    out.put(sink.run_id.as_bytes());
+    out.put(b"\"");
+}
+
+/// `,"thread":…,"thread_id":…,"signal":…,"signo":…[,"fault_address":…]`.
+fn write_fields<O: Out + ?Sized>(out: &mut O, record: &SignalRecord) {
+    let mut name = [0u8; 17];
+    json::key(out, "thread");
+    json::string(out, thread_name(&mut name));
+    json::key(out, "thread_id");
+    json::int(out, crate::thread::raw_tid());
+    json::key(out, "signal");
+    json::string(out, signal_name(record.signo));
+    json::key(out, "signo");
+    json::int(out, record.signo);
+    if let Some(addr) = record.fault_address {
+        json::key(out, "fault_address");
+        out.put(b"\"0x");
+        hex(out, addr);
+        out.put(b"\"");
+    }
+}
+
+/// `[lastwords] ERROR fatal_signal: fatal signal SIGSEGV` on stderr.
+fn mirror(sink: &Sink, record: &SignalRecord) {
+    if !sink.mirror.enabled() {
+        return;
+    }
+    let mut line = StackBuf::<128>::new();
+    line.put(b"[lastwords] ");
+    line.put(record.level.as_bytes());
+    line.put(b" ");
+    line.put(record.kind.as_bytes());
+    line.put(if record.kind == "signal" {
+        b": received "
+    } else {
+        b": fatal signal "
+    });
+    line.put(signal_name(record.signo).as_bytes());
+    line.put(b"\n");
+    crate::mirror::write_stderr(line.as_bytes());
+}
+
+/// The calling thread's name: `main` for the main thread (as in ordinary
+/// records), else the kernel's copy of it (15 bytes at most).
+/// Async-signal-safe.
+fn thread_name(buf: &mut [u8; 17]) -> &str {
+    // SAFETY: getpid has no preconditions.
+    if crate::thread::raw_tid() == i64::from(unsafe { libc::getpid() }) {
+        return "main";
+    }
+    // SAFETY: PR_GET_NAME writes at most 16 bytes, NUL included.
+    let rc = unsafe {
+        libc::prctl(
+            libc::PR_GET_NAME,
+            buf.as_mut_ptr() as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+    if rc != 0 {
+        return "<unnamed>";
+    }
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(16);
+    std::str::from_utf8(&buf[..len]).unwrap_or("<unnamed>")
+}
+
+fn hex<O: Out + ?Sized>(out: &mut O, value: usize) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 16];
+    let mut n = 0;
+    let mut v = value;
+    loop {
+        buf[15 - n] = DIGITS[v & 0xf];
+        n += 1;
+        v >>= 4;
+        if v == 0 {
+            break;
+        }
+    }
+    out.put(&buf[16 - n..]);
+}
+
+/// The name of the signals lastwords handles. Async-signal-safe.
+pub(crate) fn signal_name(signo: libc::c_int) -> &'static str {
+    match signo {
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGILL => "SIGILL",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGABRT => "SIGABRT",
+        _ => "SIG?",
+    }
+}
+
+/// Restores `errno` when dropped: a handler must not change what the
+/// interrupted code sees.
+pub(crate) struct ErrnoGuard(libc::c_int);
+
+impl ErrnoGuard {
+    /// Saves the current `errno`. Async-signal-safe.
+    pub(crate) fn new() -> ErrnoGuard {
+        // SAFETY: __errno_location always returns this thread's errno.
+        ErrnoGuard(unsafe { *libc::__errno_location() })
+    }
+}
+
+impl Drop for ErrnoGuard {
+    fn drop(&mut self) {
+        // SAFETY: as in `new`.
+        unsafe { *libc::__errno_location() = self.0 };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_and_names() {
+        let mut out = StackBuf::<32>::new();
+        hex(&mut out, 0);
+        out.put(b" ");
+        hex(&mut out, 0xdead_beef);
+        assert_eq!(out.as_bytes(), b"0 deadbeef");
+        assert_eq!(signal_name(libc::SIGTERM), "SIGTERM");
+        assert_eq!(signal_name(libc::SIGABRT), "SIGABRT");
+    }
+}
