@@ -1,0 +1,216 @@
+//! The child process of the crash tests (`tests/crash.rs`): installs
+//! lastwords, logs numbered records, leaves breadcrumbs, then ends the way
+//! its first argument names. Not meant to be run by hand, but you can:
+//!
+//! ```text
+//! LASTWORDS_PATH=/tmp/c.jsonl cargo run --example crash_child -- segv
+//! ```
+//!
+//! Environment: `LASTWORDS_PATH` (the file), `CRASH_RECORDS` (how many
+//! numbered records to log first, default 100), `CRASH_NO_LASTWORDS=1`
+//! (do not install lastwords: the baseline the tests compare the exit
+//! status with).
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// A breadcrumb in the ring and as a record: what `lastwords::crumb!`
+/// expands to, spelled out so these tests do not depend on the macro crate.
+macro_rules! leave_crumb {
+    ($name:literal) => {{
+        static SITE: lastwords::__private::CrumbSite = lastwords::__private::CrumbSite {
+            name: $name,
+            file: file!(),
+            line: line!(),
+        };
+        lastwords::__private::push_crumb(&SITE);
+        tracing::info!(name: "lastwords::breadcrumb", file = file!(), line = line!(), $name);
+    }};
+}
+
+fn main() -> Result<ExitCode> {
+    let scenario = std::env::args().nth(1).unwrap_or_else(|| "ok".into());
+    let records: u64 = std::env::var("CRASH_RECORDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100);
+    if scenario == "tokio_term_before" {
+        // The application's tokio handler is registered before lastwords.
+        return tokio_term(records, false);
+    }
+    install();
+    leave_crumb!("installed");
+    log_records(records);
+    leave_crumb!("logged");
+    match scenario.as_str() {
+        "ok" => Ok(ExitCode::SUCCESS),
+        "err" => Err("the service gave up".into()),
+        "exitcode3" => Ok(ExitCode::from(3)),
+        "exit7" => std::process::exit(7),
+        "lastwords_exit" => lastwords::exit(5),
+        "exit_thread" => exit_from_thread(),
+        "panic_main" => panic!("boom in main"),
+        "panic_thread" => {
+            let joined = std::thread::Builder::new()
+                .name("worker".into())
+                .spawn(|| panic!("boom in a thread"))?
+                .join();
+            tracing::info!(failed = joined.is_err(), "worker joined");
+            Ok(ExitCode::SUCCESS)
+        }
+        "panic_tokio" => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .build()?;
+            let joined =
+                rt.block_on(async { tokio::spawn(async { panic!("boom in a task") }).await });
+            tracing::info!(failed = joined.is_err(), "task joined");
+            Ok(ExitCode::SUCCESS)
+        }
+        "double_panic" => {
+            struct PanicOnDrop;
+            impl Drop for PanicOnDrop {
+                fn drop(&mut self) {
+                    panic!("second panic, while unwinding");
+                }
+            }
+            let _bomb = PanicOnDrop;
+            panic!("first panic");
+        }
+        "abort" => std::process::abort(),
+        "segv" => {
+            // SAFETY: none; this writes through a null pointer on purpose.
+            unsafe { std::ptr::write_volatile(std::ptr::null_mut::<u8>(), 1) };
+            Ok(ExitCode::SUCCESS)
+        }
+        "stack_overflow" => {
+            let depth = recurse(0);
+            println!("{depth}");
+            Ok(ExitCode::SUCCESS)
+        }
+        "wait" => wait_for_signal(),
+        "tokio_term_after" => tokio_term(0, true),
+        "tokio_ctrl_c" => tokio_ctrl_c(),
+        "devfull" => {
+            let dropped = lastwords::Lastwords::current().map_or(0, |l| l.dropped_records());
+            println!("dropped_records={dropped}");
+            Ok(ExitCode::SUCCESS)
+        }
+        other => Err(format!("unknown scenario {other}").into()),
+    }
+}
+
+fn install() {
+    if std::env::var_os("CRASH_NO_LASTWORDS").is_some() {
+        return;
+    }
+    lastwords::init().install().expect("lastwords");
+}
+
+fn log_records(n: u64) {
+    for i in 0..n {
+        tracing::info!(n = i, "record {i}");
+    }
+}
+
+fn ready() {
+    let mut out = std::io::stdout().lock();
+    // Ignored: the parent waits for this line; if it cannot read it, it
+    // times out and says so.
+    let _ = out.write_all(b"ready\n").and_then(|()| out.flush());
+}
+
+fn wait_for_signal() -> Result<ExitCode> {
+    ready();
+    std::thread::sleep(Duration::from_secs(30));
+    tracing::error!("no signal came");
+    Ok(ExitCode::from(9))
+}
+
+/// `process::exit(7)` from one thread while four others log.
+fn exit_from_thread() -> Result<ExitCode> {
+    for t in 0..4 {
+        std::thread::Builder::new()
+            .name(format!("logger-{t}"))
+            .spawn(move || {
+                for i in 0u64.. {
+                    tracing::info!(t, i, "concurrent record");
+                }
+            })?;
+    }
+    std::thread::Builder::new()
+        .name("exiter".into())
+        .spawn(|| {
+            std::thread::sleep(Duration::from_millis(50));
+            std::process::exit(7);
+        })?;
+    std::thread::sleep(Duration::from_secs(30));
+    Ok(ExitCode::from(9))
+}
+
+/// Graceful shutdown on SIGTERM through tokio; `lastwords_first` says which
+/// handler is registered first.
+fn tokio_term(records: u64, lastwords_first: bool) -> Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        if !lastwords_first {
+            install();
+            leave_crumb!("installed after tokio");
+            log_records(records);
+        }
+        ready();
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {
+                return Ok(ExitCode::from(9));
+            }
+        }
+        leave_crumb!("graceful shutdown");
+        tracing::info!("graceful shutdown");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Graceful shutdown on SIGINT through `tokio::signal::ctrl_c`, registered
+/// after lastwords.
+fn tokio_ctrl_c() -> Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        // Poll once so the handler is registered before "ready".
+        tokio::select! {
+            biased;
+            r = &mut ctrl_c => { r?; return Ok(ExitCode::from(8)); }
+            _ = std::future::ready(()) => {}
+        }
+        ready();
+        tokio::select! {
+            r = &mut ctrl_c => r?,
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {
+                return Ok(ExitCode::from(9));
+            }
+        }
+        tracing::info!("graceful shutdown");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn recurse(depth: u64) -> u64 {
+    let mut frame = [0u8; 4096];
+    frame[depth as usize % 4096] = 1;
+    std::hint::black_box(&mut frame);
+    if depth == u64::MAX {
+        return depth;
+    }
+    recurse(depth + 1) + u64::from(frame[0])
+}
