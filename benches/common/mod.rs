@@ -74,12 +74,10 @@ pub fn lastwords(dir: &Path) -> &'static (lastwords::LastwordsLayer, PathBuf) {
 /// `dispatch` as their default subscriber, and returns the wall time divided
 /// by the thread count: the time per event of the whole process, so that 1-
 /// and 2-thread figures compare as throughput.
-pub fn run_threads(
-    threads: usize,
-    iters: u64,
-    dispatch: &Dispatch,
-    per_event: fn(u64),
-) -> Duration {
+pub fn run_threads<F>(threads: usize, iters: u64, dispatch: &Dispatch, per_event: F) -> Duration
+where
+    F: Fn(u64) + Sync,
+{
     if threads == 1 {
         return tracing::dispatcher::with_default(dispatch, || {
             let start = Instant::now();
@@ -93,6 +91,7 @@ pub fn run_threads(
     let elapsed = std::thread::scope(|scope| {
         for _ in 0..threads {
             let barrier = barrier.clone();
+            let per_event = &per_event;
             scope.spawn(move || {
                 tracing::dispatcher::with_default(dispatch, || {
                     barrier.wait();
