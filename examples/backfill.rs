@@ -82,9 +82,9 @@ fn main() -> ExitCode {
         since_secs: start_secs - 3600,
     };
     match backfill(&remote, cursor) {
-        Ok(commits) => {
-            let ids: Vec<u32> = commits.iter().map(|c| c.id).collect();
-            println!("backfill succeeded with {} commits {ids:?}", commits.len());
+        Ok(found) => {
+            let ids: Vec<u32> = found.iter().map(|c| c.id).collect();
+            println!("backfill succeeded with {} commits {ids:?}", found.len());
             ExitCode::SUCCESS
         }
         Err(e) => {
