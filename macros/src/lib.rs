@@ -1,22 +1,29 @@
 //! The macros of lastwords: `#[exit_path]`, `#[breadcrumb]` and `crumb!`.
-//! Use them through the `lastwords` crate.
+//! Use them through the `lastwords` crate; the expansions name
+//! `::lastwords::__private::…`.
+
+mod attr;
+mod crumb;
+mod expand;
+mod item;
+mod sites;
 
 use proc_macro::TokenStream;
 
 /// Records every way the annotated function leaves as one `fn_exit` record.
 #[proc_macro_attribute]
-pub fn exit_path(_args: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn exit_path(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::exit_path(args.into(), item.into()).into()
 }
 
 /// Leaves a breadcrumb on every entry to the annotated function.
 #[proc_macro_attribute]
-pub fn breadcrumb(_args: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn breadcrumb(args: TokenStream, item: TokenStream) -> TokenStream {
+    crumb::breadcrumb(args.into(), item.into()).into()
 }
 
 /// Leaves a breadcrumb at this point.
 #[proc_macro]
-pub fn crumb(_input: TokenStream) -> TokenStream {
-    TokenStream::new()
+pub fn crumb(input: TokenStream) -> TokenStream {
+    crumb::crumb(input.into()).into()
 }

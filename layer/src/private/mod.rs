@@ -9,3 +9,26 @@ pub use crate::ring::{push as push_crumb, CrumbSite};
 
 #[doc(hidden)]
 pub use crate::hooks::panic::current_panic;
+
+pub mod exit;
+pub mod outcome;
+mod try_;
+
+#[doc(hidden)]
+pub use crate::__lastwords_exit_site as exit_site;
+#[doc(hidden)]
+pub use crate::__lastwords_outcome as outcome;
+#[doc(hidden)]
+pub use exit::{ExitGuard, ExitSite, Site};
+#[doc(hidden)]
+pub use std::sync::OnceLock;
+#[doc(hidden)]
+pub use tracing_core::callsite::{DefaultCallsite, Identifier};
+#[doc(hidden)]
+pub use tracing_core::field::FieldSet;
+#[doc(hidden)]
+pub use tracing_core::metadata::Kind;
+#[doc(hidden)]
+pub use tracing_core::{Level, LevelFilter, Metadata};
+#[doc(hidden)]
+pub use try_::{FromResidual, Try};

@@ -1,0 +1,487 @@
+//! The runtime half of `#[exit_path]`: one static [`ExitSite`] per annotated
+//! function (its callsites, built by [`exit_site!`](crate::__lastwords_exit_site))
+//! and one [`ExitGuard`] per call, which emits exactly one `fn_exit` event.
+//!
+//! The guard reads the clock only when one of the function's levels could
+//! be enabled (a relaxed load of the global max level, then the callsites'
+//! cached interest), and formats only when a subscriber wants the record,
+//! so a disabled annotated function costs one atomic load and a compare.
+//!
+//! Exits the expansion can see (`return`, `?`, the tail) call
+//! [`ExitGuard::exit`] with the value; the guard's `Drop` covers the rest:
+//! a panic unwinding through (`unwind`), an async fn's future dropped before
+//! it completed (`cancelled`), and in a sync fn an exit hidden inside a macro
+//! invocation (`macro`, at the position of the last macro marker passed).
+//! Not a stable API.
+
+use std::fmt::{self, Debug, Display};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use tracing::level_filters::STATIC_MAX_LEVEL;
+use tracing_core::callsite::DefaultCallsite;
+use tracing_core::field::{self, Value};
+use tracing_core::{dispatcher, Callsite, Event, LevelFilter};
+
+use super::outcome::{ErrorRef, Outcome};
+use crate::json::ErrorChain;
+
+/// The fields of a `fn_exit` event, in record order.
+pub const FIELDS: &[&str] = &[
+    "message",
+    "kind",
+    "fn",
+    "site",
+    "file",
+    "line",
+    "col",
+    "outcome",
+    "error",
+    "value",
+    "elapsed_us",
+    "label",
+    "unexpected",
+];
+
+/// Everything static about one annotated function. Not a stable API: build
+/// it with [`exit_site!`](crate::__lastwords_exit_site).
+pub struct ExitSite {
+    /// The function's name, or the `name = "..."` option.
+    pub name: &'static str,
+    /// True when `name` came from the `name` option (used verbatim).
+    pub custom_name: bool,
+    /// The type name of a fn item nested in the annotated function: its
+    /// path (`crate::module::Type::method`) once the suffix is cut.
+    pub here: fn() -> &'static str,
+    /// Source file of the function.
+    pub file: &'static str,
+    /// Line of the function's name (used for `unwind` and `cancelled`).
+    pub line: u32,
+    /// Column of the function's name.
+    pub col: u32,
+    /// The `label` option.
+    pub label: Option<&'static str>,
+    /// The `unexpected` option.
+    pub unexpected: bool,
+    /// True for an `async fn`: an unfinished drop means cancellation.
+    pub is_async: bool,
+    /// The most verbose of the three levels.
+    pub max_level: LevelFilter,
+    /// Callsite for `ok`, `none`, `returned`.
+    pub ok: &'static DefaultCallsite,
+    /// Callsite for `err` and `panic`.
+    pub err: &'static DefaultCallsite,
+    /// Callsite for `cancelled`.
+    pub cancelled: &'static DefaultCallsite,
+    /// The `fn` field, computed on first use.
+    pub path: OnceLock<Box<str>>,
+}
+
+impl ExitSite {
+    /// Could any of this function's records be enabled? Cheap: one relaxed
+    /// load when nothing listens.
+    #[inline]
+    fn may_be_enabled(&self) -> bool {
+        self.max_level <= STATIC_MAX_LEVEL
+            && self.max_level <= LevelFilter::current()
+            && (!self.ok.interest().is_never()
+                || !self.err.interest().is_never()
+                || !self.cancelled.interest().is_never())
+    }
+
+    /// The `fn` field: `crate::module::fn` or `crate::module::Type::method`.
+    fn path(&self) -> &str {
+        self.path.get_or_init(|| {
+            if self.custom_name {
+                self.name.into()
+            } else {
+                fn_path((self.here)(), self.name).into()
+            }
+        })
+    }
+}
+
+/// Cuts `type_name` of the marker fn down to the annotated function's path:
+/// drops the marker's own segments (everything from the segment naming the
+/// function's static) and closure segments of async bodies.
+fn fn_path(here: &str, name: &str) -> String {
+    let here = match here.find("::__LASTWORDS_EXIT") {
+        Some(i) => &here[..i],
+        None => here,
+    };
+    let mut path = here.replace("::{{closure}}", "");
+    if !path.ends_with(name) {
+        // Should not happen; keep the record useful anyway.
+        path.push_str("::");
+        path.push_str(name);
+    }
+    path
+}
+
+/// Which way the function left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Site {
+    /// An explicit `return`.
+    Return,
+    /// A `?` that short-circuited.
+    Question,
+    /// The body's tail expression, or falling off its end.
+    Tail,
+    /// A `return` hidden inside a macro invocation.
+    Macro,
+    /// A panic unwinding through the function.
+    Unwind,
+    /// The async fn's future was dropped before it completed.
+    Cancelled,
+}
+
+impl Site {
+    /// The `site` field's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Site::Return => "return",
+            Site::Question => "?",
+            Site::Tail => "tail",
+            Site::Macro => "macro",
+            Site::Unwind => "unwind",
+            Site::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One call of an annotated function. Emits exactly one `fn_exit` event
+/// (when enabled): at the first [`exit`](ExitGuard::exit) or
+/// [`finish`](ExitGuard::finish), else on drop. Not a stable API.
+///
+/// Atomics rather than `Cell`s keep it `Sync`, so an async fn's body
+/// future can hold `&ExitGuard` and stay `Send`.
+pub struct ExitGuard {
+    site: &'static ExitSite,
+    start: Option<Instant>,
+    done: AtomicBool,
+    macro_line: AtomicU32,
+    macro_col: AtomicU32,
+}
+
+impl ExitGuard {
+    /// Starts a call: reads the clock only if a record could be enabled.
+    #[inline]
+    pub fn enter(site: &'static ExitSite) -> ExitGuard {
+        let start = if site.may_be_enabled() {
+            Some(Instant::now())
+        } else {
+            None
+        };
+        ExitGuard {
+            site,
+            start,
+            done: AtomicBool::new(false),
+            macro_line: AtomicU32::new(0),
+            macro_col: AtomicU32::new(0),
+        }
+    }
+
+    /// Notes the position of a macro invocation about to run, in case the
+    /// function leaves from inside it.
+    #[inline]
+    pub fn at_macro(&self, line: u32, col: u32) {
+        if self.start.is_some() {
+            self.macro_line.store(line, Relaxed);
+            self.macro_col.store(col, Relaxed);
+        }
+    }
+
+    /// Records an exit the expansion saw: `return`, `?` or the tail.
+    #[inline]
+    pub fn exit(
+        &self,
+        site: Site,
+        line: u32,
+        col: u32,
+        outcome: Outcome<'_>,
+        value: Option<&dyn Debug>,
+    ) {
+        if let Some(start) = self.start {
+            self.exit_slow(start, site, line, col, outcome, value);
+        }
+    }
+
+    /// Records the end of an async fn's body: if no seen exit recorded it,
+    /// the body left through a `return` inside a macro invocation.
+    #[inline]
+    pub fn finish(&self, outcome: Outcome<'_>, value: Option<&dyn Debug>) {
+        if let Some(start) = self.start {
+            if !self.done.load(Relaxed) {
+                let (line, col) = self.macro_position();
+                self.exit_slow(start, Site::Macro, line, col, outcome, value);
+            }
+        }
+    }
+
+    fn macro_position(&self) -> (u32, u32) {
+        (self.macro_line.load(Relaxed), self.macro_col.load(Relaxed))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn exit_slow(
+        &self,
+        start: Instant,
+        site: Site,
+        line: u32,
+        col: u32,
+        outcome: Outcome<'_>,
+        value: Option<&dyn Debug>,
+    ) {
+        if self.done.swap(true, Relaxed) {
+            return;
+        }
+        let (callsite, error) = match outcome {
+            Outcome::Err(err) => (self.site.err, ErrText::from_ref(err)),
+            _ => (self.site.ok, None),
+        };
+        self.emit(
+            callsite,
+            start,
+            site,
+            line,
+            col,
+            outcome.as_str(),
+            error.as_ref(),
+            value,
+        );
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn drop_slow(&self, start: Instant) {
+        let s = self.site;
+        if std::thread::panicking() {
+            let error = super::current_panic().map(|(message, location)| {
+                ErrText::Panic(if location.is_empty() {
+                    message
+                } else {
+                    format!("{message} at {location}")
+                })
+            });
+            self.emit(
+                s.err,
+                start,
+                Site::Unwind,
+                s.line,
+                s.col,
+                "panic",
+                error.as_ref(),
+                None,
+            );
+        } else if s.is_async {
+            let cancelled = s.cancelled;
+            self.emit(
+                cancelled,
+                start,
+                Site::Cancelled,
+                s.line,
+                s.col,
+                "cancelled",
+                None,
+                None,
+            );
+        } else {
+            // A sync fn cannot be cancelled: it left through a `return`
+            // inside a macro invocation, whose value we cannot see.
+            let (line, col) = self.macro_position();
+            self.emit(s.ok, start, Site::Macro, line, col, "unknown", None, None);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)] // one call per ending kind, all private
+    fn emit(
+        &self,
+        callsite: &'static DefaultCallsite,
+        start: Instant,
+        site: Site,
+        line: u32,
+        col: u32,
+        outcome: &str,
+        error: Option<&ErrText<'_>>,
+        value: Option<&dyn Debug>,
+    ) {
+        let meta = callsite.metadata();
+        let level = *meta.level();
+        if level > STATIC_MAX_LEVEL || level > LevelFilter::current() {
+            return;
+        }
+        let interest = callsite.interest();
+        if interest.is_never()
+            || (!interest.is_always() && !dispatcher::get_default(|d| d.enabled(meta)))
+        {
+            return;
+        }
+        let s = self.site;
+        let path = s.path();
+        let elapsed = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let summary = Summary {
+            path,
+            site,
+            file: s.file,
+            line,
+            col,
+            outcome,
+            error,
+        };
+        let value = value.map(field::debug);
+        let error = error.map(field::display);
+        let values: [Option<&dyn Value>; 13] = [
+            Some(&field::display(&summary)),
+            Some(&"fn_exit"),
+            Some(&path),
+            Some(&site.as_str()),
+            Some(&s.file),
+            Some(&line),
+            Some(&col),
+            Some(&outcome),
+            error.as_ref().map(|e| e as &dyn Value),
+            value.as_ref().map(|v| v as &dyn Value),
+            Some(&elapsed),
+            s.label.as_ref().map(|l| l as &dyn Value),
+            Some(&s.unexpected),
+        ];
+        Event::dispatch(meta, &meta.fields().value_set_all(&values));
+    }
+}
+
+impl Drop for ExitGuard {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(start) = self.start {
+            if !self.done.load(Relaxed) {
+                self.drop_slow(start);
+            }
+        }
+    }
+}
+
+/// The `error` field's text.
+enum ErrText<'a> {
+    Chain(&'a (dyn std::error::Error + 'static)),
+    Display(&'a dyn Display),
+    Debug(&'a dyn Debug),
+    Panic(String),
+}
+
+impl<'a> ErrText<'a> {
+    fn from_ref(err: ErrorRef<'a>) -> Option<Self> {
+        match err {
+            ErrorRef::Chain(e) => Some(ErrText::Chain(e)),
+            ErrorRef::Display(e) => Some(ErrText::Display(e)),
+            ErrorRef::Debug(e) => Some(ErrText::Debug(e)),
+            ErrorRef::Opaque => None,
+        }
+    }
+}
+
+impl Display for ErrText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ErrText::Chain(e) => Display::fmt(&ErrorChain(*e), f),
+            ErrText::Display(e) => e.fmt(f),
+            ErrText::Debug(e) => e.fmt(f),
+            ErrText::Panic(s) => f.write_str(s),
+        }
+    }
+}
+
+/// The `message` field: `crate::run left via `?` at src/main.rs:42:17: err: reset`.
+struct Summary<'a> {
+    path: &'a str,
+    site: Site,
+    file: &'a str,
+    line: u32,
+    col: u32,
+    outcome: &'a str,
+    error: Option<&'a ErrText<'a>>,
+}
+
+impl Display for Summary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let how = match self.site {
+            Site::Return => "`return`",
+            Site::Question => "`?`",
+            Site::Tail => "its tail",
+            Site::Macro => "a macro",
+            Site::Unwind => "a panic unwinding",
+            Site::Cancelled => "cancellation",
+        };
+        write!(
+            f,
+            "{} left via {how} at {}:{}:{}: {}",
+            self.path, self.file, self.line, self.col, self.outcome
+        )?;
+        if let Some(error) = self.error {
+            write!(f, ": {error}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Builds the `static` [`ExitSite`] of one annotated function. Not a stable
+/// API: the argument list is whatever `#[exit_path]` emits.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __lastwords_exit_site {
+    (
+        name: $name:expr,
+        custom_name: $custom:expr,
+        line: $line:expr,
+        col: $col:expr,
+        label: $label:expr,
+        unexpected: $unexpected:expr,
+        is_async: $is_async:expr,
+        max_level: $max:ident,
+        ok: $ok:ident,
+        err: $err:ident,
+        cancelled: $cancelled:ident $(,)?
+    ) => {{
+        $crate::__lastwords_exit_site!(@callsite OK_CALLSITE, OK_META, $ok);
+        $crate::__lastwords_exit_site!(@callsite ERR_CALLSITE, ERR_META, $err);
+        $crate::__lastwords_exit_site!(@callsite CANCELLED_CALLSITE, CANCELLED_META, $cancelled);
+        fn here() -> &'static str {
+            fn here() {}
+            ::core::any::type_name_of_val(&here)
+        }
+        $crate::private::ExitSite {
+            name: $name,
+            custom_name: $custom,
+            here,
+            file: ::core::file!(),
+            line: $line,
+            col: $col,
+            label: $label,
+            unexpected: $unexpected,
+            is_async: $is_async,
+            max_level: $crate::private::LevelFilter::$max,
+            ok: &OK_CALLSITE,
+            err: &ERR_CALLSITE,
+            cancelled: &CANCELLED_CALLSITE,
+            path: $crate::private::OnceLock::new(),
+        }
+    }};
+    (@callsite $callsite:ident, $meta:ident, $level:ident) => {
+        static $callsite: $crate::private::DefaultCallsite =
+            $crate::private::DefaultCallsite::new(&$meta);
+        static $meta: $crate::private::Metadata<'static> = $crate::private::Metadata::new(
+            "lastwords::fn_exit",
+            ::core::module_path!(),
+            $crate::private::Level::$level,
+            ::core::option::Option::Some(::core::file!()),
+            ::core::option::Option::Some(::core::line!()),
+            ::core::option::Option::Some(::core::module_path!()),
+            $crate::private::FieldSet::new(
+                $crate::private::exit::FIELDS,
+                $crate::private::Identifier(&$callsite),
+            ),
+            $crate::private::Kind::EVENT,
+        );
+    };
+}

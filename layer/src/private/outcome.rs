@@ -1,0 +1,191 @@
+//! How `#[exit_path]` classifies a returned value by its type, not by the
+//! spelling of the return type (so `io::Result<T>` and `anyhow::Result<T>`
+//! aliases work): autoref specialization on [`Probe`], expanded at the
+//! annotated function through [`outcome!`](crate::__lastwords_outcome).
+//!
+//! Each `Probe*` trait is implemented for `Probe` behind a different number
+//! of references; method lookup tries the receiver with the most references
+//! first, so the most specific impl whose bounds hold wins:
+//!
+//! | refs | type | outcome |
+//! |---|---|---|
+//! | 5 | `Result<T, E: Error + 'static>` | `err` with the `source()` chain |
+//! | 4 | `Result<T, E: AsRef<dyn Error + Send + Sync>>` (`anyhow::Error`, `Box<dyn Error + Send + Sync>`) | `err` with the chain |
+//! | 3 | `Result<T, E: AsRef<dyn Error>>` (`Box<dyn Error>`) | `err` with the chain |
+//! | 2 | `Result<T, E: Display>` | `err` with Display |
+//! | 1 | `Result<T, E: Debug>` | `err` with Debug |
+//! | 0 | `Result<T, E>`, `Option<T>` | `err` / `none` |
+//! | by value | anything else | `returned` |
+//!
+//! Nothing is formatted here: an [`Outcome`] only borrows the error, and is
+//! formatted only when the record is enabled. Not a stable API.
+
+use std::error::Error;
+use std::fmt::{Debug, Display};
+
+/// The outcome of one exit, borrowing the error if there is one.
+#[derive(Clone, Copy)]
+pub enum Outcome<'a> {
+    /// `Ok(_)`.
+    Ok,
+    /// `None`.
+    None,
+    /// Any other value (including `Some(_)`).
+    Returned,
+    /// The function left through a macro whose value could not be seen.
+    Unknown,
+    /// `Err(_)`.
+    Err(ErrorRef<'a>),
+}
+
+/// A borrowed error, as much of it as its type lets us show.
+#[derive(Clone, Copy)]
+pub enum ErrorRef<'a> {
+    /// An error with its `source()` chain.
+    Chain(&'a (dyn Error + 'static)),
+    /// An error with only `Display`.
+    Display(&'a dyn Display),
+    /// An error with only `Debug`.
+    Debug(&'a dyn Debug),
+    /// An error that can show nothing.
+    Opaque,
+}
+
+impl Outcome<'_> {
+    /// The `outcome` field's value.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::None => "none",
+            Outcome::Returned => "returned",
+            Outcome::Unknown => "unknown",
+            Outcome::Err(_) => "err",
+        }
+    }
+
+    /// True for `Err(_)`: the record goes out at the error level.
+    pub fn is_err(&self) -> bool {
+        matches!(self, Outcome::Err(_))
+    }
+}
+
+/// The value being classified. Not a stable API.
+pub struct Probe<'a, T: ?Sized>(pub &'a T);
+
+// `ProbeAny` takes `self` by value: that is the one receiver tried after
+// `&Probe`, so it must be `Copy` (derive would require `T: Copy`).
+impl<T: ?Sized> Clone for Probe<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: ?Sized> Copy for Probe<'_, T> {}
+
+macro_rules! probe_trait {
+    ($name:ident) => {
+        /// One level of the classification. Not a stable API.
+        pub trait $name<'a> {
+            /// Classifies the probed value.
+            fn __lastwords_outcome(&self) -> Outcome<'a>;
+        }
+    };
+}
+
+/// The last level of the classification: anything else. Not a stable API.
+pub trait ProbeAny<'a> {
+    /// Classifies the probed value.
+    fn __lastwords_outcome(self) -> Outcome<'a>;
+}
+
+probe_trait!(ProbeChain);
+probe_trait!(ProbeSendSyncChain);
+probe_trait!(ProbeDynChain);
+probe_trait!(ProbeDisplay);
+probe_trait!(ProbeDebug);
+probe_trait!(ProbeResultOption);
+
+fn result<'a, T, E>(
+    value: &'a Result<T, E>,
+    err: impl FnOnce(&'a E) -> ErrorRef<'a>,
+) -> Outcome<'a> {
+    match value {
+        Ok(_) => Outcome::Ok,
+        Err(e) => Outcome::Err(err(e)),
+    }
+}
+
+impl<'a, T, E: Error + 'static> ProbeChain<'a> for &&&&&Probe<'a, Result<T, E>> {
+    #[inline]
+    fn __lastwords_outcome(&self) -> Outcome<'a> {
+        result(self.0, |e| ErrorRef::Chain(e))
+    }
+}
+
+impl<'a, T, E: AsRef<dyn Error + Send + Sync + 'static>> ProbeSendSyncChain<'a>
+    for &&&&Probe<'a, Result<T, E>>
+{
+    #[inline]
+    fn __lastwords_outcome(&self) -> Outcome<'a> {
+        result(self.0, |e| ErrorRef::Chain(e.as_ref()))
+    }
+}
+
+impl<'a, T, E: AsRef<dyn Error + 'static>> ProbeDynChain<'a> for &&&Probe<'a, Result<T, E>> {
+    #[inline]
+    fn __lastwords_outcome(&self) -> Outcome<'a> {
+        result(self.0, |e| ErrorRef::Chain(e.as_ref()))
+    }
+}
+
+impl<'a, T, E: Display> ProbeDisplay<'a> for &&Probe<'a, Result<T, E>> {
+    #[inline]
+    fn __lastwords_outcome(&self) -> Outcome<'a> {
+        result(self.0, |e| ErrorRef::Display(e))
+    }
+}
+
+impl<'a, T, E: Debug> ProbeDebug<'a> for &Probe<'a, Result<T, E>> {
+    #[inline]
+    fn __lastwords_outcome(&self) -> Outcome<'a> {
+        result(self.0, |e| ErrorRef::Debug(e))
+    }
+}
+
+impl<'a, T, E> ProbeResultOption<'a> for Probe<'a, Result<T, E>> {
+    #[inline]
+    fn __lastwords_outcome(&self) -> Outcome<'a> {
+        result(self.0, |_| ErrorRef::Opaque)
+    }
+}
+
+impl<'a, T> ProbeResultOption<'a> for Probe<'a, Option<T>> {
+    #[inline]
+    fn __lastwords_outcome(&self) -> Outcome<'a> {
+        match self.0 {
+            Some(_) => Outcome::Returned,
+            None => Outcome::None,
+        }
+    }
+}
+
+impl<'a, T: ?Sized> ProbeAny<'a> for Probe<'a, T> {
+    #[inline]
+    fn __lastwords_outcome(self) -> Outcome<'a> {
+        Outcome::Returned
+    }
+}
+
+/// Classifies `&value` (see the module docs). Not a stable API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __lastwords_outcome {
+    ($value:expr) => {{
+        #[allow(unused_imports)]
+        use $crate::private::outcome::{
+            ProbeAny as _, ProbeChain as _, ProbeDebug as _, ProbeDisplay as _, ProbeDynChain as _,
+            ProbeResultOption as _, ProbeSendSyncChain as _,
+        };
+        (&&&&&&$crate::private::outcome::Probe($value)).__lastwords_outcome()
+    }};
+}

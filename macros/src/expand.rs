@@ -1,0 +1,215 @@
+//! The expansion of `#[exit_path]`.
+//!
+//! ```ignore
+//! // Input:
+//! #[exit_path]
+//! fn load(path: &Path) -> io::Result<String> {
+//!     let text = fs::read_to_string(path)?;
+//!     Ok(text)
+//! }
+//!
+//! // Output (glue tokens are `Span::mixed_site()`):
+//! fn load(path: &Path) -> io::Result<String> {
+//!     static __LASTWORDS_EXIT: ExitSite = exit_site!(name: "load", ..);
+//!     let __lastwords_guard = ExitGuard::enter(&__LASTWORDS_EXIT);
+//!     let text = (match Try::branch(fs::read_to_string(path)) {
+//!         ControlFlow::Continue(v) => v,
+//!         ControlFlow::Break(r) => return {
+//!             let __lastwords_value: io::Result<String> = FromResidual::from_residual(r);
+//!             __lastwords_guard.exit(Site::Question, line!(), column!(), outcome!(&__lastwords_value), None);
+//!             __lastwords_value
+//!         },
+//!     });
+//!     {
+//!         let __lastwords_value: io::Result<String> = Ok(text);
+//!         __lastwords_guard.exit(Site::Tail, line!(), column!(), outcome!(&__lastwords_value), None);
+//!         __lastwords_value
+//!     }
+//! }
+//! ```
+//!
+//! An `async fn` keeps its signature; its body runs as an inner
+//! `async move` block awaited by the guard's owner, so that a future dropped
+//! before completion (`cancelled`) and an exit hidden in a macro (`macro`,
+//! whose value is then seen by `finish`) can be told apart.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
+use syn::visit_mut::VisitMut;
+use syn::{AttrStyle, Block, Expr, ItemFn, LitStr, ReturnType, Stmt, Type};
+
+use crate::attr::{self, ExitArgs, Level};
+use crate::item;
+use crate::sites::{guard_ident, value_ident, Cx, ExitSites, ImplToInfer, Which};
+
+/// Entry point: parse, check, expand; on error, the error plus the item
+/// unchanged.
+pub fn exit_path(args: TokenStream, item: TokenStream) -> TokenStream {
+    let args = attr::exit_args(args);
+    let func = item::parse_fn(item.clone(), "exit_path");
+    match (args, func) {
+        (Ok(args), Ok(func)) => expand(&args, func),
+        (Err(mut a), Err(f)) => {
+            a.combine(f);
+            error_and_item(&a, item)
+        }
+        (Err(e), _) | (_, Err(e)) => error_and_item(&e, item),
+    }
+}
+
+pub fn error_and_item(err: &syn::Error, item: TokenStream) -> TokenStream {
+    let err = err.to_compile_error();
+    quote!(#err #item)
+}
+
+/// `(line, col)` tokens at `span`.
+pub fn line_col(span: Span) -> (TokenStream, TokenStream) {
+    (
+        quote_spanned!(span=> ::core::line!()),
+        quote_spanned!(span=> ::core::column!()),
+    )
+}
+
+/// Splits `#![inner]` attributes (which stay first in the body) from the
+/// outer ones.
+pub fn split_attrs(func: &mut ItemFn) -> Vec<syn::Attribute> {
+    let (inner, outer) = func
+        .attrs
+        .drain(..)
+        .partition(|a| matches!(a.style, AttrStyle::Inner(_)));
+    func.attrs = outer;
+    inner
+}
+
+fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
+    let is_async = func.sig.asyncness.is_some();
+    let never =
+        matches!(&func.sig.output, ReturnType::Type(_, ty) if matches!(**ty, Type::Never(_)));
+    let ret_ty = match &func.sig.output {
+        ReturnType::Default => quote!(()),
+        ReturnType::Type(_, ty) => {
+            let mut ty = (**ty).clone();
+            ImplToInfer.visit_type_mut(&mut ty);
+            ty.into_token_stream()
+        }
+    };
+    let cx = Cx {
+        ret_ty: ret_ty.clone(),
+        ret: args.ret,
+    };
+    let inner_attrs = split_attrs(&mut func);
+    let block: &mut Block = &mut func.block;
+    if !never {
+        ExitSites { cx: &cx }.visit_block_mut(block);
+        rewrite_tail(&cx, block);
+    }
+
+    let (mut ok, mut err, mut cancelled) = (
+        args.level.unwrap_or(Level::Info),
+        args.err_level.unwrap_or(Level::Error),
+        Level::Warn,
+    );
+    if args.unexpected {
+        (ok, err, cancelled) = (Level::Error, Level::Error, Level::Error);
+    }
+    let max = ok.max(err).max(cancelled).ident();
+    let (ok, err, cancelled) = (ok.ident(), err.ident(), cancelled.ident());
+    let ident = &func.sig.ident;
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| LitStr::new(&ident.to_string(), ident.span()));
+    let custom = args.name.is_some();
+    let label = match &args.label {
+        Some(l) => quote!(::core::option::Option::Some(#l)),
+        None => quote!(::core::option::Option::None),
+    };
+    let unexpected = args.unexpected;
+    let (line, col) = line_col(ident.span());
+    let site = syn::Ident::new("__LASTWORDS_EXIT", Span::mixed_site());
+    let guard = guard_ident();
+    let value = value_ident();
+    let static_site = quote_spanned! {Span::mixed_site()=>
+        static #site: ::lastwords::__private::ExitSite = ::lastwords::__private::exit_site!(
+            name: #name,
+            custom_name: #custom,
+            line: #line,
+            col: #col,
+            label: #label,
+            unexpected: #unexpected,
+            is_async: #is_async,
+            max_level: #max,
+            ok: #ok,
+            err: #err,
+            cancelled: #cancelled,
+        );
+    };
+    let stmts = &block.stmts;
+    let body = if is_async && !never {
+        let debug = cx.debug_value();
+        quote_spanned! {Span::mixed_site()=>
+            #(#inner_attrs)*
+            #static_site
+            let #guard = &::lastwords::__private::ExitGuard::enter(&#site);
+            let #value: #ret_ty = async move { #(#stmts)* }.await;
+            #guard.finish(::lastwords::__private::outcome!(&#value), #debug);
+            #value
+        }
+    } else {
+        quote_spanned! {Span::mixed_site()=>
+            #(#inner_attrs)*
+            #static_site
+            let #guard = ::lastwords::__private::ExitGuard::enter(&#site);
+            #(#stmts)*
+        }
+    };
+    let attrs = &func.attrs;
+    let vis = &func.vis;
+    let sig = &func.sig;
+    let mut braces = proc_macro2::Group::new(proc_macro2::Delimiter::Brace, body);
+    braces.set_span(func.block.brace_token.span.join());
+    quote!(#(#attrs)* #vis #sig #braces)
+}
+
+/// The body's own exit: its tail expression, or falling off its end.
+///
+/// Input:  { stmts; TAIL }
+/// Output: { stmts; { let __lastwords_value: R = TAIL; guard.exit(Site::Tail, ..); __lastwords_value } }
+///
+/// Input:  { stmts; }
+/// Output: { stmts; { let __lastwords_value = (); guard.exit(Site::Tail, <closing brace>, ..); } }
+fn rewrite_tail(cx: &Cx, block: &mut Block) {
+    match block.stmts.last_mut() {
+        Some(Stmt::Expr(expr, None)) => {
+            let span = expr.span();
+            let tokens = expr.to_token_stream();
+            *expr = Expr::Verbatim(cx.capture(tokens, Which::Tail, span));
+        }
+        Some(
+            stmt @ Stmt::Macro(syn::StmtMacro {
+                semi_token: None, ..
+            }),
+        ) => {
+            let span = stmt.span();
+            let tokens = stmt.to_token_stream();
+            *stmt = Stmt::Expr(Expr::Verbatim(cx.capture(tokens, Which::Tail, span)), None);
+        }
+        _ => {
+            // No tail: the body is `()` or diverges; the value is not
+            // annotated with R so that a diverging body still type-checks.
+            let span = block.brace_token.span.close();
+            let value = value_ident();
+            let exit = cx.exit_stmt(Which::Tail, span);
+            block.stmts.push(Stmt::Expr(
+                Expr::Verbatim(quote_spanned! {Span::mixed_site()=>
+                    {
+                        let #value = ();
+                        #exit
+                    }
+                }),
+                None,
+            ));
+        }
+    }
+}
