@@ -64,6 +64,7 @@ fn main() -> Result<ExitCode> {
         "panic_tokio" => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
+                .thread_name("task-worker")
                 .build()?;
             let joined =
                 rt.block_on(async { tokio::spawn(async { panic!("boom in a task") }).await });
@@ -92,6 +93,7 @@ fn main() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         "wait" => wait_for_signal(),
+        "threads" => many_threads(),
         "tokio_term_after" => tokio_term(0, true),
         "tokio_ctrl_c" => tokio_ctrl_c(),
         "devfull" => {
@@ -114,6 +116,28 @@ fn log_records(n: u64) {
     for i in 0..n {
         tracing::info!(n = i, "record {i}");
     }
+}
+
+/// 8 threads × 50,000 records, all at once.
+fn many_threads() -> Result<ExitCode> {
+    let threads: Vec<_> = (0..8u64)
+        .map(|t| {
+            std::thread::spawn(move || {
+                for i in 0..50_000u64 {
+                    tracing::info!(
+                        t,
+                        i,
+                        text = "line \"quoted\"\nand broken",
+                        "threaded record"
+                    );
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().map_err(|_| "a logging thread panicked")?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn ready() {
