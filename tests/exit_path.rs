@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::io;
+
 use lastwords::exit_path;
 use support::{capture, exits, Rec};
 
@@ -72,5 +74,362 @@ fn each_question_mark_reports_its_own_line() {
             "elapsed_us",
             "unexpected"
         ]
+    );
+}
+
+static EARLY: u32 = line!() + 4;
+#[exit_path]
+fn early(n: i32) -> Option<i32> {
+    if n < 0 {
+        return None;
+    }
+    if n == 0 {
+        return Some(0);
+    }
+    let half = if n % 2 == 0 { Some(n / 2) } else { None };
+    let h = half?;
+    Some(h)
+}
+static EARLY2: u32 = EARLY + 3;
+static EARLY_Q: u32 = EARLY + 6;
+static EARLY_TAIL: u32 = EARLY + 7;
+
+#[test]
+fn early_returns_option_question_mark_and_tail() {
+    let (r, recs) = capture(|| early(-1));
+    assert_eq!(r, None);
+    let rec = one(&recs);
+    check(&rec, "return", EARLY, "none");
+    assert_eq!(rec.field("col"), "9");
+    let (r, recs) = capture(|| early(0));
+    assert_eq!(r, Some(0));
+    check(&one(&recs), "return", EARLY2, "returned");
+    let (r, recs) = capture(|| early(3));
+    assert_eq!(r, None);
+    check(&one(&recs), "?", EARLY_Q, "none");
+    let (r, recs) = capture(|| early(4));
+    assert_eq!(r, Some(2));
+    check(&one(&recs), "tail", EARLY_TAIL, "returned");
+}
+
+static NESTED: u32 = line!() + 18;
+#[exit_path]
+fn nested_exits_do_not_count(v: &[&str]) -> Result<u32, std::num::ParseIntError> {
+    let parse_all = |v: &[&str]| -> Result<Vec<u32>, std::num::ParseIntError> {
+        let mut out = Vec::new();
+        for s in v {
+            if s.is_empty() {
+                return Ok(out);
+            }
+            out.push(s.parse::<u32>()?);
+        }
+        Ok(out)
+    };
+    let fut = async { "7".parse::<u32>() };
+    fn helper(s: &str) -> Result<u32, std::num::ParseIntError> {
+        Ok(s.parse::<u32>()? + 1)
+    }
+    let sum = parse_all(v).map(|x| x.iter().sum::<u32>()).unwrap_or(0);
+    drop(fut);
+    let h = helper("1")?;
+    Ok(sum + h)
+}
+
+#[test]
+fn returns_in_closures_async_blocks_and_nested_fns_do_not_count() {
+    let (r, recs) = capture(|| nested_exits_do_not_count(&["1", "x"]));
+    assert_eq!(r, Ok(2));
+    check(&one(&recs), "tail", NESTED, "ok");
+    let (r, recs) = capture(|| nested_exits_do_not_count(&["1", ""]));
+    assert_eq!(r, Ok(3));
+    check(&one(&recs), "tail", NESTED, "ok");
+}
+
+macro_rules! my_bail {
+    ($msg:expr) => {
+        return Err(io::Error::other($msg))
+    };
+}
+
+static BAIL: u32 = line!() + 4;
+#[exit_path]
+fn local_bail(n: u32) -> io::Result<u32> {
+    if n == 0 {
+        my_bail!("zero");
+    }
+    Ok(n)
+}
+
+static ANYHOW: u32 = line!() + 3;
+#[exit_path]
+fn anyhow_exits(n: u32) -> anyhow::Result<u32> {
+    anyhow::ensure!(n != 1, "one is not allowed");
+    if n == 2 {
+        anyhow::bail!("two: {}", n);
+    }
+    let v: u32 = "x"
+        .parse()
+        .map_err(anyhow::Error::from)
+        .map_err(|e| e.context("parsing x"))
+        .or_else(|e| if n == 3 { Err(e) } else { Ok(n) })?;
+    Ok(v)
+}
+
+#[test]
+fn exits_hidden_in_macros_report_the_invocation() {
+    let (r, recs) = capture(|| local_bail(0));
+    assert!(r.is_err());
+    let rec = one(&recs);
+    check(&rec, "macro", BAIL, "unknown");
+    assert_eq!(rec.field("col"), "9");
+    assert_eq!(rec.level, tracing::Level::INFO);
+    let (_, recs) = capture(|| local_bail(5));
+    check(&one(&recs), "tail", BAIL + 2, "ok");
+
+    let (_, recs) = capture(|| anyhow_exits(1));
+    let rec = one(&recs);
+    check(&rec, "macro", ANYHOW, "unknown");
+    assert_eq!(rec.field("col"), "5");
+    let (_, recs) = capture(|| anyhow_exits(2));
+    check(&one(&recs), "macro", ANYHOW + 2, "unknown");
+}
+
+#[test]
+fn anyhow_context_chain_and_io_alias() {
+    let (r, recs) = capture(|| anyhow_exits(3));
+    assert!(r.is_err());
+    let rec = one(&recs);
+    check(&rec, "?", ANYHOW + 4, "err");
+    assert_eq!(
+        rec.field("error"),
+        "parsing x: invalid digit found in string"
+    );
+    assert_eq!(rec.level, tracing::Level::ERROR);
+    let (_, recs) = capture(|| io_alias("/nonexistent/lastwords"));
+    let rec = one(&recs);
+    assert_eq!(rec.field("outcome"), "err");
+    assert_eq!(rec.field("error"), "No such file or directory (os error 2)");
+    assert_eq!(rec.field("site"), "?");
+}
+
+#[exit_path]
+fn io_alias(path: &str) -> io::Result<String> {
+    let s = std::fs::read_to_string(path)?;
+    Ok(s)
+}
+
+static PANIC: u32 = line!() + 2;
+#[exit_path]
+fn outer_panics(n: u32) -> u32 {
+    inner_panics(n) + 1
+}
+
+#[exit_path]
+fn inner_panics(n: u32) -> u32 {
+    if n > 0 {
+        panic!("boom {n}");
+    }
+    n
+}
+
+#[test]
+fn a_panic_unwinding_through_two_frames_records_both_inner_first() {
+    let (r, recs) = capture(|| std::panic::catch_unwind(|| outer_panics(1)));
+    assert!(r.is_err());
+    let exits = exits(&recs);
+    assert_eq!(exits.len(), 2, "{exits:#?}");
+    assert_eq!(exits[0].field("fn"), "exit_path::inner_panics");
+    assert_eq!(exits[1].field("fn"), "exit_path::outer_panics");
+    for rec in &exits {
+        assert_eq!(rec.field("site"), "unwind");
+        assert_eq!(rec.field("outcome"), "panic");
+        assert_eq!(rec.level, tracing::Level::ERROR);
+    }
+    assert_eq!(exits[1].field("line"), PANIC.to_string());
+}
+
+#[exit_path]
+async fn slow() -> Result<(), io::Error> {
+    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    Ok(())
+}
+
+#[exit_path]
+async fn fast() -> Result<u8, io::Error> {
+    tokio::task::yield_now().await;
+    Ok(1)
+}
+
+#[test]
+fn an_async_fn_losing_a_select_is_cancelled() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let (r, recs) = capture(|| {
+        rt.block_on(async {
+            tokio::select! {
+                r = slow() => r.map(|()| 0),
+                r = fast() => r,
+            }
+        })
+    });
+    assert_eq!(r.unwrap(), 1);
+    let exits = exits(&recs);
+    assert_eq!(exits.len(), 2, "{exits:#?}");
+    let fast = exits
+        .iter()
+        .find(|r| r.field("fn") == "exit_path::fast")
+        .unwrap();
+    assert_eq!(fast.field("site"), "tail");
+    assert_eq!(fast.field("outcome"), "ok");
+    let slow = exits
+        .iter()
+        .find(|r| r.field("fn") == "exit_path::slow")
+        .unwrap();
+    assert_eq!(slow.field("site"), "cancelled");
+    assert_eq!(slow.field("outcome"), "cancelled");
+    assert_eq!(slow.level, tracing::Level::WARN);
+}
+
+#[exit_path(unexpected, label = "D")]
+fn run_forever(stop_after: u32) -> Result<(), io::Error> {
+    let mut n = 0;
+    loop {
+        n += 1;
+        if n == stop_after {
+            return Ok(());
+        }
+    }
+}
+
+#[test]
+fn an_unexpected_loop_that_returns_is_an_error() {
+    let (r, recs) = capture(|| run_forever(3));
+    assert!(r.is_ok());
+    let rec = one(&recs);
+    assert_eq!(rec.level, tracing::Level::ERROR);
+    assert_eq!(rec.field("unexpected"), "true");
+    assert_eq!(rec.field("label"), "D");
+    assert_eq!(rec.field("site"), "return");
+    assert_eq!(rec.field("outcome"), "ok");
+}
+
+#[exit_path(ret, level = "debug", name = "custom::relocate")]
+fn with_ret(v: Vec<u8>) -> Option<Vec<u8>> {
+    if v.is_empty() {
+        return None;
+    }
+    Some(v)
+}
+
+#[test]
+fn ret_records_the_value() {
+    let (r, recs) = capture(|| with_ret(vec![1, 2]));
+    assert_eq!(r, Some(vec![1, 2]));
+    let rec = one(&recs);
+    assert_eq!(rec.field("value"), "Some([1, 2])");
+    assert_eq!(rec.field("fn"), "custom::relocate");
+    assert_eq!(rec.level, tracing::Level::DEBUG);
+    let (_, recs) = capture(|| with_ret(vec![]));
+    assert_eq!(one(&recs).field("value"), "None");
+}
+
+#[test]
+fn filtered_out_records_are_not_emitted() {
+    let (_, recs) = support::capture_at(tracing::Level::INFO, || with_ret(vec![1]));
+    assert!(exits(&recs).is_empty());
+    let (_, recs) = support::capture_at(tracing::Level::WARN, || several_q("1", "x"));
+    assert_eq!(one(&recs).field("outcome"), "err");
+}
+
+struct Counter {
+    n: u32,
+}
+
+trait Named {
+    fn name(&self) -> String;
+    #[exit_path]
+    fn shout(&self) -> String {
+        self.name().to_uppercase()
+    }
+}
+
+impl Named for Counter {
+    #[exit_path]
+    fn name(&self) -> String {
+        format!("c{}", self.n)
+    }
+}
+
+impl Counter {
+    #[exit_path]
+    fn by_ref(&self) -> u32 {
+        self.n
+    }
+    #[exit_path]
+    fn by_mut(&mut self) -> Result<u32, String> {
+        self.n += 1;
+        if self.n > 100 {
+            return Err("too big".into());
+        }
+        Ok(self.n)
+    }
+    #[exit_path]
+    fn by_value(self) -> u32 {
+        self.n
+    }
+    #[exit_path]
+    fn boxed(self: Box<Self>) -> u32 {
+        self.n
+    }
+    #[exit_path]
+    fn pinned(self: std::pin::Pin<&mut Self>) -> u32 {
+        self.n
+    }
+    #[exit_path]
+    fn generic<T: std::fmt::Debug + Clone>(&self, t: &T) -> Result<T, std::fmt::Error> {
+        if self.n == 0 {
+            Err(std::fmt::Error)?;
+        }
+        Ok(t.clone())
+    }
+}
+
+#[test]
+fn methods_with_every_receiver_and_generics() {
+    let (_, recs) = capture(|| {
+        let mut c = Counter { n: 1 };
+        assert_eq!(c.by_ref(), 1);
+        assert_eq!(c.by_mut(), Ok(2));
+        assert_eq!(std::pin::Pin::new(&mut c).pinned(), 2);
+        assert_eq!(c.generic(&"x"), Ok("x"));
+        assert_eq!(c.name(), "c2");
+        assert_eq!(c.shout(), "C2");
+        assert_eq!(Box::new(Counter { n: 7 }).boxed(), 7);
+        assert_eq!(c.by_value(), 2);
+        assert_eq!(Counter { n: 0 }.generic(&1), Err(std::fmt::Error));
+    });
+    let exits = exits(&recs);
+    let fns: Vec<&str> = exits.iter().map(|r| r.field("fn")).collect();
+    assert_eq!(
+        fns,
+        [
+            "exit_path::Counter::by_ref",
+            "exit_path::Counter::by_mut",
+            "exit_path::Counter::pinned",
+            "exit_path::Counter::generic",
+            "<exit_path::Counter as exit_path::Named>::name",
+            "<exit_path::Counter as exit_path::Named>::name",
+            "exit_path::Named::shout",
+            "exit_path::Counter::boxed",
+            "exit_path::Counter::by_value",
+            "exit_path::Counter::generic",
+        ]
+    );
+    assert_eq!(exits[9].field("site"), "?");
+    assert_eq!(
+        exits[9].field("error"),
+        "an error occurred when formatting an argument"
     );
 }

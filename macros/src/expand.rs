@@ -113,7 +113,7 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
     if args.unexpected {
         (ok, err, cancelled) = (Level::Error, Level::Error, Level::Error);
     }
-    let max = ok.max(err).max(cancelled).ident();
+    let gate = ok.min(err).min(cancelled).ident();
     let (ok, err, cancelled) = (ok.ident(), err.ident(), cancelled.ident());
     let ident = &func.sig.ident;
     let name = args
@@ -139,7 +139,7 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
             label: #label,
             unexpected: #unexpected,
             is_async: #is_async,
-            max_level: #max,
+            gate_level: #gate,
             ok: #ok,
             err: #err,
             cancelled: #cancelled,
@@ -203,13 +203,12 @@ fn rewrite_tail(cx: &Cx, block: &mut Block) {
             let exit = cx.exit_stmt(Which::Tail, span);
             block.stmts.push(Stmt::Expr(
                 Expr::Verbatim(quote_spanned! {Span::mixed_site()=>
-                    {
-                        let #value = ();
-                        #exit
-                    }
+                    #[allow(unreachable_code)]
+                    let #value = ();
                 }),
                 None,
             ));
+            block.stmts.push(Stmt::Expr(Expr::Verbatim(exit), None));
         }
     }
 }

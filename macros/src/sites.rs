@@ -60,7 +60,10 @@ impl Cx {
         let value = value_ident();
         let pos = Cx::position(span);
         let debug = self.debug_value();
+        // The allow covers only this statement: after a diverging tail
+        // (`loop {}`) it is unreachable, which is not the user's doing.
         quote_spanned! {Span::mixed_site()=>
+            #[allow(unreachable_code)]
             #guard.exit(
                 ::lastwords::__private::Site::#site,
                 #pos,
@@ -199,7 +202,8 @@ fn marker_stmt(span: Span) -> Stmt {
     let guard = guard_ident();
     let pos = Cx::position(span);
     Stmt::Expr(
-        Expr::Verbatim(quote_spanned!(Span::mixed_site()=> #guard.at_macro(#pos))),
+        Expr::Verbatim(quote_spanned!(Span::mixed_site()=>
+            #[allow(unreachable_code)] #guard.at_macro(#pos))),
         Some(Token![;](Span::mixed_site())),
     )
 }

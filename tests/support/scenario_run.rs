@@ -37,7 +37,43 @@ pub fn example(name: &str) -> PathBuf {
          examples) or run `cargo build --examples` first",
         path.display()
     );
+    let built = modified(&path);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let newest_source = [
+        root.join("examples").join(format!("{name}.rs")),
+        root.join("src"),
+        root.join("layer/src"),
+        root.join("macros/src"),
+    ]
+    .iter()
+    .map(|p| newest(p))
+    .max()
+    .expect("sources");
+    assert!(
+        built >= newest_source,
+        "example binary {} is older than its sources: `cargo test --test <name>` does not \
+         rebuild examples; run `cargo build --examples` first, or plain `cargo test`",
+        path.display()
+    );
     path
+}
+
+fn modified(path: &Path) -> std::time::SystemTime {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .unwrap_or(std::time::UNIX_EPOCH)
+}
+
+/// The newest modification time of a file, or of the files under a dir.
+fn newest(path: &Path) -> std::time::SystemTime {
+    match std::fs::read_dir(path) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .map(|e| newest(&e.path()))
+            .max()
+            .unwrap_or(std::time::UNIX_EPOCH),
+        Err(_) => modified(path),
+    }
 }
 
 /// A fresh directory under the system's temp dir, removed when the test

@@ -66,8 +66,9 @@ pub struct ExitSite {
     pub unexpected: bool,
     /// True for an `async fn`: an unfinished drop means cancellation.
     pub is_async: bool,
-    /// The most verbose of the three levels.
-    pub max_level: LevelFilter,
+    /// The most severe of the three levels: if even it is disabled,
+    /// nothing about this function can be recorded.
+    pub gate_level: LevelFilter,
     /// Callsite for `ok`, `none`, `returned`.
     pub ok: &'static DefaultCallsite,
     /// Callsite for `err` and `panic`.
@@ -83,8 +84,8 @@ impl ExitSite {
     /// load when nothing listens.
     #[inline]
     fn may_be_enabled(&self) -> bool {
-        self.max_level <= STATIC_MAX_LEVEL
-            && self.max_level <= LevelFilter::current()
+        self.gate_level <= STATIC_MAX_LEVEL
+            && self.gate_level <= LevelFilter::current()
             && (!self.ok.interest().is_never()
                 || !self.err.interest().is_never()
                 || !self.cancelled.interest().is_never())
@@ -438,7 +439,7 @@ macro_rules! __lastwords_exit_site {
         label: $label:expr,
         unexpected: $unexpected:expr,
         is_async: $is_async:expr,
-        max_level: $max:ident,
+        gate_level: $gate:ident,
         ok: $ok:ident,
         err: $err:ident,
         cancelled: $cancelled:ident $(,)?
@@ -460,7 +461,7 @@ macro_rules! __lastwords_exit_site {
             label: $label,
             unexpected: $unexpected,
             is_async: $is_async,
-            max_level: $crate::private::LevelFilter::$max,
+            gate_level: $crate::private::LevelFilter::$gate,
             ok: &OK_CALLSITE,
             err: &ERR_CALLSITE,
             cancelled: &CANCELLED_CALLSITE,
