@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 /// Message counts per topic.
@@ -120,15 +120,17 @@ async fn serve(listener: TcpListener) -> io::Result<()> {
     }
 }
 
-/// Sends one request on a new connection; returns the reply line, empty when
-/// the server closed the connection without answering.
+/// Sends one request on a new connection; returns the first reply line,
+/// empty when the server closed the connection without answering.
 async fn request(addr: SocketAddr, line: &str) -> io::Result<String> {
     let mut stream = TcpStream::connect(addr).await?;
     stream.write_all(format!("{line}\n").as_bytes()).await?;
     stream.shutdown().await?;
+    // Read to EOF: the server closes the connection when the handler
+    // returns, so the handler (and its record) is done when this returns.
     let mut reply = String::new();
-    BufReader::new(stream).read_line(&mut reply).await?;
-    Ok(reply.trim_end().to_owned())
+    stream.read_to_string(&mut reply).await?;
+    Ok(reply.lines().next().unwrap_or_default().to_owned())
 }
 
 /// Starts the server, sends a good request, two malformed ones and a good
