@@ -45,8 +45,8 @@ fn main() -> Result<(), Box<dyn Error>> {
                 .name("worker-1".into())
                 .spawn(|| {
                     lastwords::crumb!("worker parsing a record");
-                    let record: Option<&str> = None;
-                    record.expect("the record was there a moment ago");
+                    let fields: Vec<&str> = "2026-11-25,ingest".split(',').collect();
+                    println!("host = {}", fields[2]); // index out of bounds
                 })?;
             // A panicking thread leaves the exit status alone: only the
             // `panic` record says it happened.
@@ -71,6 +71,9 @@ fn main() -> Result<(), Box<dyn Error>> {
         "abort" => std::process::abort(),
         "overflow" => {
             fn dive(depth: u64) -> u64 {
+                if depth == u64::MAX {
+                    return depth;
+                }
                 let frame = std::hint::black_box([depth; 512]);
                 dive(depth + 1) + frame[0]
             }
