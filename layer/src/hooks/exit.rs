@@ -1,5 +1,5 @@
 //! The `process_exit` record: a glibc `on_exit` handler, and
-//! [`exit`](crate::exit), which also records where it was called.
+//! [`exit`], which also records where it was called.
 //!
 //! glibc runs `on_exit` handlers with the real status for every ordinary
 //! exit: a return from `main` (`Ok` → 0, `Err` → 1, an `ExitCode`), and

@@ -5,7 +5,7 @@
 //! stack to run on: std gives the main thread and every thread it spawns an
 //! alternate signal stack (`install` adds one to the installing thread if it
 //! has none). That stack is small, so the handler's frame is kept tiny: the
-//! record is built in a static scratch area ([`sigsafe`](super::sigsafe)).
+//! record is built in a static scratch area ([`sigsafe`]).
 //!
 //! After writing, the handler puts back the action it found at install time
 //! (for SIGSEGV and SIGBUS that is std's stack-overflow handler, which

@@ -2,13 +2,32 @@
 //!
 //! | ending | hook | record |
 //! |---|---|---|
-//! | panic, any thread | [`panic`] hook, chained | `panic` |
+//! | panic, any thread | [`panic`](mod@panic) hook, chained | `panic` |
 //! | return from `main`, `process::exit` | glibc `on_exit` ([`exit`](mod@exit)) | `process_exit` |
 //! | SIGTERM, SIGINT, SIGHUP, SIGQUIT | [`signals`] | `signal` |
 //! | SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT | [`fatal`] | `fatal_signal` |
 //!
 //! Each hook records, then hands over to what would have happened without
 //! lastwords, so the exit status and death signal are unchanged.
+//!
+//! # What is guaranteed about `seq` at the end
+//!
+//! A record takes its `seq` just before its `writev`, so the only records
+//! that can be missing when the process ends are those whose `writev` was
+//! in flight on another thread. Before the process goes on to die, the exit
+//! handler waits up to 50 ms, and the signal handlers up to 20 ms, until
+//! every record numbered below their own is written (or counted as
+//! dropped), so the file holds `seq` 1..=N with no gap, N being the death
+//! record's `seq`. Records that other threads log after it may be cut off
+//! by the end of the process (gaps above N). If a signal interrupts its own
+//! thread in the middle of a `writev`, that record is lost and the handler
+//! waits the full 20 ms for it.
+//!
+//! # Install order with tokio
+//!
+//! Termination signals work whichever of lastwords and tokio's
+//! `signal::ctrl_c()` / `signal(SignalKind::terminate())` is installed
+//! first: see [`signals`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

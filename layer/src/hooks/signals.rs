@@ -2,7 +2,7 @@
 //! would have happened without lastwords.
 //!
 //! The handler writes the record with async-signal-safe code only (see
-//! [`sigsafe`](super::sigsafe)), then:
+//! [`sigsafe`]), then:
 //!
 //! - if another handler was installed *over* ours and called us (as
 //!   `signal-hook-registry`, and so tokio's `signal::ctrl_c()` and

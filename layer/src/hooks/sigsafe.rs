@@ -92,7 +92,7 @@ pub(crate) fn write(sink: &Sink, record: &SignalRecord) -> u64 {
     seq
 }
 
-/// The fallback of [`write`] when the scratch area is in use: no
+/// The fallback of [`write()`] when the scratch area is in use: no
 /// breadcrumbs, small buffers on the stack. Async-signal-safe.
 #[inline(never)]
 fn write_small(sink: &Sink, record: &SignalRecord) -> u64 {
