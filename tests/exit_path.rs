@@ -380,6 +380,7 @@ impl Counter {
         self.n
     }
     #[exit_path]
+    #[allow(clippy::boxed_local)] // the receiver form is what is tested
     fn boxed(self: Box<Self>) -> u32 {
         self.n
     }

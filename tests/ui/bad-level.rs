@@ -1,0 +1,4 @@
+#[lastwords::exit_path(err_level = "loud")]
+fn run() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[lastwords::exit_path(level = "debug", level = "info")]
+fn run() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[lastwords::exit_path(label)]
+fn run() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[lastwords::exit_path]
+struct Config {
+    path: String,
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[lastwords::exit_path(levle = "debug")]
+fn run() {}
+
+fn main() {}
