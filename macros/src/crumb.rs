@@ -104,6 +104,7 @@ pub fn crumb(input: TokenStream) -> TokenStream {
     };
     let looks_like_field = |seg: &Vec<TokenTree>| match seg.as_slice() {
         [TokenTree::Punct(p), ..] if p.as_char() == '?' || p.as_char() == '%' => true,
+        [TokenTree::Ident(_)] => true,
         [_, TokenTree::Punct(p), ..] => p.as_char() == '=' || p.as_char() == '.',
         _ => false,
     };
