@@ -175,6 +175,17 @@ const POW10: [f64; 20] = [
     1e17, 1e18, 1e19,
 ];
 
+/// `10^k` for `k` in `0..=19`.
+const POW10_U64: [u64; 20] = {
+    let mut table = [1u64; 20];
+    let mut k = 1;
+    while k < 20 {
+        table[k] = table[k - 1] * 10;
+        k += 1;
+    }
+    table
+};
+
 /// A fast path for the floats logs are full of (`0.25`, `99.9`, `1500.0`),
 /// writing exactly what `ryu::Buffer::format_finite` writes, in a fifth of
 /// the time: ryu's shortest-digits search is general, and slowest on short
@@ -215,19 +226,24 @@ fn short_float(value: f64, buf: &mut [u8; SHORT_FLOAT_MAX]) -> Option<usize> {
     if abs * POW10[k] >= 1e15 {
         k -= 1;
     }
-    let scaled = (abs * POW10[k]).round();
-    if scaled >= 1e15 || scaled / POW10[k] != abs {
+    // `abs * 10^k < 2^50`, so adding one half is exact and the truncation
+    // rounds to nearest (`f64::round` can be a libm call).
+    let scaled = abs * POW10[k];
+    let mut digits = (scaled + 0.5) as u64;
+    if digits >= 1_000_000_000_000_000 || digits as f64 / POW10[k] != abs {
         return None;
     }
-    let mut digits = scaled as u64;
-    while k > 0 && digits % 10 == 0 {
-        digits /= 10;
-        k -= 1;
+    // Drop up to `k` trailing zeros (at most 14: `digits < 10^15`), by
+    // halving steps instead of one at a time.
+    for step in [8, 4, 2, 1] {
+        if k >= step && digits % POW10_U64[step] == 0 {
+            digits /= POW10_U64[step];
+            k -= step;
+        }
     }
-    let unit = 10u64.pow(k as u32);
-    let (int_part, mut frac) = (digits / unit, digits % unit);
+    let unit = POW10_U64[k];
     let mut itoa = itoa::Buffer::new();
-    let int_digits = itoa.format(int_part).as_bytes();
+    let int_digits = itoa.format(digits / unit).as_bytes();
     buf[len..len + int_digits.len()].copy_from_slice(int_digits);
     len += int_digits.len();
     buf[len] = b'.';
@@ -236,10 +252,10 @@ fn short_float(value: f64, buf: &mut [u8; SHORT_FLOAT_MAX]) -> Option<usize> {
         buf[len] = b'0';
         return Some(len + 1);
     }
-    for slot in buf[len..len + k].iter_mut().rev() {
-        *slot = b'0' + (frac % 10) as u8;
-        frac /= 10;
-    }
+    let frac_digits = itoa.format(digits % unit).as_bytes();
+    let zeros = k - frac_digits.len();
+    buf[len..len + zeros].fill(b'0');
+    buf[len + zeros..len + k].copy_from_slice(frac_digits);
     Some(len + k)
 }
 
