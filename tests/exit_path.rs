@@ -14,6 +14,17 @@ fn one(recs: &[Rec]) -> Rec {
     exits.into_iter().next().unwrap()
 }
 
+/// The line of this file that carries the comment `// MARKER`, so that
+/// expectations survive reformatting.
+fn line_of(marker: &str) -> u32 {
+    let needle = format!("// {marker}");
+    let found = include_str!("exit_path.rs")
+        .lines()
+        .position(|l| l.ends_with(&needle) && !l.contains("line_of"))
+        .unwrap_or_else(|| panic!("no line marked {marker}"));
+    u32::try_from(found).unwrap() + 1
+}
+
 fn check(rec: &Rec, site: &str, line: u32, outcome: &str) {
     assert_eq!(rec.field("site"), site, "{rec:#?}");
     assert_eq!(rec.field("line"), line.to_string(), "{rec:#?}");
@@ -25,34 +36,31 @@ fn parse(s: &str) -> Result<u32, std::num::ParseIntError> {
     s.parse()
 }
 
-static Q1: u32 = line!() + 4;
-static Q2: u32 = line!() + 4;
 #[exit_path]
 fn several_q(a: &str, b: &str) -> Result<u32, std::num::ParseIntError> {
-    let x = parse(a)?;
-    let y = parse(b)?;
-    Ok(x + y)
+    let x = parse(a)?; // @q1
+    let y = parse(b)?; // @q2
+    Ok(x + y) // @tail_several
 }
-static TAIL_SEVERAL: u32 = line!() - 2;
 
 #[test]
 fn each_question_mark_reports_its_own_line() {
     let (r, recs) = capture(|| several_q("x", "1"));
     assert!(r.is_err());
     let rec = one(&recs);
-    check(&rec, "?", Q1, "err");
+    check(&rec, "?", line_of("@q1"), "err");
     assert_eq!(rec.field("error"), "invalid digit found in string");
     assert_eq!(rec.field("col"), "21");
 
     let (_, recs) = capture(|| several_q("1", ""));
     let rec = one(&recs);
-    check(&rec, "?", Q2, "err");
+    check(&rec, "?", line_of("@q2"), "err");
     assert_eq!(rec.field("error"), "cannot parse integer from empty string");
 
     let (r, recs) = capture(|| several_q("1", "2"));
     assert_eq!(r, Ok(3));
     let rec = one(&recs);
-    check(&rec, "tail", TAIL_SEVERAL, "ok");
+    check(&rec, "tail", line_of("@tail_several"), "ok");
     assert!(rec.get("error").is_none());
     assert_eq!(rec.name, "lastwords::fn_exit");
     assert_eq!(rec.level, tracing::Level::INFO);
@@ -77,42 +85,37 @@ fn each_question_mark_reports_its_own_line() {
     );
 }
 
-static EARLY: u32 = line!() + 4;
 #[exit_path]
 fn early(n: i32) -> Option<i32> {
     if n < 0 {
-        return None;
+        return None; // @early
     }
     if n == 0 {
-        return Some(0);
+        return Some(0); // @early2
     }
     let half = if n % 2 == 0 { Some(n / 2) } else { None };
-    let h = half?;
-    Some(h)
+    let h = half?; // @early_q
+    Some(h) // @early_tail
 }
-static EARLY2: u32 = EARLY + 3;
-static EARLY_Q: u32 = EARLY + 6;
-static EARLY_TAIL: u32 = EARLY + 7;
 
 #[test]
 fn early_returns_option_question_mark_and_tail() {
     let (r, recs) = capture(|| early(-1));
     assert_eq!(r, None);
     let rec = one(&recs);
-    check(&rec, "return", EARLY, "none");
+    check(&rec, "return", line_of("@early"), "none");
     assert_eq!(rec.field("col"), "9");
     let (r, recs) = capture(|| early(0));
     assert_eq!(r, Some(0));
-    check(&one(&recs), "return", EARLY2, "returned");
+    check(&one(&recs), "return", line_of("@early2"), "returned");
     let (r, recs) = capture(|| early(3));
     assert_eq!(r, None);
-    check(&one(&recs), "?", EARLY_Q, "none");
+    check(&one(&recs), "?", line_of("@early_q"), "none");
     let (r, recs) = capture(|| early(4));
     assert_eq!(r, Some(2));
-    check(&one(&recs), "tail", EARLY_TAIL, "returned");
+    check(&one(&recs), "tail", line_of("@early_tail"), "returned");
 }
 
-static NESTED: u32 = line!() + 18;
 #[exit_path]
 fn nested_exits_do_not_count(v: &[&str]) -> Result<u32, std::num::ParseIntError> {
     let parse_all = |v: &[&str]| -> Result<Vec<u32>, std::num::ParseIntError> {
@@ -132,17 +135,17 @@ fn nested_exits_do_not_count(v: &[&str]) -> Result<u32, std::num::ParseIntError>
     let sum = parse_all(v).map(|x| x.iter().sum::<u32>()).unwrap_or(0);
     drop(fut);
     let h = helper("1")?;
-    Ok(sum + h)
+    Ok(sum + h) // @nested
 }
 
 #[test]
 fn returns_in_closures_async_blocks_and_nested_fns_do_not_count() {
     let (r, recs) = capture(|| nested_exits_do_not_count(&["1", "x"]));
     assert_eq!(r, Ok(2));
-    check(&one(&recs), "tail", NESTED, "ok");
+    check(&one(&recs), "tail", line_of("@nested"), "ok");
     let (r, recs) = capture(|| nested_exits_do_not_count(&["1", ""]));
     assert_eq!(r, Ok(3));
-    check(&one(&recs), "tail", NESTED, "ok");
+    check(&one(&recs), "tail", line_of("@nested"), "ok");
 }
 
 macro_rules! my_bail {
@@ -151,27 +154,25 @@ macro_rules! my_bail {
     };
 }
 
-static BAIL: u32 = line!() + 4;
 #[exit_path]
 fn local_bail(n: u32) -> io::Result<u32> {
     if n == 0 {
-        my_bail!("zero");
+        my_bail!("zero"); // @bail
     }
-    Ok(n)
+    Ok(n) // @bail_tail
 }
 
-static ANYHOW: u32 = line!() + 3;
 #[exit_path]
 fn anyhow_exits(n: u32) -> anyhow::Result<u32> {
-    anyhow::ensure!(n != 1, "one is not allowed");
+    anyhow::ensure!(n != 1, "one is not allowed"); // @anyhow
     if n == 2 {
-        anyhow::bail!("two: {}", n);
+        anyhow::bail!("two: {}", n); // @anyhow_bail
     }
     let v: u32 = "x"
         .parse()
         .map_err(anyhow::Error::from)
         .map_err(|e| e.context("parsing x"))
-        .or_else(|e| if n == 3 { Err(e) } else { Ok(n) })?;
+        .or_else(|e| if n == 3 { Err(e) } else { Ok(n) })?; // @anyhow_q
     Ok(v)
 }
 
@@ -180,18 +181,18 @@ fn exits_hidden_in_macros_report_the_invocation() {
     let (r, recs) = capture(|| local_bail(0));
     assert!(r.is_err());
     let rec = one(&recs);
-    check(&rec, "macro", BAIL, "unknown");
+    check(&rec, "macro", line_of("@bail"), "unknown");
     assert_eq!(rec.field("col"), "9");
     assert_eq!(rec.level, tracing::Level::INFO);
     let (_, recs) = capture(|| local_bail(5));
-    check(&one(&recs), "tail", BAIL + 2, "ok");
+    check(&one(&recs), "tail", line_of("@bail_tail"), "ok");
 
     let (_, recs) = capture(|| anyhow_exits(1));
     let rec = one(&recs);
-    check(&rec, "macro", ANYHOW, "unknown");
+    check(&rec, "macro", line_of("@anyhow"), "unknown");
     assert_eq!(rec.field("col"), "5");
     let (_, recs) = capture(|| anyhow_exits(2));
-    check(&one(&recs), "macro", ANYHOW + 2, "unknown");
+    check(&one(&recs), "macro", line_of("@anyhow_bail"), "unknown");
 }
 
 #[test]
@@ -199,7 +200,7 @@ fn anyhow_context_chain_and_io_alias() {
     let (r, recs) = capture(|| anyhow_exits(3));
     assert!(r.is_err());
     let rec = one(&recs);
-    check(&rec, "?", ANYHOW + 4, "err");
+    check(&rec, "?", line_of("@anyhow_q"), "err");
     assert_eq!(
         rec.field("error"),
         "parsing x: invalid digit found in string"
@@ -218,9 +219,9 @@ fn io_alias(path: &str) -> io::Result<String> {
     Ok(s)
 }
 
-static PANIC: u32 = line!() + 2;
 #[exit_path]
 fn outer_panics(n: u32) -> u32 {
+    // The record of an unwind carries the line of the fn's name: @panic
     inner_panics(n) + 1
 }
 
@@ -245,7 +246,7 @@ fn a_panic_unwinding_through_two_frames_records_both_inner_first() {
         assert_eq!(rec.field("outcome"), "panic");
         assert_eq!(rec.level, tracing::Level::ERROR);
     }
-    assert_eq!(exits[1].field("line"), PANIC.to_string());
+    assert_eq!(exits[1].field("line"), (line_of("@panic") - 1).to_string());
 }
 
 #[exit_path]
