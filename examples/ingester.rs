@@ -3,7 +3,8 @@
 //!
 //! Three long-running tasks (firehose, backfill, labeler) run in a
 //! `tokio::select!`; each run function is `#[exit_path(unexpected)]`, since
-//! any exit at all is a bug. `--scenario` chooses how the run ends:
+//! any exit at all is a bug. `--scenario` chooses how the run ends
+//! (default: `task-error`):
 //!
 //! | scenario     | what happens                                                   |
 //! |--------------|----------------------------------------------------------------|
@@ -64,7 +65,8 @@ impl Scenario {
                 .find(|(n, _)| *n == name)
                 .map(|(_, s)| *s)
                 .ok_or_else(usage),
-            (None, _, _) => Ok(Scenario::Healthy),
+            // Without arguments: the first story, a task's `?` ends the run.
+            (None, _, _) => Ok(Scenario::TaskError),
             _ => Err(usage()),
         }
     }
@@ -316,6 +318,10 @@ fn main() -> ExitCode {
     // Dropping the runtime cancels the tasks still running: their `fn_exit`
     // records say `cancelled`, after the record of the task that ended first.
     drop(runtime);
+    println!(
+        "which task ended first, where and how:\n  jq -c 'select(.kind == \"fn_exit\" or .kind == \"panic\" or .kind == \"process_exit\") | {{kind, fn, site, line, outcome, error, location, exit_code}}' {}",
+        lastwords.path().display()
+    );
     code.unwrap_or_else(|e| {
         tracing::error!(error = &e as &dyn Error, "cannot listen for SIGTERM");
         ExitCode::from(2)

@@ -1,13 +1,11 @@
 //! lastwords makes a Rust service say, in its log, how and where it died.
 //!
 //! ```no_run
-//! fn main() {
-//!     lastwords::init()
-//!         .path("logs/ingester.jsonl")
-//!         .install()
-//!         .expect("lastwords");
-//!     lastwords::crumb!("entering select with all three tasks");
-//! }
+//! lastwords::init()
+//!     .path("logs/ingester.jsonl")
+//!     .install()
+//!     .expect("lastwords");
+//! lastwords::crumb!("entering select with all three tasks");
 //! ```
 //!
 //! See the README for the record schema and how each way of dying is

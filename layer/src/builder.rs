@@ -134,7 +134,7 @@ impl Builder {
             .map_err(|e| {
                 InitError::io(format!("cannot open {} for appending", path.display()), e)
             })?;
-        let sink = Sink::set_global(sink).map_err(|_| {
+        let sink = Sink::set_global(sink).ok_or_else(|| {
             InitError::new(format!(
                 "lastwords already writes to {}; install it once per process",
                 Sink::global().map_or_else(|| "a file".into(), |s| s.path().display().to_string())

@@ -41,7 +41,7 @@ impl Timestamp {
         // is still a well-formed timestamp.
         unsafe { libc::clock_gettime(clock, &mut ts) };
         Timestamp {
-            secs: ts.tv_sec as i64,
+            secs: ts.tv_sec,
             micros: (ts.tv_nsec / 1_000) as u32,
         }
     }

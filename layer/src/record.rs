@@ -212,10 +212,17 @@ impl<'a> Fields<'a> {
 }
 
 /// Writes breadcrumbs as a JSON array. Async-signal-safe with a stack buffer.
-pub(crate) fn write_crumbs<'c, O: Out + ?Sized>(out: &mut O, crumbs: impl Iterator<Item = &'c Crumb>) {
+pub(crate) fn write_crumbs<'c, O: Out + ?Sized>(
+    out: &mut O,
+    crumbs: impl Iterator<Item = &'c Crumb>,
+) {
     out.put(b"[");
     for (i, crumb) in crumbs.enumerate() {
-        out.put(if i == 0 { b"{\"name\":" } else { b",{\"name\":" });
+        out.put(if i == 0 {
+            b"{\"name\":"
+        } else {
+            b",{\"name\":"
+        });
         json::string(out, crumb.site.name);
         out.put(b",\"file\":");
         json::string(out, crumb.site.file);
@@ -241,9 +248,15 @@ pub(crate) fn emit(
     fields: impl FnOnce(&mut Fields<'_>),
 ) -> u64 {
     with_bufs(|bufs| {
-        head(bufs, sink, Timestamp::now(), level, "lastwords", kind, |out, limit| {
-            json::display_string(out, message, out.len() + limit)
-        });
+        head(
+            bufs,
+            sink,
+            Timestamp::now(),
+            level,
+            "lastwords",
+            kind,
+            |out, limit| json::display_string(out, message, out.len() + limit),
+        );
         let mut f = Fields::new(bufs, sink);
         fields(&mut f);
         bufs.tail.put(b"}\n");

@@ -112,9 +112,9 @@ impl Sink {
         Ok((sink, tail))
     }
 
-    /// Makes `sink` the process-wide sink. Returns `false` (and leaves the
+    /// Makes `sink` the process-wide sink. Returns `None` (and leaves the
     /// existing one) if one was already set.
-    pub(crate) fn set_global(sink: Sink) -> Result<&'static Sink, Sink> {
+    pub(crate) fn set_global(sink: Sink) -> Option<&'static Sink> {
         let leaked: &'static mut Sink = Box::leak(Box::new(sink));
         match GLOBAL.compare_exchange(
             std::ptr::null_mut(),
@@ -122,10 +122,13 @@ impl Sink {
             Ordering::AcqRel,
             Ordering::Acquire,
         ) {
-            Ok(_) => Ok(leaked),
-            // SAFETY: `leaked` came from `Box::leak` just above and was not
-            // published.
-            Err(_) => Err(*unsafe { Box::from_raw(leaked) }),
+            Ok(_) => Some(leaked),
+            Err(_) => {
+                // SAFETY: `leaked` came from `Box::leak` just above and was
+                // not published.
+                drop(unsafe { Box::from_raw(leaked) });
+                None
+            }
         }
     }
 
@@ -143,11 +146,6 @@ impl Sink {
     /// Records that could not be written so far.
     pub(crate) fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
-    }
-
-    /// The file descriptor, for code that must write without this type.
-    pub(crate) fn fd(&self) -> libc::c_int {
-        self.fd
     }
 
     /// Numbers and writes one record: `head`, then `,"seq":N`, then `tail`,
@@ -423,8 +421,8 @@ mod tests {
             4096,
             Mirror::new(false),
         )
-        .err()
-        .expect("/proc is not writable");
+        .map(|_| ())
+        .expect_err("/proc is not writable");
         assert!(err.raw_os_error().is_some(), "{err}");
     }
 }
