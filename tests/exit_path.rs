@@ -434,3 +434,106 @@ fn methods_with_every_receiver_and_generics() {
         "an error occurred when formatting an argument"
     );
 }
+
+#[exit_path]
+#[tokio::main(flavor = "current_thread")]
+async fn exit_path_outside_tokio_main(fail: bool) -> Result<u32, io::Error> {
+    tokio::task::yield_now().await;
+    if fail {
+        return Err(io::Error::other("outer order failed")); // @main_a
+    }
+    Ok(1)
+}
+
+#[tokio::main(flavor = "current_thread")]
+#[exit_path]
+async fn exit_path_inside_tokio_main(fail: bool) -> Result<u32, io::Error> {
+    tokio::task::yield_now().await;
+    if fail {
+        return Err(io::Error::other("inner order failed"));
+    }
+    Ok(1)
+}
+
+/// `#[exit_path]` above `#[tokio::main]` sees the `async fn` and records
+/// the exact site. Below it, it sees tokio's generated sync fn, whose body
+/// runs in an async block: still one record per call with the right outcome
+/// and error, but the site is tokio's generated `return`.
+#[test]
+fn tokio_main_in_either_order() {
+    let (r, recs) = capture(|| exit_path_outside_tokio_main(true));
+    assert!(r.is_err());
+    let rec = one(&recs);
+    assert_eq!(rec.field("fn"), "exit_path::exit_path_outside_tokio_main");
+    check(&rec, "return", line_of("@main_a"), "err");
+    assert_eq!(rec.field("error"), "outer order failed");
+    let (r, recs) = capture(|| exit_path_outside_tokio_main(false));
+    assert_eq!(r.unwrap(), 1);
+    assert_eq!(one(&recs).field("outcome"), "ok");
+
+    let (r, recs) = capture(|| exit_path_inside_tokio_main(true));
+    assert!(r.is_err());
+    let rec = one(&recs);
+    assert_eq!(rec.field("fn"), "exit_path::exit_path_inside_tokio_main");
+    assert_eq!(rec.field("outcome"), "err");
+    assert_eq!(rec.field("error"), "inner order failed");
+    let (r, recs) = capture(|| exit_path_inside_tokio_main(false));
+    assert_eq!(r.unwrap(), 1);
+    assert_eq!(one(&recs).field("outcome"), "ok");
+}
+
+/// The only test of this binary that touches the process-wide sink: the
+/// record reaches the JSONL file with the schema's keys.
+#[test]
+fn the_record_reaches_the_jsonl_file() {
+    use tracing_subscriber::prelude::*;
+    let dir = std::env::temp_dir().join(format!("lastwords-exit-path-{}", std::process::id()));
+    let path = dir.join("exit.jsonl");
+    let _ = std::fs::remove_file(&path); // a leftover from an earlier run
+    let layer = lastwords::init()
+        .path(&path)
+        .mirror(false)
+        .layer()
+        .expect("layer");
+    let subscriber = tracing_subscriber::registry().with(layer);
+    let r = tracing::subscriber::with_default(subscriber, || several_q("1", "zz"));
+    assert!(r.is_err());
+    let text = std::fs::read_to_string(&path).unwrap();
+    let recs: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["kind"] == "fn_exit")
+        .collect();
+    assert_eq!(recs.len(), 1, "{text}");
+    let rec = &recs[0];
+    assert_eq!(rec["level"], "ERROR");
+    assert_eq!(rec["target"], "exit_path");
+    assert_eq!(rec["fn"], "exit_path::several_q");
+    assert_eq!(rec["site"], "?");
+    assert_eq!(rec["line"], line_of("@q2"));
+    assert_eq!(rec["outcome"], "err");
+    assert_eq!(rec["error"], "invalid digit found in string");
+    assert!(rec["elapsed_us"].is_u64());
+    assert_eq!(rec["unexpected"], false);
+    let message = rec["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("exit_path::several_q left via `?` at tests/exit_path.rs:"),
+        "{message}"
+    );
+    let order = [
+        "\"message\"",
+        "\"kind\"",
+        "\"fn\"",
+        "\"site\"",
+        "\"file\"",
+        "\"line\"",
+        "\"col\"",
+        "\"outcome\"",
+        "\"error\"",
+        "\"elapsed_us\"",
+        "\"unexpected\"",
+    ];
+    let line = text.lines().find(|l| l.contains("\"fn_exit\"")).unwrap();
+    let positions: Vec<usize> = order.iter().map(|k| line.find(k).unwrap()).collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{line}");
+}

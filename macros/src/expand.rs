@@ -183,7 +183,12 @@ fn rewrite_tail(cx: &Cx, block: &mut Block) {
     match block.stmts.last_mut() {
         Some(Stmt::Expr(expr, None)) => {
             let span = expr.span();
-            let tokens = expr.to_token_stream();
+            let mut tokens = expr.to_token_stream();
+            if has_outer_attrs(expr) {
+                // `#[allow(..)] { .. }` is fine as a tail but not as a `let`
+                // initializer (`#[tokio::main]` emits one): keep it a tail.
+                tokens = quote_spanned!(Span::mixed_site()=> { #tokens });
+            }
             *expr = Expr::Verbatim(cx.capture(tokens, Which::Tail, span));
         }
         Some(
@@ -210,5 +215,20 @@ fn rewrite_tail(cx: &Cx, block: &mut Block) {
             ));
             block.stmts.push(Stmt::Expr(Expr::Verbatim(exit), None));
         }
+    }
+}
+
+fn has_outer_attrs(expr: &Expr) -> bool {
+    match expr {
+        Expr::Block(e) => !e.attrs.is_empty(),
+        Expr::Call(e) => !e.attrs.is_empty(),
+        Expr::MethodCall(e) => !e.attrs.is_empty(),
+        Expr::Match(e) => !e.attrs.is_empty(),
+        Expr::If(e) => !e.attrs.is_empty(),
+        Expr::Unsafe(e) => !e.attrs.is_empty(),
+        Expr::Loop(e) => !e.attrs.is_empty(),
+        Expr::Macro(e) => !e.attrs.is_empty(),
+        Expr::Path(e) => !e.attrs.is_empty(),
+        _ => false,
     }
 }
