@@ -224,6 +224,16 @@ unsafe fn unsafe_fn(p: *const u32) -> u32 {
 }
 
 #[test]
+fn without_any_subscriber_annotated_functions_just_run() {
+    assert_eq!(annotated::parse_sum("1", "2"), Ok(3));
+    assert!(annotated::parse_sum("x", "2").is_err());
+    assert_eq!(annotated::early(&[]), None);
+    assert_eq!(direct::noted(4), 5);
+    let caught = std::panic::catch_unwind(|| annotated::never("quiet"));
+    assert!(caught.is_err());
+}
+
+#[test]
 fn annotated_functions_return_what_the_plain_ones_return() {
     let ((), recs) = support::capture(|| {
         assert_eq!(annotated::free(1, 2), plain::free(1, 2));
