@@ -76,6 +76,39 @@ impl Timestamp {
     }
 }
 
+/// Formats the timestamps of one thread's records, redoing the calendar
+/// arithmetic (most of [`Timestamp::format`]'s cost) only when the second
+/// changes: records within one second rewrite just the six fraction digits.
+///
+/// Not for signal handlers: one interrupting an update would read a torn
+/// cache. They use [`Timestamp::format`].
+pub(crate) struct FormatCache {
+    secs: i64,
+    text: [u8; TIMESTAMP_LEN],
+}
+
+impl FormatCache {
+    /// An empty cache: the first `format` fills it.
+    pub(crate) const fn new() -> FormatCache {
+        FormatCache {
+            secs: i64::MIN,
+            text: [0; TIMESTAMP_LEN],
+        }
+    }
+
+    /// `at` formatted as [`Timestamp::format`] does.
+    #[inline]
+    pub(crate) fn format(&mut self, at: Timestamp) -> &[u8; TIMESTAMP_LEN] {
+        if at.secs == self.secs {
+            put_digits(&mut self.text[20..26], at.micros);
+        } else {
+            self.text = at.format();
+            self.secs = at.secs;
+        }
+        &self.text
+    }
+}
+
 /// Writes `value` as zero-padded decimal filling `out` exactly.
 fn put_digits(out: &mut [u8], mut value: u32) {
     for slot in out.iter_mut().rev() {
@@ -146,6 +179,18 @@ mod tests {
             } else {
                 (y + 1, 1, 1)
             };
+        }
+    }
+
+    #[test]
+    fn the_cache_formats_as_format_does_across_seconds() {
+        let mut cache = FormatCache::new();
+        let start = 1_795_593_599_999_000i64; // a minute, hour and day boundary
+        for step in 0..3_000 {
+            for at in [start + step * 7, start - step * 333] {
+                let at = Timestamp::from_micros(at);
+                assert_eq!(cache.format(at), &at.format(), "{at:?}");
+            }
         }
     }
 

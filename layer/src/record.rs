@@ -18,7 +18,7 @@ use std::fmt;
 
 use tracing_core::Level;
 
-use crate::clock::Timestamp;
+use crate::clock::{FormatCache, Timestamp};
 use crate::json::{self, Out};
 use crate::ring::Crumb;
 use crate::sink::Sink;
@@ -32,6 +32,8 @@ pub(crate) struct Bufs {
     pub(crate) tail: Vec<u8>,
     /// `,"thread":"…","thread_id":N`, computed once per thread.
     thread: Vec<u8>,
+    /// This thread's last timestamp, formatted.
+    clock: FormatCache,
 }
 
 impl Bufs {
@@ -46,6 +48,7 @@ impl Bufs {
             head: Vec::with_capacity(256),
             tail: Vec::with_capacity(512),
             thread,
+            clock: FormatCache::new(),
         }
     }
 }
@@ -120,10 +123,14 @@ pub(crate) fn head(
 ) {
     let out = &mut bufs.head;
     out.put(b"{\"timestamp\":\"");
-    out.put(&at.format());
-    out.put(b"\",\"level\":\"");
-    out.put(level_name(level).as_bytes());
-    out.put(b"\",\"message\":");
+    out.put(bufs.clock.format(at));
+    out.put(match level {
+        Level::TRACE => b"\",\"level\":\"TRACE\",\"message\":",
+        Level::DEBUG => b"\",\"level\":\"DEBUG\",\"message\":",
+        Level::INFO => b"\",\"level\":\"INFO\",\"message\":",
+        Level::WARN => b"\",\"level\":\"WARN\",\"message\":",
+        _ => b"\",\"level\":\"ERROR\",\"message\":",
+    });
     message(out, sink.max_record / 2);
     out.put(b",\"target\":");
     json::string(out, target);
