@@ -359,11 +359,11 @@ fn process_exit_from_a_thread_while_others_log() {
     let last = exit["seq"].as_u64().unwrap();
     let mut seqs: Vec<u64> = records.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
     seqs.sort_unstable();
-    let before: Vec<u64> = seqs.iter().copied().take_while(|&s| s <= last).collect();
-    assert_eq!(
-        before,
-        (1..=last).collect::<Vec<_>>(),
-        "gap before process_exit"
+    let present: std::collections::HashSet<u64> = seqs.iter().copied().collect();
+    let missing: Vec<u64> = (1..=last).filter(|s| !present.contains(s)).collect();
+    assert!(
+        missing.is_empty(),
+        "missing before process_exit ({last}): {missing:?}"
     );
     seqs.dedup();
     assert_eq!(seqs.len(), records.len(), "duplicate seq");
@@ -399,6 +399,7 @@ fn panic_in_main() {
     assert_eq!(out.status.code(), Some(101));
     assert_numbered(&records);
     assert_panic_record(&records, "boom in main", "main");
+    assert_eq!(kinds(&records).iter().filter(|&&k| k == "panic").count(), 1);
     let last = terminal(&records);
     assert_eq!(last["kind"], "process_exit");
     assert_eq!(last["exit_code"], 101);
@@ -727,6 +728,15 @@ fn install_on_an_unwritable_path_is_an_error() {
     assert!(
         std::error::Error::source(&err).is_some(),
         "the OS error is kept"
+    );
+}
+
+#[test]
+fn install_hooks_without_a_file_is_an_error() {
+    let err = lastwords::install_hooks().expect_err("no file is open in the test process");
+    assert!(
+        err.to_string().contains("no lastwords file is open"),
+        "{err}"
     );
 }
 

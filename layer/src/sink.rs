@@ -55,14 +55,11 @@ pub(crate) struct Sink {
     /// Largest record in bytes; longer values are cut with a marker.
     pub(crate) max_record: usize,
     pub(crate) mirror: Mirror,
-    /// `written[seq % WRITTEN_SLOTS]` holds `seq` once that record's write
-    /// has returned, so the exit and signal hooks can wait for records that
-    /// took a lower `seq` on another thread but were still being written.
-    written: Box<[AtomicU64]>,
+    /// Records whose `writev` is under way, counted in the slot of the
+    /// `epoch` parity they started under; see [`Sink::wait_for_earlier`].
+    in_flight: [AtomicU64; 2],
+    epoch: AtomicU64,
 }
-
-/// How many recent records [`Sink::wait_for_earlier`] can wait for.
-const WRITTEN_SLOTS: usize = 1024;
 
 impl Sink {
     /// Opens (creating it and its directories if needed) `path` for
@@ -103,7 +100,8 @@ impl Sink {
             run_id: new_run_id(),
             max_record,
             mirror,
-            written: (0..WRITTEN_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            in_flight: [AtomicU64::new(0), AtomicU64::new(0)],
+            epoch: AtomicU64::new(0),
         };
         let tail = read_tail(path)?;
         if tail.last().is_some_and(|&b| b != b'\n') {
@@ -155,7 +153,11 @@ impl Sink {
     /// formatting, so that a `Debug` impl that panics cannot leave a gap.
     /// Async-signal-safe.
     pub(crate) fn commit(&self, head: &[u8], tail: &[u8]) -> u64 {
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        // SeqCst on these three: `wait_for_earlier` relies on their total
+        // order (on x86 they cost what Relaxed read-modify-writes cost).
+        let parity = (self.epoch.load(Ordering::SeqCst) & 1) as usize;
+        self.in_flight[parity].fetch_add(1, Ordering::SeqCst);
+        let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
         let mut seq_buf = StackBuf::<32>::new();
         seq_buf.put(b",\"seq\":");
         crate::json::int(&mut seq_buf, seq);
@@ -180,34 +182,39 @@ impl Sink {
                 self.report_failure(errno);
             }
         }
-        self.written[(seq % WRITTEN_SLOTS as u64) as usize].store(seq, Ordering::Release);
+        self.in_flight[parity].fetch_sub(1, Ordering::Release);
         seq
     }
 
-    /// Waits, at most `timeout_ms` milliseconds, until the write of every
-    /// record numbered below `seq` (up to [`WRITTEN_SLOTS`] of them) has
-    /// returned, whether it succeeded or was counted as dropped. Returns
-    /// whether they all did. Called after writing a record that ends the
-    /// process, so that no lower `seq` is missing from the file because its
-    /// thread was still in `writev` when the process died.
-    /// Async-signal-safe (`clock_gettime`, `nanosleep`).
-    pub(crate) fn wait_for_earlier(&self, seq: u64, timeout_ms: u64) -> bool {
-        let first = seq.saturating_sub(WRITTEN_SLOTS as u64 - 1).max(1);
+    /// Waits, at most `timeout_ms` milliseconds, until every record that
+    /// took its `seq` before this call has been written (or counted as
+    /// dropped); returns whether they all were. Called after writing a
+    /// record that ends the process, so that no lower `seq` is missing from
+    /// the file because its thread was still in `writev` when the process
+    /// died.
+    ///
+    /// How: each commit counts itself in `in_flight[epoch parity]` before it
+    /// takes its `seq`. Flipping the epoch sends new commits to the other
+    /// counter, so the old one only drains; every commit that took a lower
+    /// `seq` than the caller's record is counted there (it read the epoch
+    /// before the flip), and commits that start later get higher numbers.
+    /// If the caller's own thread was interrupted mid-commit (a signal
+    /// handler), that record is lost and the wait runs to its bound.
+    /// Async-signal-safe (atomics, `clock_gettime`, `nanosleep`).
+    pub(crate) fn wait_for_earlier(&self, timeout_ms: u64) -> bool {
+        let old = (self.epoch.fetch_add(1, Ordering::SeqCst) & 1) as usize;
         let deadline = monotonic_ms() + timeout_ms;
-        for earlier in first..seq {
-            let slot = &self.written[(earlier % WRITTEN_SLOTS as u64) as usize];
-            while slot.load(Ordering::Acquire) < earlier {
-                if monotonic_ms() >= deadline {
-                    return false;
-                }
-                let pause = libc::timespec {
-                    tv_sec: 0,
-                    tv_nsec: 100_000,
-                };
-                // SAFETY: `pause` is a valid timespec; an early wake-up only
-                // means one more look at the slot.
-                unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
+        while self.in_flight[old].load(Ordering::SeqCst) != 0 {
+            if monotonic_ms() >= deadline {
+                return false;
             }
+            let pause = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 100_000,
+            };
+            // SAFETY: `pause` is a valid timespec; an early wake-up only
+            // means one more look at the counter.
+            unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
         }
         true
     }

@@ -102,7 +102,7 @@ fn write_process_exit(status: libc::c_int) {
             String::new()
         }
     );
-    let seq = record::emit(sink, level, "process_exit", &message, |f| {
+    record::emit(sink, level, "process_exit", &message, |f| {
         f.int("exit_code", code);
         f.int("dropped_records", dropped);
         if let Some(caller) = caller {
@@ -110,6 +110,6 @@ fn write_process_exit(status: libc::c_int) {
         }
         f.crumbs("breadcrumbs", &crumbs);
     });
-    sink.wait_for_earlier(seq, WAIT_MS);
+    sink.wait_for_earlier(WAIT_MS);
     sink.mirror.flush();
 }

@@ -150,7 +150,7 @@ extern "C" fn on_fatal(signo: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mu
     };
     let hardware = code > 0 && signo != libc::SIGABRT;
     if let Some(sink) = Sink::global() {
-        let seq = sigsafe::write(
+        sigsafe::write(
             sink,
             &SignalRecord {
                 kind: "fatal_signal",
@@ -159,7 +159,7 @@ extern "C" fn on_fatal(signo: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mu
                 fault_address: hardware.then_some(addr),
             },
         );
-        sink.wait_for_earlier(seq, WAIT_MS);
+        sink.wait_for_earlier(WAIT_MS);
     }
     restore(i);
     if i != ABRT {

@@ -76,7 +76,7 @@ extern "C" fn on_signal(signo: libc::c_int, info: *mut libc::siginfo_t, ctx: *mu
         return;
     };
     let sink = Sink::global();
-    let seq = sink.map_or(0, |sink| {
+    if let Some(sink) = sink {
         sigsafe::write(
             sink,
             &SignalRecord {
@@ -85,8 +85,8 @@ extern "C" fn on_signal(signo: libc::c_int, info: *mut libc::siginfo_t, ctx: *mu
                 signo,
                 fault_address: None,
             },
-        )
-    });
+        );
+    }
 
     // Called by a handler that replaced ours: it decides what happens next.
     // SAFETY: a zeroed sigaction is a valid out-parameter; sigaction is
@@ -116,7 +116,7 @@ extern "C" fn on_signal(signo: libc::c_int, info: *mut libc::siginfo_t, ctx: *mu
     }
 
     if let Some(sink) = sink {
-        sink.wait_for_earlier(seq, WAIT_MS);
+        sink.wait_for_earlier(WAIT_MS);
     }
     die_of(signo);
 }
