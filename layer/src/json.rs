@@ -90,12 +90,56 @@ const ESCAPE: [u8; 256] = {
     table
 };
 
+/// Whether any of the 8 bytes of `word` needs escaping: a control byte, `"`
+/// or `\`. (The classic "has a zero byte" test, once per class; a byte
+/// after one that matches may be flagged too, which only ends the fast
+/// scan early.)
+#[inline]
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word;
+    let quote = word ^ (ONES * u64::from(b'"'));
+    let backslash = word ^ (ONES * u64::from(b'\\'));
+    let quote = quote.wrapping_sub(ONES) & !quote;
+    let backslash = backslash.wrapping_sub(ONES) & !backslash;
+    (below_space | quote | backslash) & HIGH != 0
+}
+
+/// How many leading bytes of `bytes` certainly need no escaping, checked 8
+/// at a time (most strings in records need none).
+#[inline]
+fn clean_prefix(bytes: &[u8]) -> usize {
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    let mut i = 0;
+    while i + 8 <= bytes.len() {
+        if needs_escape(word(i)) {
+            return i;
+        }
+        i += 8;
+    }
+    // The last, partial word: re-check the final 8 bytes.
+    if i < bytes.len() && bytes.len() >= 8 && !needs_escape(word(bytes.len() - 8)) {
+        return bytes.len();
+    }
+    i
+}
+
 /// Appends the JSON-escaped form of `s` (without quotes).
 #[inline]
 pub(crate) fn escape_into<O: Out + ?Sized>(out: &mut O, s: &str) {
     let bytes = s.as_bytes();
+    let clean = clean_prefix(bytes);
+    if clean == bytes.len() {
+        out.put(bytes);
+        return;
+    }
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    for (i, &b) in bytes.iter().enumerate().skip(clean) {
         let class = ESCAPE[b as usize];
         if class == 0 {
             continue;
@@ -402,6 +446,29 @@ mod tests {
             let back: String = serde_json::from_str(&json).unwrap();
             assert_eq!(back, s);
         }
+    }
+
+    #[test]
+    fn every_byte_is_escaped_at_every_position() {
+        // Each ASCII byte, alone and at each offset of strings up to 20
+        // bytes, so that both the 8-byte scan and the byte loop meet it.
+        for b in 0u8..0x80 {
+            for len in 1..20 {
+                for at in 0..len {
+                    let mut s = vec![b'a'; len];
+                    s[at] = b;
+                    let s = String::from_utf8(s).unwrap();
+                    let json = escaped(&s);
+                    assert_eq!(serde_json::from_str::<String>(&json).unwrap(), s);
+                    let must = b < 0x20 || b == b'"' || b == b'\\';
+                    assert_eq!(json.len() > len + 2, must, "{json}");
+                }
+            }
+        }
+        assert_eq!(
+            escaped("ünïcödé text, long enough"),
+            "\"ünïcödé text, long enough\""
+        );
     }
 
     #[test]
