@@ -181,14 +181,16 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
 /// Output: { stmts; { let __lastwords_value = (); guard.exit(Site::Tail, <closing brace>, ..); } }
 fn rewrite_tail(cx: &Cx, block: &mut Block) {
     match block.stmts.last_mut() {
+        // An attributed block tail (`#[tokio::main]` emits
+        // `#[allow(..)] { ..; return rt.block_on(body); }`) stays in place:
+        // its attributes must keep covering it, so its own tail is the one
+        // rewritten.
+        Some(Stmt::Expr(Expr::Block(inner), None)) if !inner.attrs.is_empty() => {
+            rewrite_tail(cx, &mut inner.block);
+        }
         Some(Stmt::Expr(expr, None)) => {
             let span = expr.span();
-            let mut tokens = expr.to_token_stream();
-            if has_outer_attrs(expr) {
-                // `#[allow(..)] { .. }` is fine as a tail but not as a `let`
-                // initializer (`#[tokio::main]` emits one): keep it a tail.
-                tokens = quote_spanned!(Span::mixed_site()=> { #tokens });
-            }
+            let tokens = expr.to_token_stream();
             *expr = Expr::Verbatim(cx.capture(tokens, Which::Tail, span));
         }
         Some(
@@ -215,20 +217,5 @@ fn rewrite_tail(cx: &Cx, block: &mut Block) {
             ));
             block.stmts.push(Stmt::Expr(Expr::Verbatim(exit), None));
         }
-    }
-}
-
-fn has_outer_attrs(expr: &Expr) -> bool {
-    match expr {
-        Expr::Block(e) => !e.attrs.is_empty(),
-        Expr::Call(e) => !e.attrs.is_empty(),
-        Expr::MethodCall(e) => !e.attrs.is_empty(),
-        Expr::Match(e) => !e.attrs.is_empty(),
-        Expr::If(e) => !e.attrs.is_empty(),
-        Expr::Unsafe(e) => !e.attrs.is_empty(),
-        Expr::Loop(e) => !e.attrs.is_empty(),
-        Expr::Macro(e) => !e.attrs.is_empty(),
-        Expr::Path(e) => !e.attrs.is_empty(),
-        _ => false,
     }
 }
