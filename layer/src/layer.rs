@@ -141,7 +141,7 @@ where
                 }
             }
             out.extend_from_slice(b"}\n");
-            sink.commit(&bufs.head, &bufs.tail);
+            sink.commit_vec(&mut bufs.head, &bufs.tail);
             if self.mirrors(kind, *meta.level()) {
                 sink.mirror.line(&human_line(event, kind, ours));
             }

@@ -11,7 +11,7 @@
 //! carries it has returned; bytes waiting in a user-space buffer die with the
 //! process on `std::process::exit`, SIGKILL or the OOM killer. So every
 //! record is formatted into a reusable per-thread buffer and handed to the
-//! kernel with a single `writev(2)` on an `O_APPEND` descriptor before the
+//! kernel with a single `write(2)` on an `O_APPEND` descriptor before the
 //! logging call returns. See the [`sink`](crate) module docs for the details.
 
 #![warn(missing_docs)]

@@ -45,7 +45,7 @@ impl Bufs {
         json::key(&mut thread, "thread_id");
         json::int(&mut thread, crate::thread::tid());
         Bufs {
-            head: Vec::with_capacity(256),
+            head: Vec::with_capacity(1024),
             tail: Vec::with_capacity(512),
             thread,
             clock: FormatCache::new(),
@@ -73,6 +73,9 @@ pub(crate) fn with_bufs<R>(f: impl FnOnce(&mut Bufs) -> R) -> R {
         // Do not keep one huge record's memory for the life of the thread.
         if bufs.tail.capacity() > 1 << 20 {
             bufs.tail = Vec::with_capacity(512);
+        }
+        if bufs.head.capacity() > 1 << 20 {
+            bufs.head = Vec::with_capacity(1024);
         }
         Some(result)
     });
@@ -267,7 +270,7 @@ pub(crate) fn emit(
         let mut f = Fields::new(bufs, sink);
         fields(&mut f);
         bufs.tail.put(b"}\n");
-        let seq = sink.commit(&bufs.head, &bufs.tail);
+        let seq = sink.commit_vec(&mut bufs.head, &bufs.tail);
         if sink.mirror.enabled() {
             sink.mirror
                 .line(format!("[lastwords] {} {kind}: {message}\n", level_name(level)).as_bytes());

@@ -8,7 +8,8 @@
 //! file whatever happens to the process afterwards. Anything buffered in user
 //! space (a `BufWriter`, a channel to a writer thread) dies with the process.
 //! So every record is assembled in memory and handed to the kernel whole with
-//! one `writev(2)`; with `O_APPEND` the kernel places it at the end of the
+//! one `write(2)` (a `writev(2)` of its pieces from signal handlers, which
+//! cannot grow a buffer); with `O_APPEND` the kernel places it at the end of the
 //! file atomically with respect to other appenders, so lines from concurrent
 //! threads (or processes) never interleave.
 //!
@@ -153,22 +154,49 @@ impl Sink {
     /// formatting, so that a `Debug` impl that panics cannot leave a gap.
     /// Async-signal-safe.
     pub(crate) fn commit(&self, head: &[u8], tail: &[u8]) -> u64 {
+        self.numbered(|seq, newline| {
+            let mut seq_buf = StackBuf::<32>::new();
+            seq_buf.put(b",\"seq\":");
+            crate::json::int(&mut seq_buf, seq);
+            let parts: [&[u8]; 4] = [
+                if newline { b"\n" } else { b"" },
+                head,
+                seq_buf.as_bytes(),
+                tail,
+            ];
+            write_all_vectored(self.fd, &parts)
+        })
+    }
+
+    /// [`Sink::commit`] for a record whose head is in a growable buffer:
+    /// appends `,"seq":N` and `tail` to `head` and writes the line with one
+    /// `write(2)`. The kernel takes one contiguous buffer noticeably faster
+    /// than the same bytes in pieces (ext4: about 250 ns less per record
+    /// than a 3-piece `writev(2)`, far more than the copy costs).
+    ///
+    /// Not async-signal-safe: `head` may grow. Signal handlers use
+    /// [`Sink::commit`].
+    pub(crate) fn commit_vec(&self, head: &mut Vec<u8>, tail: &[u8]) -> u64 {
+        self.numbered(|seq, newline| {
+            head.extend_from_slice(b",\"seq\":");
+            crate::json::int(head, seq);
+            head.extend_from_slice(tail);
+            let parts: [&[u8]; 2] = [if newline { b"\n" } else { b"" }, head];
+            write_all_vectored(self.fd, &parts)
+        })
+    }
+
+    /// Takes the next `seq` and runs `write(seq, newline)`, where `newline`
+    /// says the line must start with `\n`; then accounts for the outcome.
+    #[inline]
+    fn numbered(&self, write: impl FnOnce(u64, bool) -> Result<(), (i32, bool)>) -> u64 {
         // SeqCst on these three: `wait_for_earlier` relies on their total
         // order (on x86 they cost what Relaxed read-modify-writes cost).
         let parity = (self.epoch.load(Ordering::SeqCst) & 1) as usize;
         self.in_flight[parity].fetch_add(1, Ordering::SeqCst);
         let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
-        let mut seq_buf = StackBuf::<32>::new();
-        seq_buf.put(b",\"seq\":");
-        crate::json::int(&mut seq_buf, seq);
         let newline = self.needs_newline.swap(false, Ordering::Relaxed);
-        let parts: [&[u8]; 4] = [
-            if newline { b"\n" } else { b"" },
-            head,
-            seq_buf.as_bytes(),
-            tail,
-        ];
-        match write_all_vectored(self.fd, &parts) {
+        match write(seq, newline) {
             Ok(()) => {
                 if self.failing.load(Ordering::Relaxed) != 0 {
                     self.report_recovery();
@@ -273,9 +301,15 @@ pub(crate) fn write_all_vectored(fd: libc::c_int, parts: &[&[u8]]) -> Result<(),
     let mut first = 0;
     let mut wrote_any = false;
     while first < n {
-        // SAFETY: iov[first..n] describe live, readable slices.
-        let written =
-            unsafe { libc::writev(fd, iov[first..].as_ptr(), (n - first) as libc::c_int) };
+        // One piece left: write(2), which the kernel takes faster than a
+        // one-element writev(2).
+        let written = if n - first == 1 {
+            // SAFETY: iov[first] describes a live, readable slice.
+            unsafe { libc::write(fd, iov[first].iov_base, iov[first].iov_len) }
+        } else {
+            // SAFETY: iov[first..n] describe live, readable slices.
+            unsafe { libc::writev(fd, iov[first..].as_ptr(), (n - first) as libc::c_int) }
+        };
         if written < 0 {
             let errno = io::Error::last_os_error()
                 .raw_os_error()
@@ -393,6 +427,23 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "{\"complete\":1}\n{\"cut\":\n{\"a\":1,\"seq\":1}\n{\"a\":2,\"seq\":2}\n"
+        );
+    }
+
+    #[test]
+    fn commit_vec_writes_the_same_line_as_commit() {
+        let path = temp("vec.jsonl");
+        std::fs::write(&path, "{\"cut\":").unwrap();
+        let (sink, _) = Sink::open(&path, 0o600, 4096, Mirror::new(false)).unwrap();
+        let mut head = b"{\"a\":1".to_vec();
+        assert_eq!(sink.commit_vec(&mut head, b",\"b\":2}\n"), 1);
+        sink.commit(b"{\"a\":1", b",\"b\":2}\n");
+        let mut head = b"{\"a\":1".to_vec();
+        assert_eq!(sink.commit_vec(&mut head, b",\"b\":2}\n"), 3);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"cut\":\n{\"a\":1,\"seq\":1,\"b\":2}\n{\"a\":1,\"seq\":2,\"b\":2}\n\
+             {\"a\":1,\"seq\":3,\"b\":2}\n"
         );
     }
 
