@@ -145,8 +145,41 @@ fn writers(c: &mut Criterion, setup: &Setup) {
             })
         });
         drop(file);
+
+        // The same line in the three pieces lastwords hands to writev(2):
+        // head, `,"seq":N`, tail.
+        let path = setup.dir.join("writev-floor.jsonl");
+        let file = common::append_file(&path);
+        let fd = file.as_raw_fd();
+        let seq_at = find(line, b",\"seq\":");
+        let tail_at = seq_at + 1 + find(&line[seq_at + 1..], b",");
+        let parts = [&line[..seq_at], &line[seq_at..tail_at], &line[tail_at..]];
+        group.bench_function("writev_floor", |b| {
+            b.iter_custom(|iters| {
+                common::truncate(&path);
+                let write = |_| {
+                    let iov = parts.map(|p| libc::iovec {
+                        iov_base: p.as_ptr() as *mut libc::c_void,
+                        iov_len: p.len(),
+                    });
+                    // SAFETY: the iovecs describe live buffers and `fd`
+                    // stays open for the whole benchmark.
+                    let n = unsafe { libc::writev(fd, iov.as_ptr(), iov.len() as libc::c_int) };
+                    assert_eq!(n, line.len() as isize, "short write in the floor benchmark");
+                };
+                run_plain(threads, iters, &write)
+            })
+        });
+        drop(file);
         group.finish();
     }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("the record has the key")
 }
 
 /// [`common::run_threads`] for a closure that does not log.
