@@ -22,7 +22,26 @@ pub(crate) trait Out {
 impl Out for Vec<u8> {
     #[inline]
     fn put(&mut self, bytes: &[u8]) {
-        self.extend_from_slice(bytes);
+        let n = bytes.len();
+        // Most pieces of a record are a few bytes long and of a length
+        // unknown at compile time: copy those inline with two overlapping
+        // 8-byte moves rather than through a `memcpy` call.
+        if (8..=16).contains(&n) && self.capacity() - self.len() >= n {
+            let len = self.len();
+            // SAFETY: `n` bytes of spare capacity were checked above; both
+            // 8-byte reads lie within `bytes` (8 <= n), and both writes
+            // within the `n` bytes after `len`.
+            unsafe {
+                let dst = self.as_mut_ptr().add(len);
+                let first = bytes.as_ptr().cast::<[u8; 8]>().read_unaligned();
+                let last = bytes.as_ptr().add(n - 8).cast::<[u8; 8]>().read_unaligned();
+                dst.cast::<[u8; 8]>().write_unaligned(first);
+                dst.add(n - 8).cast::<[u8; 8]>().write_unaligned(last);
+                self.set_len(len + n);
+            }
+        } else {
+            self.extend_from_slice(bytes);
+        }
     }
     #[inline]
     fn len(&self) -> usize {
@@ -110,6 +129,12 @@ fn needs_escape(word: u64) -> bool {
 /// at a time (most strings in records need none).
 #[inline]
 fn clean_prefix(bytes: &[u8]) -> usize {
+    if bytes.len() < 8 {
+        return bytes
+            .iter()
+            .position(|&b| ESCAPE[b as usize] != 0)
+            .unwrap_or(bytes.len());
+    }
     let word = |at: usize| {
         let mut w = [0u8; 8];
         w.copy_from_slice(&bytes[at..at + 8]);
@@ -130,14 +155,23 @@ fn clean_prefix(bytes: &[u8]) -> usize {
 }
 
 /// Appends the JSON-escaped form of `s` (without quotes).
+///
+/// Small enough to inline: values are often written in many short pieces
+/// (a `Display` impl's `write_str` calls), most of which need no escaping.
 #[inline]
 pub(crate) fn escape_into<O: Out + ?Sized>(out: &mut O, s: &str) {
     let bytes = s.as_bytes();
     let clean = clean_prefix(bytes);
     if clean == bytes.len() {
         out.put(bytes);
-        return;
+    } else {
+        escape_from(out, bytes, clean);
     }
+}
+
+/// [`escape_into`] once a byte at or after `clean` needs escaping.
+#[inline(never)]
+fn escape_from<O: Out + ?Sized>(out: &mut O, bytes: &[u8], clean: usize) {
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate().skip(clean) {
         let class = ESCAPE[b as usize];
@@ -445,6 +479,26 @@ mod tests {
             let json = escaped(s);
             let back: String = serde_json::from_str(&json).unwrap();
             assert_eq!(back, s);
+        }
+    }
+
+    #[test]
+    fn vec_put_appends_every_length() {
+        let source: Vec<u8> = (0..40).collect();
+        for len in 0..40 {
+            for spare in [0, len, 64] {
+                let mut out = Vec::with_capacity(3 + spare);
+                out.extend_from_slice(b"abc");
+                out.put(&source[..len]);
+                out.put(&source[40 - len..]);
+                let want: Vec<u8> = b"abc"
+                    .iter()
+                    .chain(&source[..len])
+                    .chain(&source[40 - len..])
+                    .copied()
+                    .collect();
+                assert_eq!(out, want, "len {len}, spare {spare}");
+            }
         }
     }
 

@@ -113,6 +113,24 @@ pub(crate) const SCHEMA_KEYS: &[&str] = &[
     "spans",
 ];
 
+/// Whether `name` is one of [`SCHEMA_KEYS`]. Asked for every field of every
+/// record: dispatching on the length first turns it into a compare or two
+/// of short constants instead of a dozen string comparisons.
+#[inline]
+pub(crate) fn is_schema_key(name: &str) -> bool {
+    let known = match name.len() {
+        3 => name == "pid" || name == "seq",
+        4 => name == "kind" || name == "span",
+        5 => name == "level" || name == "spans",
+        6 => name == "target" || name == "run_id" || name == "thread",
+        7 => name == "message",
+        9 => name == "timestamp" || name == "thread_id",
+        _ => false,
+    };
+    debug_assert_eq!(known, SCHEMA_KEYS.contains(&name), "{name}");
+    known
+}
+
 /// Writes the head of a record. `message` writes the message's JSON string
 /// (quotes included) into the buffer it is given.
 pub(crate) fn head(
@@ -170,7 +188,7 @@ impl<'a> Fields<'a> {
 
     /// `,"name":` with `name` renamed if it is one of the schema's keys.
     pub(crate) fn key(&mut self, name: &str) {
-        if SCHEMA_KEYS.contains(&name) {
+        if is_schema_key(name) {
             self.out.put(b",\"field.");
             json::escape_into(self.out, name);
             self.out.put(b"\":");
@@ -277,4 +295,33 @@ pub(crate) fn emit(
         }
         seq
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn is_schema_key_knows_exactly_the_schema_keys() {
+        for key in SCHEMA_KEYS {
+            assert!(is_schema_key(key), "{key}");
+            for near in [&key[1..], &key[..key.len() - 1]] {
+                assert_eq!(is_schema_key(near), SCHEMA_KEYS.contains(&near), "{near}");
+            }
+            assert!(!is_schema_key(&key.to_uppercase()), "{key}");
+            assert!(!is_schema_key(&format!("{key}x")), "{key}");
+        }
+        for other in [
+            "",
+            "n",
+            "fn",
+            "pids",
+            "field.pid",
+            "message2",
+            "spanx",
+            "timestamps",
+        ] {
+            assert!(!is_schema_key(other), "{other}");
+        }
+    }
 }
