@@ -314,6 +314,11 @@ fn main() {
             anchor: Some(1075.0),
         },
         Row {
+            id: "event_1_thread/writev_floor",
+            what: "one writev(2) of the same line in 3 pieces",
+            anchor: None,
+        },
+        Row {
             id: "format_only/serde_json",
             what: "serde_json formatting only",
             anchor: Some(218.0),
@@ -352,6 +357,11 @@ fn main() {
         Row {
             id: "event_2_threads/write_floor",
             what: "one write(2) of the preformatted line",
+            anchor: None,
+        },
+        Row {
+            id: "event_2_threads/writev_floor",
+            what: "one writev(2) of the same line in 3 pieces",
             anchor: None,
         },
     ];

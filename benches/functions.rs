@@ -1,6 +1,7 @@
 //! What annotating a function costs per call, side by side in one run: a
-//! plain function; the same with `#[lastwords::exit_path]` when its record
-//! is disabled by the filter and when it is written; the same with
+//! plain function; the same with `#[lastwords::exit_path]` when all its
+//! records are disabled by the filter, when only its `ok` record is (so the
+//! call is still timed), and when it is written; the same with
 //! `#[tracing::instrument(err, ret)]` written; and the breadcrumb ring (a
 //! push alone, with the breadcrumb record filtered out, and a push plus its
 //! record).
@@ -95,10 +96,12 @@ impl Setup {
         Dispatch::new(tracing_subscriber::registry().with(self.lastwords.0.clone()))
     }
 
-    /// Only WARN and ERROR are written: an `Ok` exit (INFO) and a breadcrumb
-    /// record are filtered out.
-    fn lastwords_warn(&self) -> Dispatch {
-        let layer = self.lastwords.0.clone().with_filter(LevelFilter::WARN);
+    /// Only records at `level` or more severe are written. With `OFF`
+    /// nothing is: every record of an annotated function is disabled. With
+    /// `WARN` an `Ok` exit (INFO) and a breadcrumb record are filtered out,
+    /// but an `Err` exit (ERROR) would be written, so the call is still timed.
+    fn lastwords_at(&self, level: LevelFilter) -> Dispatch {
+        let layer = self.lastwords.0.clone().with_filter(level);
         Dispatch::new(tracing_subscriber::registry().with(layer))
     }
 
@@ -132,7 +135,7 @@ fn calls(c: &mut Criterion, setup: &Setup) {
     let path = &setup.lastwords.1;
     // Only one dispatcher is alive at a time, so that callsite interest and
     // the maximum level are those of the subscriber being measured.
-    let dispatch = setup.lastwords_warn();
+    let dispatch = setup.lastwords_at(LevelFilter::OFF);
     group.bench_function("plain", |b| {
         b.iter_custom(|iters| {
             common::run_threads(1, iters, &dispatch, |i| {
@@ -157,6 +160,16 @@ fn calls(c: &mut Criterion, setup: &Setup) {
     group.bench_function("disabled_event", |b| {
         b.iter_custom(|iters| {
             common::run_threads(1, iters, &dispatch, |i| disabled_event(black_box(i)))
+        })
+    });
+    drop(dispatch);
+
+    let dispatch = setup.lastwords_at(LevelFilter::WARN);
+    group.bench_function("exit_path_ok_filtered", |b| {
+        b.iter_custom(|iters| {
+            common::run_threads(1, iters, &dispatch, |i| {
+                black_box(with_exit_path(black_box(i))).ok();
+            })
         })
     });
     drop(dispatch);
@@ -196,7 +209,7 @@ fn calls(c: &mut Criterion, setup: &Setup) {
 fn breadcrumbs(c: &mut Criterion, setup: &Setup) {
     let mut group = c.benchmark_group("breadcrumb");
     let path = &setup.lastwords.1;
-    let dispatch = setup.lastwords_warn();
+    let dispatch = setup.lastwords_at(LevelFilter::WARN);
     group.bench_function("ring_push", |b| {
         b.iter_custom(|iters| {
             common::run_threads(1, iters, &dispatch, |_| {
@@ -240,7 +253,12 @@ fn main() {
         },
         Row {
             id: "fn/exit_path_disabled",
-            what: "#[exit_path], record filtered out",
+            what: "#[exit_path], all its records filtered out",
+            anchor: None,
+        },
+        Row {
+            id: "fn/exit_path_ok_filtered",
+            what: "#[exit_path], ok filtered out, err enabled",
             anchor: None,
         },
         Row {
