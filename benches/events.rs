@@ -264,6 +264,73 @@ fn non_blocking_losses(setup: &Setup) {
     );
 }
 
+/// The headline ratios, measured in alternation (see [`common::paired`]).
+fn paired_events(setup: &Setup, threads: usize) {
+    let per_thread = |n: u64| n / threads as u64;
+    let scale = threads as u32;
+    let (layer, lastwords_path) = setup.lastwords;
+    let fmt_path = setup.dir.join("paired-fmt-json.jsonl");
+    let fmt_file = Arc::new(common::append_file(&fmt_path));
+    let nb_path = setup.dir.join("paired-non-blocking.jsonl");
+    let floor_path = setup.dir.join("paired-write-floor.jsonl");
+    let floor_file = common::append_file(&floor_path);
+    let fd = floor_file.as_raw_fd();
+    let line: &[u8] = &setup.line;
+    let mut contenders: Vec<common::Contender<'_>> = vec![
+        (
+            "fmt().json() → File",
+            Box::new(|n| {
+                common::truncate(&fmt_path);
+                let subscriber = tracing_subscriber::fmt()
+                    .json()
+                    .with_writer(fmt_file.clone())
+                    .finish();
+                let dispatch = Dispatch::new(subscriber);
+                common::run_threads(threads, per_thread(n), &dispatch, event) * scale
+            }),
+        ),
+        (
+            "write(2) floor",
+            Box::new(|n| {
+                common::truncate(&floor_path);
+                let write = |_| {
+                    // SAFETY: `line` is live and `fd` open for the whole run.
+                    let n = unsafe { libc::write(fd, line.as_ptr().cast(), line.len()) };
+                    assert_eq!(n, line.len() as isize, "short write in the floor benchmark");
+                };
+                run_plain(threads, per_thread(n), &write) * scale
+            }),
+        ),
+        (
+            "lastwords",
+            Box::new(|n| {
+                common::truncate(lastwords_path);
+                let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer.clone()));
+                common::run_threads(threads, per_thread(n), &dispatch, event) * scale
+            }),
+        ),
+        (
+            "fmt().json() → non_blocking",
+            Box::new(|n| {
+                common::truncate(&nb_path);
+                let (writer, _guard) =
+                    tracing_appender::non_blocking(common::append_file(&nb_path));
+                let subscriber = tracing_subscriber::fmt()
+                    .json()
+                    .with_writer(writer)
+                    .finish();
+                let dispatch = Dispatch::new(subscriber);
+                common::run_threads(threads, per_thread(n), &dispatch, event) * scale
+            }),
+        ),
+    ];
+    let title = format!(
+        "Per event, {threads} thread{}",
+        if threads == 1 { "" } else { "s" }
+    );
+    common::paired(&title, 25, 20_000, &mut contenders, 2);
+}
+
 fn count_lines(path: &Path) -> u64 {
     let file = std::fs::File::open(path).expect("read the non_blocking file");
     std::io::BufReader::new(file).lines().count() as u64
@@ -289,6 +356,10 @@ fn main() {
     }
     if filter_matches("non_blocking_losses") {
         non_blocking_losses(&setup);
+    }
+    if filter_matches("paired") {
+        paired_events(&setup, 1);
+        paired_events(&setup, 2);
     }
     println!("\nrecord sizes: lastwords {} bytes", setup.line.len());
 

@@ -190,3 +190,60 @@ fn fmt_ns(ns: f64) -> String {
         format!("{ns:.0}")
     }
 }
+
+/// One contender of [`paired`]: a name and a routine that runs `n`
+/// operations and returns how long they took.
+pub type Contender<'a> = (&'static str, Box<dyn FnMut(u64) -> Duration + 'a>);
+
+/// Measures `contenders` in alternation, `rounds` times `batch` operations
+/// each, and prints the median ns per operation of each and the median of
+/// the per-round ratios against the first `bases` of them.
+///
+/// Criterion measures one benchmark after the other, seconds apart; on a
+/// shared 2-core machine the load changes between them, and ratios of
+/// such figures wander by ±30%. Ratios of runs a few milliseconds apart
+/// are steady, so the summary's ratios come from here.
+pub fn paired(
+    title: &str,
+    rounds: usize,
+    batch: u64,
+    contenders: &mut [Contender<'_>],
+    bases: usize,
+) {
+    let mut ns: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); contenders.len()];
+    for (_, run) in contenders.iter_mut() {
+        run(batch / 10); // warm-up: files opened, buffers grown, caches filled
+    }
+    for _ in 0..rounds {
+        for (i, (_, run)) in contenders.iter_mut().enumerate() {
+            ns[i].push(run(batch).as_nanos() as f64 / batch as f64);
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 4], v[v.len() / 2], v[v.len() * 3 / 4])
+    };
+    println!("\n## {title} (paired: {rounds} alternating rounds of {batch})\n");
+    let mut header = String::from("| contender | median ns | (p25–p75) |");
+    let mut rule = String::from("|---|---:|---:|");
+    for (name, _) in &contenders[..bases] {
+        header.push_str(&format!(" ÷ {name} (p25–p75) |"));
+        rule.push_str("---:|");
+    }
+    println!("{header}\n{rule}");
+    for (i, (name, _)) in contenders.iter().enumerate() {
+        let (lo, mid, hi) = median(ns[i].clone());
+        let mut line = format!(
+            "| {name} | {} | ({}–{}) |",
+            fmt_ns(mid),
+            fmt_ns(lo),
+            fmt_ns(hi)
+        );
+        for base in 0..bases {
+            let ratios = ns[i].iter().zip(&ns[base]).map(|(a, b)| a / b).collect();
+            let (lo, mid, hi) = median(ratios);
+            line.push_str(&format!(" {mid:.2}× ({lo:.2}–{hi:.2}) |"));
+        }
+        println!("{line}");
+    }
+}
