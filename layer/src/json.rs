@@ -253,17 +253,6 @@ const POW10: [f64; 20] = [
     1e17, 1e18, 1e19,
 ];
 
-/// `10^k` for `k` in `0..=19`.
-const POW10_U64: [u64; 20] = {
-    let mut table = [1u64; 20];
-    let mut k = 1;
-    while k < 20 {
-        table[k] = table[k - 1] * 10;
-        k += 1;
-    }
-    table
-};
-
 /// A fast path for the floats logs are full of (`0.25`, `99.9`, `1500.0`),
 /// writing exactly what `ryu::Buffer::format_finite` writes, in a fifth of
 /// the time: ryu's shortest-digits search is general, and slowest on short
@@ -312,28 +301,45 @@ fn short_float(value: f64, buf: &mut [u8; SHORT_FLOAT_MAX]) -> Option<usize> {
         return None;
     }
     // Drop up to `k` trailing zeros (at most 14: `digits < 10^15`), by
-    // halving steps instead of one at a time.
-    for step in [8, 4, 2, 1] {
-        if k >= step && digits % POW10_U64[step] == 0 {
-            digits /= POW10_U64[step];
-            k -= step;
-        }
+    // halving steps; constant divisors compile to multiplications (a
+    // hardware division costs tens of cycles).
+    if k >= 8 && digits % 100_000_000 == 0 {
+        digits /= 100_000_000;
+        k -= 8;
     }
-    let unit = POW10_U64[k];
+    if k >= 4 && digits % 10_000 == 0 {
+        digits /= 10_000;
+        k -= 4;
+    }
+    if k >= 2 && digits % 100 == 0 {
+        digits /= 100;
+        k -= 2;
+    }
+    if k >= 1 && digits % 10 == 0 {
+        digits /= 10;
+        k -= 1;
+    }
+    // Lay out the digits with the point `k` places from the right.
     let mut itoa = itoa::Buffer::new();
-    let int_digits = itoa.format(digits / unit).as_bytes();
-    buf[len..len + int_digits.len()].copy_from_slice(int_digits);
-    len += int_digits.len();
-    buf[len] = b'.';
-    len += 1;
+    let text = itoa.format(digits).as_bytes();
     if k == 0 {
-        buf[len] = b'0';
-        return Some(len + 1);
+        buf[len..len + text.len()].copy_from_slice(text);
+        len += text.len();
+        buf[len..len + 2].copy_from_slice(b".0");
+        return Some(len + 2);
     }
-    let frac_digits = itoa.format(digits % unit).as_bytes();
-    let zeros = k - frac_digits.len();
+    if text.len() > k {
+        let int_len = text.len() - k;
+        buf[len..len + int_len].copy_from_slice(&text[..int_len]);
+        buf[len + int_len] = b'.';
+        buf[len + int_len + 1..len + text.len() + 1].copy_from_slice(&text[int_len..]);
+        return Some(len + text.len() + 1);
+    }
+    let zeros = k - text.len();
+    buf[len..len + 2].copy_from_slice(b"0.");
+    len += 2;
     buf[len..len + zeros].fill(b'0');
-    buf[len + zeros..len + k].copy_from_slice(frac_digits);
+    buf[len + zeros..len + k].copy_from_slice(text);
     Some(len + k)
 }
 

@@ -157,11 +157,7 @@ pub(crate) fn head(
     json::string(out, target);
     out.put(b",\"kind\":\"");
     out.put(kind.as_bytes());
-    out.put(b"\",\"pid\":");
-    json::int(out, sink.pid);
-    out.put(b",\"run_id\":\"");
-    out.put(sink.run_id.as_bytes());
-    out.put(b"\"");
+    out.put(&sink.pid_run_id);
     bufs.tail.extend_from_slice(&bufs.thread);
 }
 

@@ -53,6 +53,9 @@ pub(crate) struct Sink {
     dropped_at_failure: AtomicU64,
     pub(crate) pid: u32,
     pub(crate) run_id: String,
+    /// `","pid":N,"run_id":"…"`: the end of the `kind` value and the two
+    /// keys after it, the same in every record of the run.
+    pub(crate) pid_run_id: Vec<u8>,
     /// Largest record in bytes; longer values are cut with a marker.
     pub(crate) max_record: usize,
     pub(crate) mirror: Mirror,
@@ -89,6 +92,8 @@ impl Sink {
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
+        let pid = std::process::id();
+        let run_id = new_run_id();
         let sink = Sink {
             fd,
             path: path.to_owned(),
@@ -97,8 +102,9 @@ impl Sink {
             needs_newline: AtomicBool::new(false),
             failing: AtomicI32::new(0),
             dropped_at_failure: AtomicU64::new(0),
-            pid: std::process::id(),
-            run_id: new_run_id(),
+            pid,
+            pid_run_id: format!("\",\"pid\":{pid},\"run_id\":\"{run_id}\"").into_bytes(),
+            run_id,
             max_record,
             mirror,
             in_flight: [AtomicU64::new(0), AtomicU64::new(0)],
@@ -181,6 +187,21 @@ impl Sink {
             head.extend_from_slice(b",\"seq\":");
             crate::json::int(head, seq);
             head.extend_from_slice(tail);
+            if !newline {
+                // The common case, without the general path's set-up.
+                // SAFETY: `head` is a live, readable buffer.
+                let n = unsafe { libc::write(self.fd, head.as_ptr().cast(), head.len()) };
+                if n == head.len() as isize {
+                    return Ok(());
+                }
+                if n > 0 {
+                    // A short write: finish it; the line is already begun.
+                    return write_all_vectored(self.fd, &[&head[n as usize..]])
+                        .map_err(|(errno, _)| (errno, true));
+                }
+                // Failed before writing anything (EINTR included): the
+                // general path retries or reports.
+            }
             let parts: [&[u8]; 2] = [if newline { b"\n" } else { b"" }, head];
             write_all_vectored(self.fd, &parts)
         })
