@@ -17,6 +17,11 @@ pub(crate) trait Out {
     fn put(&mut self, bytes: &[u8]);
     /// Bytes written so far.
     fn len(&self) -> usize;
+    /// The growable buffer behind this sink, if it is one: formatted values
+    /// then take [`escaped_args`]' faster path.
+    fn as_vec(&mut self) -> Option<&mut Vec<u8>> {
+        None
+    }
 }
 
 impl Out for Vec<u8> {
@@ -46,6 +51,10 @@ impl Out for Vec<u8> {
     #[inline]
     fn len(&self) -> usize {
         Vec::len(self)
+    }
+    #[inline]
+    fn as_vec(&mut self) -> Option<&mut Vec<u8>> {
+        Some(self)
     }
 }
 
@@ -406,6 +415,9 @@ impl<O: Out + ?Sized> fmt::Write for Escaper<'_, O> {
 /// Appends `"<Display of value>"`, escaped, cut at `limit` total bytes with a
 /// visible marker.
 pub(crate) fn display_string<O: Out + ?Sized>(out: &mut O, value: &dyn fmt::Display, limit: usize) {
+    if let Some(vec) = out.as_vec() {
+        return escaped_args(vec, format_args!("{value}"), limit);
+    }
     out.put(b"\"");
     let mut esc = Escaper::new(out, limit);
     // `fmt::Write` for `Escaper` never fails; an error can only come from a
@@ -416,6 +428,9 @@ pub(crate) fn display_string<O: Out + ?Sized>(out: &mut O, value: &dyn fmt::Disp
 
 /// Same as [`display_string`] for a `Debug` value.
 pub(crate) fn debug_string<O: Out + ?Sized>(out: &mut O, value: &dyn fmt::Debug, limit: usize) {
+    if let Some(vec) = out.as_vec() {
+        return escaped_args(vec, format_args!("{value:?}"), limit);
+    }
     out.put(b"\"");
     let mut esc = Escaper::new(out, limit);
     // See `display_string` for why the result is ignored.
@@ -430,11 +445,79 @@ pub(crate) fn error_string<O: Out + ?Sized>(
     error: &(dyn std::error::Error + 'static),
     limit: usize,
 ) {
+    if let Some(vec) = out.as_vec() {
+        return escaped_args(vec, format_args!("{}", ErrorChain(error)), limit);
+    }
     out.put(b"\"");
     let mut esc = Escaper::new(out, limit);
     // See `display_string` for why the result is ignored.
     let _ = fmt::write(&mut esc, format_args!("{}", ErrorChain(error)));
     finish_cut(esc);
+}
+
+/// [`display_string`] and friends on a `Vec`: the value is formatted
+/// straight into the record, unescaped, then checked 8 bytes at a time.
+/// Values are often written in many small pieces (each `{}` of a `Display`
+/// impl is one `write_str`), and most need no escaping, so this spares the
+/// per-piece escaping work. The output is byte-for-byte the [`Escaper`]'s:
+/// when something needs escaping or the value is too long, what was
+/// captured goes through the `Escaper` after all, and what did not fit is
+/// added to its count of cut bytes (raw bytes past the limit could not have
+/// fitted escaped either: escaping never shortens).
+fn escaped_args(out: &mut Vec<u8>, args: fmt::Arguments<'_>, limit: usize) {
+    out.put(b"\"");
+    let start = out.len();
+    let mut raw = Raw {
+        out,
+        cap: limit.max(start),
+        rest: 0,
+    };
+    // See `display_string` for why the result is ignored.
+    let _ = fmt::write(&mut raw, args);
+    let rest = raw.rest;
+    if rest == 0 && clean_prefix(&out[start..]) == out.len() - start {
+        out.put(b"\"");
+        return;
+    }
+    let captured = out.split_off(start);
+    // `Raw` only cuts on char boundaries, so this holds whole chars.
+    let text = std::str::from_utf8(&captured).unwrap_or_default();
+    let mut esc = Escaper::new(out, limit);
+    // `fmt::Write` for `Escaper` never fails.
+    let _ = fmt::Write::write_str(&mut esc, text);
+    esc.cut += rest;
+    finish_cut(esc);
+}
+
+/// A `fmt::Write` that appends to the record unescaped until the buffer
+/// reaches `cap` bytes (cutting on a char boundary), then only counts.
+struct Raw<'a> {
+    out: &'a mut Vec<u8>,
+    cap: usize,
+    /// Bytes formatted after the cap was reached.
+    rest: usize,
+}
+
+impl fmt::Write for Raw<'_> {
+    #[inline]
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if self.rest > 0 {
+            self.rest += s.len();
+            return Ok(());
+        }
+        let room = self.cap - self.out.len();
+        if s.len() <= room {
+            self.out.put(s.as_bytes());
+        } else {
+            let mut cut = room;
+            while !s.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            self.out.put(&s.as_bytes()[..cut]);
+            self.rest = s.len() - cut;
+        }
+        Ok(())
+    }
 }
 
 fn finish_cut<O: Out + ?Sized>(esc: Escaper<'_, O>) {
@@ -485,6 +568,43 @@ mod tests {
             let json = escaped(s);
             let back: String = serde_json::from_str(&json).unwrap();
             assert_eq!(back, s);
+        }
+    }
+
+    #[test]
+    fn formatted_values_match_the_escaper_on_every_cut() {
+        // The Vec path (raw, then checked) against the generic Escaper path
+        // (taken for a StackBuf), at every limit around the value's length.
+        struct Pieces(&'static [&'static str]);
+        impl fmt::Display for Pieces {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.iter().try_for_each(|p| f.write_str(p))
+            }
+        }
+        let values: &[&[&str]] = &[
+            &["plain text in ", "several ", "pieces"],
+            &["quote \" and ", "back\\slash", " nl\n"],
+            &["é漢🦀", "\u{1}", "tail"],
+            &[""],
+            &["x"; 40],
+        ];
+        for value in values {
+            let value = Pieces(value);
+            let total = value.to_string().len();
+            for prefix in [0usize, 3] {
+                for limit in 0..total * 7 + 8 {
+                    let mut vec = vec![b'p'; prefix];
+                    display_string(&mut vec, &value, prefix + limit);
+                    let mut stack = StackBuf::<1024>::new();
+                    stack.put(&vec![b'p'; prefix]);
+                    display_string(&mut stack, &value, prefix + limit);
+                    assert_eq!(
+                        String::from_utf8_lossy(&vec),
+                        String::from_utf8_lossy(stack.as_bytes()),
+                        "limit {limit}, prefix {prefix}"
+                    );
+                }
+            }
         }
     }
 
