@@ -30,18 +30,27 @@ impl Out for Vec<u8> {
         let n = bytes.len();
         // Most pieces of a record are a few bytes long and of a length
         // unknown at compile time: copy those inline with two overlapping
-        // 8-byte moves rather than through a `memcpy` call.
-        if (8..=16).contains(&n) && self.capacity() - self.len() >= n {
+        // 8- or 4-byte moves rather than through a `memcpy` call.
+        if (4..=16).contains(&n) && self.capacity() - self.len() >= n {
             let len = self.len();
-            // SAFETY: `n` bytes of spare capacity were checked above; both
-            // 8-byte reads lie within `bytes` (8 <= n), and both writes
-            // within the `n` bytes after `len`.
+            // SAFETY: `n` bytes of spare capacity were checked above; the
+            // reads lie within `bytes` (each is at most `n` bytes long, the
+            // second ends at `n`), and the writes within the `n` bytes
+            // after `len`.
             unsafe {
+                let src = bytes.as_ptr();
                 let dst = self.as_mut_ptr().add(len);
-                let first = bytes.as_ptr().cast::<[u8; 8]>().read_unaligned();
-                let last = bytes.as_ptr().add(n - 8).cast::<[u8; 8]>().read_unaligned();
-                dst.cast::<[u8; 8]>().write_unaligned(first);
-                dst.add(n - 8).cast::<[u8; 8]>().write_unaligned(last);
+                if n >= 8 {
+                    let first = src.cast::<[u8; 8]>().read_unaligned();
+                    let last = src.add(n - 8).cast::<[u8; 8]>().read_unaligned();
+                    dst.cast::<[u8; 8]>().write_unaligned(first);
+                    dst.add(n - 8).cast::<[u8; 8]>().write_unaligned(last);
+                } else {
+                    let first = src.cast::<[u8; 4]>().read_unaligned();
+                    let last = src.add(n - 4).cast::<[u8; 4]>().read_unaligned();
+                    dst.cast::<[u8; 4]>().write_unaligned(first);
+                    dst.add(n - 4).cast::<[u8; 4]>().write_unaligned(last);
+                }
                 self.set_len(len + n);
             }
         } else {
