@@ -233,6 +233,49 @@ fn breadcrumbs(c: &mut Criterion, setup: &Setup) {
     group.finish();
 }
 
+/// The headline ratio, measured in alternation (see [`common::paired`]).
+fn paired_calls(setup: &Setup) {
+    let (layer, lastwords_path) = setup.lastwords;
+    let fmt_path = setup.dir.join("paired-fmt-json.jsonl");
+    let fmt_file = Arc::new(common::append_file(&fmt_path));
+    let lastwords = || Dispatch::new(tracing_subscriber::registry().with(layer.clone()));
+    let mut contenders: Vec<common::Contender<'_>> = vec![
+        (
+            "#[instrument(err, ret)] → fmt().json() File",
+            Box::new(|n| {
+                common::truncate(&fmt_path);
+                let subscriber = tracing_subscriber::fmt()
+                    .json()
+                    .with_writer(fmt_file.clone())
+                    .finish();
+                let dispatch = Dispatch::new(subscriber);
+                common::run_threads(1, n, &dispatch, |i| {
+                    black_box(with_instrument(black_box(i))).ok();
+                })
+            }),
+        ),
+        (
+            "#[exit_path] → lastwords",
+            Box::new(|n| {
+                common::truncate(lastwords_path);
+                common::run_threads(1, n, &lastwords(), |i| {
+                    black_box(with_exit_path(black_box(i))).ok();
+                })
+            }),
+        ),
+        (
+            "#[instrument(err, ret)] → lastwords",
+            Box::new(|n| {
+                common::truncate(lastwords_path);
+                common::run_threads(1, n, &lastwords(), |i| {
+                    black_box(with_instrument(black_box(i))).ok();
+                })
+            }),
+        ),
+    ];
+    common::paired("Per call, written", 25, 10_000, &mut contenders, 1);
+}
+
 fn main() {
     let start = SystemTime::now();
     let setup = Setup::new();
@@ -243,6 +286,12 @@ fn main() {
     c.final_summary();
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return;
+    }
+    let filtered = std::env::args()
+        .skip(1)
+        .any(|a| !a.starts_with('-') && !"paired".contains(a.as_str()));
+    if !filtered {
+        paired_calls(&setup);
     }
 
     let rows = [
