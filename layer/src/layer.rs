@@ -121,24 +121,19 @@ where
             };
             event.record(&mut visitor);
             let out = visitor.fields.out;
-            if let Some(scope) = ctx.event_scope(event) {
-                let mut spans = scope.from_root().peekable();
-                let mut list = Vec::new();
-                while let Some(span) = spans.next() {
-                    if !list.is_empty() {
-                        list.push(b',');
+            // `span` is the innermost span, `spans` all of them from the root,
+            // as tracing-subscriber's JSON formatter writes them.
+            if let Some(current) = ctx.event_span(event) {
+                out.extend_from_slice(b",\"span\":");
+                write_span(out, current.name(), &current.extensions());
+                out.extend_from_slice(b",\"spans\":[");
+                for (i, span) in current.scope().from_root().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
                     }
-                    write_span(&mut list, span.name(), &span.extensions());
-                    if spans.peek().is_none() {
-                        out.extend_from_slice(b",\"span\":");
-                        write_span(out, span.name(), &span.extensions());
-                    }
+                    write_span(out, span.name(), &span.extensions());
                 }
-                if !list.is_empty() {
-                    out.extend_from_slice(b",\"spans\":[");
-                    out.extend_from_slice(&list);
-                    out.push(b']');
-                }
+                out.push(b']');
             }
             out.extend_from_slice(b"}\n");
             sink.commit_vec(&mut bufs.head, &bufs.tail);
