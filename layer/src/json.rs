@@ -676,16 +676,7 @@ mod tests {
         }
     }
 
-    /// A tiny deterministic generator, so a failure reproduces.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-    }
+    use crate::test_support::Rng;
 
     #[test]
     fn float_fast_path_writes_what_ryu_writes() {
@@ -771,19 +762,8 @@ mod tests {
 
     #[test]
     fn error_chain_joins_sources() {
-        #[derive(Debug)]
-        struct Outer(std::io::Error);
-        impl fmt::Display for Outer {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("connect failed")
-            }
-        }
-        impl std::error::Error for Outer {
-            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-                Some(&self.0)
-            }
-        }
-        let err = Outer(std::io::Error::other("reset by peer"));
+        let err =
+            crate::test_support::Wrapped("connect failed", std::io::Error::other("reset by peer"));
         let mut out = Vec::new();
         error_string(&mut out, &err, 1000);
         assert_eq!(

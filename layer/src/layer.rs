@@ -331,15 +331,13 @@ mod tests {
             .collect()
     }
 
-    /// A tiny deterministic generator, so a failure reproduces.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
+    use crate::test_support::{Rng, Wrapped};
+
+    trait RandomString {
+        fn string(&mut self) -> String;
+    }
+
+    impl RandomString for Rng {
         fn string(&mut self) -> String {
             const PIECES: &[&str] = &[
                 "a", "Z", " ", "\"", "\\", "/", "\n", "\r", "\t", "\u{0}", "\u{1f}", "\u{7f}", "é",
@@ -480,19 +478,7 @@ mod tests {
     fn errors_carry_their_source_chain() {
         let (layer, path) = layer("errors", 64 * 1024);
         let subscriber = tracing_subscriber::registry().with(layer);
-        #[derive(Debug)]
-        struct Wrapped(std::io::Error);
-        impl fmt::Display for Wrapped {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("backfill failed")
-            }
-        }
-        impl std::error::Error for Wrapped {
-            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-                Some(&self.0)
-            }
-        }
-        let err = Wrapped(std::io::Error::other("connection reset"));
+        let err = Wrapped("backfill failed", std::io::Error::other("connection reset"));
         tracing::subscriber::with_default(subscriber, || {
             tracing::error!(
                 error = &err as &(dyn std::error::Error + 'static),

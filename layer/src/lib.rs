@@ -28,6 +28,9 @@ pub mod ring;
 mod sink;
 mod thread;
 
+#[cfg(test)]
+mod test_support;
+
 #[doc(hidden)]
 pub mod private;
 
