@@ -148,6 +148,11 @@ fn set_flag(slot: &mut bool, meta: &Meta, key: &str, errors: &mut Errors) {
     }
 }
 
+/// The level named by `key = "..."`.
+fn level_value(meta: &Meta, key: &str) -> syn::Result<Level> {
+    string_value(meta, key).and_then(|s| Level::parse(&s))
+}
+
 /// Parses `level = "info", err_level = "error", unexpected, ret, label = "D",
 /// name = "custom"`.
 pub fn exit_args(args: TokenStream) -> syn::Result<ExitArgs> {
@@ -156,14 +161,8 @@ pub fn exit_args(args: TokenStream) -> syn::Result<ExitArgs> {
     for meta in metas(args)? {
         let key = name_of(&meta);
         match key.as_str() {
-            "level" => {
-                let v = string_value(&meta, "level").and_then(|s| Level::parse(&s));
-                set(&mut out.level, v, &meta, &mut errors);
-            }
-            "err_level" => {
-                let v = string_value(&meta, "err_level").and_then(|s| Level::parse(&s));
-                set(&mut out.err_level, v, &meta, &mut errors);
-            }
+            "level" => set(&mut out.level, level_value(&meta, "level"), &meta, &mut errors),
+            "err_level" => set(&mut out.err_level, level_value(&meta, "err_level"), &meta, &mut errors),
             "label" => set(&mut out.label, string_value(&meta, "label"), &meta, &mut errors),
             "name" => set(&mut out.name, string_value(&meta, "name"), &meta, &mut errors),
             "unexpected" => set_flag(&mut out.unexpected, &meta, "unexpected", &mut errors),
@@ -186,10 +185,12 @@ pub fn crumb_args(args: TokenStream) -> syn::Result<CrumbArgs> {
     for meta in metas(args)? {
         let key = name_of(&meta);
         match key.as_str() {
-            "level" => {
-                let v = string_value(&meta, "level").and_then(|s| Level::parse(&s));
-                set(&mut out.level, v, &meta, &mut errors);
-            }
+            "level" => set(
+                &mut out.level,
+                level_value(&meta, "level"),
+                &meta,
+                &mut errors,
+            ),
             "message" => set(
                 &mut out.message,
                 string_value(&meta, "message"),
