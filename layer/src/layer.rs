@@ -12,7 +12,7 @@ use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{LookupSpan, Registry};
 
 use crate::clock::Timestamp;
 use crate::json;
@@ -82,9 +82,20 @@ where
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
+        // Formatted before the extensions are locked: a `Debug` impl that
+        // panics here must not leave this span's extensions write-locked (or
+        // poisoned) for the panic hook, which reads them on this thread.
+        // The cap is relative to the start of the new fields, so the bytes
+        // are the same as if they were formatted in place.
+        let mut more = Vec::new();
+        values.record(&mut FieldVisitor::new(
+            &mut more,
+            self.sink.max_record / 4,
+            false,
+        ));
         let mut ext = span.extensions_mut();
         if let Some(SpanJson(out)) = ext.get_mut::<SpanJson>() {
-            values.record(&mut FieldVisitor::new(out, self.sink.max_record / 4, false));
+            out.extend_from_slice(&more);
         }
     }
 
@@ -142,6 +153,58 @@ where
             }
         });
     }
+}
+
+/// Writes `,"span":{…},"spans":[…]` for the calling thread's current span
+/// into a record that is not a `tracing` event (the `panic` record), the
+/// same members [`LastwordsLayer::on_event`] writes for an event logged at
+/// this point; writes nothing when there is no current span.
+///
+/// The spans come from the thread's default dispatcher, global or scoped,
+/// when it is (or wraps, through [`Layered`]) a [`Registry`]: the stack
+/// `install()` builds, or any stack a user builds on `registry()`. Only
+/// spans this layer saw (they carry a [`SpanJson`]) are listed, so spans
+/// that a per-layer filter hides from the lastwords layer are left out
+/// here too, as `Context::event_span` leaves them out for events. Any other
+/// subscriber, or a span already closed, simply gives no span members.
+///
+/// Does not panic (a panic inside the panic hook aborts the process): the
+/// registry's lookups return `Option`s, and the only lock taken is each
+/// span's extensions lock, for reading. That lock is never held by this
+/// layer while user code runs (see `on_record`). It can still be held by
+/// another layer that formats span fields while holding it (the `fmt`
+/// layer's `on_record`): a `Debug` impl panicking inside that, with that
+/// span current, would block here; this is the one case not covered.
+///
+/// [`Layered`]: tracing_subscriber::layer::Layered
+pub(crate) fn write_current_spans(out: &mut Vec<u8>) {
+    tracing_core::dispatcher::get_default(|dispatch| {
+        let Some(registry) = dispatch.downcast_ref::<Registry>() else {
+            return;
+        };
+        let current = registry.current_span();
+        let Some(leaf) = current.id().and_then(|id| registry.span(id)) else {
+            return;
+        };
+        // Innermost first, as `scope()` walks.
+        let ours: Vec<_> = leaf
+            .scope()
+            .filter(|span| span.extensions().get::<SpanJson>().is_some())
+            .collect();
+        let Some(innermost) = ours.first() else {
+            return;
+        };
+        out.extend_from_slice(b",\"span\":");
+        write_span(out, innermost.name(), &innermost.extensions());
+        out.extend_from_slice(b",\"spans\":[");
+        for (i, span) in ours.iter().rev().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_span(out, span.name(), &span.extensions());
+        }
+        out.push(b']');
+    });
 }
 
 fn write_span(out: &mut Vec<u8>, name: &str, ext: &tracing_subscriber::registry::Extensions<'_>) {
@@ -560,6 +623,97 @@ mod tests {
         assert_eq!(messages, ["kept", "plain"]);
         let fmt_out = String::from_utf8(captured.lock().unwrap().clone()).unwrap();
         assert!(fmt_out.contains("filtered from the file"), "{fmt_out}");
+    }
+
+    /// `write_current_spans` as an object, `{}` when it wrote nothing.
+    fn current_spans() -> serde_json::Map<String, Value> {
+        let mut out = b"{\"x\":0".to_vec();
+        write_current_spans(&mut out);
+        out.push(b'}');
+        let mut map: serde_json::Map<String, Value> = serde_json::from_slice(&out).unwrap();
+        map.remove("x");
+        map
+    }
+
+    #[test]
+    fn current_spans_are_the_spans_an_event_gets_at_the_same_point() {
+        use tracing_subscriber::filter::LevelFilter;
+        let (layer, path) = layer("current-spans", 64 * 1024);
+        // A user-built stack in which another layer sees a DEBUG span the
+        // lastwords layer's own filter hides from it; used as a scoped
+        // dispatcher, not the global one.
+        let subscriber = tracing_subscriber::registry()
+            .with(layer.with_filter(LevelFilter::INFO))
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink));
+        let (outside, inside) = tracing::subscriber::with_default(subscriber, || {
+            let outside = current_spans();
+            let conn = tracing::info_span!("conn", peer = "10.0.0.7");
+            let _conn = conn.enter();
+            let hidden = tracing::debug_span!("hidden", secret = 1);
+            let _hidden = hidden.enter();
+            assert!(!hidden.is_disabled(), "the registry must hold the span");
+            let inner = tracing::info_span!("inner", step = "parse", n = tracing::field::Empty);
+            let _inner = inner.enter();
+            inner.record("n", 3);
+            tracing::info!("here");
+            (outside, current_spans())
+        });
+        assert!(outside.is_empty(), "{outside:?}");
+        let event = &lines(&path)[0];
+        assert_eq!(inside.keys().collect::<Vec<_>>(), ["span", "spans"]);
+        assert_eq!(inside["span"], event["span"]);
+        assert_eq!(inside["spans"], event["spans"]);
+        assert_eq!(
+            inside["spans"],
+            serde_json::json!([
+                {"name": "conn", "peer": "10.0.0.7"},
+                {"name": "inner", "step": "parse", "n": 3}
+            ])
+        );
+    }
+
+    #[test]
+    fn current_spans_are_empty_without_a_registry_or_without_the_layer() {
+        let none = tracing::subscriber::with_default(
+            tracing_core::subscriber::NoSubscriber::default(),
+            current_spans,
+        );
+        assert!(none.is_empty(), "{none:?}");
+        // A registry whose spans the lastwords layer never saw.
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink));
+        let unseen = tracing::subscriber::with_default(subscriber, || {
+            let _span = tracing::info_span!("conn", peer = "10.0.0.7").entered();
+            current_spans()
+        });
+        assert!(unseen.is_empty(), "{unseen:?}");
+    }
+
+    #[test]
+    fn a_span_field_that_panics_leaves_the_span_readable() {
+        struct Panicky;
+        impl fmt::Debug for Panicky {
+            fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+                panic!("broken Debug")
+            }
+        }
+        let (layer, _path) = layer("panicky-span", 64 * 1024);
+        let subscriber = tracing_subscriber::registry().with(layer);
+        let spans = tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("conn", peer = 7, bad = tracing::field::Empty);
+            let _entered = span.enter();
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                span.record("bad", tracing::field::debug(Panicky));
+            }));
+            assert!(caught.is_err());
+            // With the extensions locked while the value was formatted, the
+            // unwinding would have poisoned them: reading them would panic.
+            current_spans()
+        });
+        assert_eq!(
+            spans["span"],
+            serde_json::json!({"name": "conn", "peer": 7})
+        );
     }
 
     struct CaptureWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);

@@ -7,7 +7,9 @@
 //!
 //! The record carries the message, `location` (`file:line:col`), the
 //! thread, a `backtrace` (captured whatever `RUST_BACKTRACE` says: a panic
-//! is rare and this is the moment it is needed) and the last breadcrumbs.
+//! is rare and this is the moment it is needed), the last breadcrumbs, and
+//! the panicking thread's `span` and `spans`, as an event logged at the
+//! panic's location would have them.
 
 use std::cell::{Cell, RefCell};
 
@@ -66,6 +68,10 @@ fn record_panic(message: &str, location: String) {
             f.str("location", &location);
             f.str("backtrace", &backtrace);
             f.crumbs("breadcrumbs", &crumbs);
+            // The hook runs on the panicking thread, before unwinding leaves
+            // any span: the spans it is in are those an event logged at the
+            // panic's location would list.
+            crate::layer::write_current_spans(f.out);
         });
     }
     // Ignored: see above.
