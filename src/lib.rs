@@ -14,7 +14,7 @@
 #![warn(missing_docs)]
 
 pub use lastwords_layer::{
-    exit, init, install_hooks, Builder, ErrorChain, InitError, Lastwords, LastwordsLayer,
+    exit, init, install_hooks, Builder, ErrorChain, InitError, Lastwords, LastwordsLayer, Rotation,
     DEFAULT_MAX_RECORD_BYTES,
 };
 pub use lastwords_macros::{breadcrumb, crumb, exit_path};

@@ -4,6 +4,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use tracing_appender::rolling::Rotation;
 use tracing_core::Level;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -11,6 +12,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::layer::LastwordsLayer;
 use crate::mirror::Mirror;
+use crate::rotation::Roller;
 use crate::sink::Sink;
 
 /// Default cap on one record's size; longer values are cut with a marker.
@@ -32,6 +34,8 @@ pub fn init() -> Builder {
         mirror_level: Some(Level::ERROR),
         max_record: DEFAULT_MAX_RECORD_BYTES,
         mode: 0o640,
+        rotation: Rotation::NEVER,
+        max_files: None,
     }
 }
 
@@ -46,6 +50,8 @@ pub struct Builder {
     mirror_level: Option<Level>,
     max_record: usize,
     mode: u32,
+    rotation: Rotation,
+    max_files: Option<usize>,
 }
 
 impl Builder {
@@ -92,7 +98,44 @@ impl Builder {
         self
     }
 
-    /// The file this builder will write to.
+    /// Starts a new file every minute, hour, day or week (UTC), named as
+    /// tracing-appender's rolling appender names them: with
+    /// `.path("logs/app.jsonl")` and [`Rotation::HOURLY`], records go to
+    /// `logs/app.2026-11-25-10.jsonl`, then `logs/app.2026-11-25-11.jsonl`.
+    /// Default: [`Rotation::NEVER`], one file at the path.
+    ///
+    /// Every record still reaches the kernel before the logging call
+    /// returns, and signal handlers keep writing without a lock: the switch
+    /// replaces the open file under the same descriptor. The next start
+    /// reports on the previous run from the newest of these files.
+    ///
+    /// ```no_run
+    /// use lastwords_layer::Rotation;
+    ///
+    /// lastwords_layer::init()
+    ///     .path("logs/app.jsonl")
+    ///     .rotation(Rotation::DAILY)
+    ///     .max_log_files(14)
+    ///     .install()
+    ///     .expect("lastwords");
+    /// ```
+    pub fn rotation(mut self, rotation: Rotation) -> Self {
+        self.rotation = rotation;
+        self
+    }
+
+    /// With [`rotation`](Builder::rotation), keeps at most this many files
+    /// (the current one included) and deletes the oldest at each switch and
+    /// at start. Only files named like this rotation's are deleted.
+    /// Default: keep them all.
+    pub fn max_log_files(mut self, files: usize) -> Self {
+        self.max_files = Some(files.max(1));
+        self
+    }
+
+    /// The file this builder will write to; with
+    /// [`rotation`](Builder::rotation), the name each period's file is
+    /// derived from.
     pub fn resolved_path(&self) -> PathBuf {
         if let Some(path) = &self.path {
             return path.clone();
@@ -130,9 +173,15 @@ impl Builder {
     /// appending, or when lastwords already writes to a file in this process.
     pub fn layer(self) -> Result<LastwordsLayer, InitError> {
         let path = self.resolved_path();
-        let (sink, tail) = Sink::open(&path, self.mode, self.max_record, Mirror::new(self.mirror))
+        let roll = Roller::new(&path, &self.rotation, self.max_files, self.mode);
+        let file = roll.as_ref().map_or_else(
+            || path.clone(),
+            |r| r.start_at(crate::clock::Timestamp::now().secs),
+        );
+        let mirror = Mirror::new(self.mirror);
+        let (sink, tail) = Sink::open_rolling(&path, self.mode, self.max_record, mirror, roll)
             .map_err(|e| {
-                InitError::io(format!("cannot open {} for appending", path.display()), e)
+                InitError::io(format!("cannot open {} for appending", file.display()), e)
             })?;
         let sink = Sink::set_global(sink).ok_or_else(|| {
             InitError::new(format!(
@@ -184,8 +233,8 @@ impl Lastwords {
         Sink::global().map(|sink| Lastwords { sink })
     }
 
-    /// The JSONL file.
-    pub fn path(&self) -> &Path {
+    /// The JSONL file written now (with rotation, the current period's).
+    pub fn path(&self) -> PathBuf {
         self.sink.path()
     }
 

@@ -25,6 +25,7 @@ mod mirror;
 mod previous_run;
 mod record;
 pub mod ring;
+mod rotation;
 mod sink;
 mod thread;
 
@@ -39,3 +40,5 @@ pub use hooks::exit::exit;
 pub use hooks::install_hooks;
 pub use json::ErrorChain;
 pub use layer::LastwordsLayer;
+/// How often [`Builder::rotation`] starts a new file: tracing-appender's type.
+pub use tracing_appender::rolling::Rotation;

@@ -33,6 +33,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, Ordering};
 
 use crate::json::{Out, StackBuf};
 use crate::mirror::Mirror;
+use crate::rotation::Roller;
 
 /// The process-wide sink that hooks and signal handlers write to, set once
 /// by the first successful `Builder::layer` / `Builder::install`.
@@ -40,8 +41,13 @@ static GLOBAL: AtomicPtr<Sink> = AtomicPtr::new(std::ptr::null_mut());
 
 /// An open JSONL file plus the per-run numbering of its records.
 pub(crate) struct Sink {
+    /// The descriptor records are written to. Its number never changes;
+    /// rotation `dup2`s the next period's file onto it.
     fd: libc::c_int,
+    /// The configured path (with rotation, the name the files derive from).
     path: PathBuf,
+    /// Time-based rotation, if configured.
+    roll: Option<Roller>,
     seq: AtomicU64,
     dropped: AtomicU64,
     /// Set after a write that stopped part-way: the next record starts with
@@ -70,16 +76,40 @@ impl Sink {
     /// appending, and returns it with the last [`TAIL_BYTES`] of what the
     /// file held before (for the previous run's report). A last line cut by a
     /// kill gets its `\n` before the first new record.
+    #[cfg(test)]
     pub(crate) fn open(
         path: &Path,
         mode: u32,
         max_record: usize,
         mirror: Mirror,
     ) -> io::Result<(Sink, Vec<u8>)> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Sink::open_rolling(path, mode, max_record, mirror, None)
+    }
+
+    /// [`Sink::open`] with time-based rotation: the file is the current
+    /// period's, and the previous run's records are looked for in the
+    /// newest of the rotation's files (or `path` itself, written before
+    /// rotation was configured).
+    pub(crate) fn open_rolling(
+        path: &Path,
+        mode: u32,
+        max_record: usize,
+        mirror: Mirror,
+        roll: Option<Roller>,
+    ) -> io::Result<(Sink, Vec<u8>)> {
+        let (file, previous) = match &roll {
+            Some(roll) => {
+                let file = roll.start_at(crate::clock::Timestamp::now().secs);
+                let mut candidates = roll.rotated_files(None);
+                candidates.push(path.to_owned());
+                (file, newest(candidates))
+            }
+            None => (path.to_owned(), None),
+        };
+        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let c_path = CString::new(path.as_os_str().as_bytes())
+        let c_path = CString::new(file.as_os_str().as_bytes())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
         // SAFETY: `c_path` is a valid NUL-terminated string.
         let fd = unsafe {
@@ -97,6 +127,7 @@ impl Sink {
         let sink = Sink {
             fd,
             path: path.to_owned(),
+            roll,
             seq: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             needs_newline: AtomicBool::new(false),
@@ -110,9 +141,17 @@ impl Sink {
             in_flight: [AtomicU64::new(0), AtomicU64::new(0)],
             epoch: AtomicU64::new(0),
         };
-        let tail = read_tail(path)?;
+        let tail = read_tail(&file)?;
         if tail.last().is_some_and(|&b| b != b'\n') {
             sink.needs_newline.store(true, Ordering::Relaxed);
+        }
+        let tail = match previous.filter(|p| *p != file) {
+            // Best effort: an unreadable old file only costs the report.
+            Some(previous) => read_tail(&previous).unwrap_or_default(),
+            None => tail,
+        };
+        if let Some(roll) = &sink.roll {
+            roll.prune();
         }
         Ok((sink, tail))
     }
@@ -143,9 +182,20 @@ impl Sink {
         unsafe { GLOBAL.load(Ordering::Acquire).as_ref() }
     }
 
-    /// The file this sink appends to.
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
+    /// The file this sink appends to now.
+    pub(crate) fn path(&self) -> PathBuf {
+        match &self.roll {
+            Some(roll) => roll.current_path(),
+            None => self.path.clone(),
+        }
+    }
+
+    /// Writes [`Sink::path`] to `out`. Async-signal-safe.
+    fn put_path(&self, out: &mut impl Out) {
+        match &self.roll {
+            Some(roll) => roll.put_current_path(out),
+            None => out.put(self.path.as_os_str().as_bytes()),
+        }
     }
 
     /// Records that could not be written so far.
@@ -187,6 +237,9 @@ impl Sink {
             head.extend_from_slice(b",\"seq\":");
             crate::json::int(head, seq);
             head.extend_from_slice(tail);
+            if let Some(roll) = &self.roll {
+                roll.prune_if_pending();
+            }
             if !newline {
                 // The common case, without the general path's set-up.
                 // SAFETY: `head` is a live, readable buffer.
@@ -216,6 +269,11 @@ impl Sink {
         let parity = (self.epoch.load(Ordering::SeqCst) & 1) as usize;
         self.in_flight[parity].fetch_add(1, Ordering::SeqCst);
         let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(roll) = &self.roll {
+            // The coarse clock: a few nanoseconds, and a switch a few
+            // milliseconds late does not matter.
+            roll.roll_if_due(self.fd, crate::clock::Timestamp::now_coarse().secs);
+        }
         let newline = self.needs_newline.swap(false, Ordering::Relaxed);
         match write(seq, newline) {
             Ok(()) => {
@@ -280,7 +338,7 @@ impl Sink {
             .store(self.dropped() - 1, Ordering::Relaxed);
         let mut msg = StackBuf::<512>::new();
         msg.put(b"[lastwords] cannot write to ");
-        msg.put(self.path.as_os_str().as_bytes());
+        self.put_path(&mut msg);
         msg.put(b": ");
         msg.put(errno_name(errno).as_bytes());
         msg.put(b"; records are counted as dropped until writing works again\n");
@@ -294,7 +352,7 @@ impl Sink {
         let lost = self.dropped() - self.dropped_at_failure.load(Ordering::Relaxed);
         let mut msg = StackBuf::<512>::new();
         msg.put(b"[lastwords] writing to ");
-        msg.put(self.path.as_os_str().as_bytes());
+        self.put_path(&mut msg);
         msg.put(b" works again; ");
         crate::json::int(&mut msg, lost);
         msg.put(b" records were dropped\n");
@@ -391,6 +449,18 @@ fn read_tail(path: &Path) -> io::Result<Vec<u8>> {
     let mut tail = Vec::with_capacity(len.min(TAIL_BYTES) as usize);
     file.take(TAIL_BYTES).read_to_end(&mut tail)?;
     Ok(tail)
+}
+
+/// The most recently modified of `paths` that exist.
+fn newest(paths: Vec<PathBuf>) -> Option<PathBuf> {
+    paths
+        .into_iter()
+        .filter_map(|p| {
+            let modified = std::fs::metadata(&p).ok()?.modified().ok()?;
+            Some((modified, p))
+        })
+        .max()
+        .map(|(_, p)| p)
 }
 
 /// A fresh run id: milliseconds since the epoch and 32 random bits, in hex,
@@ -490,6 +560,88 @@ mod tests {
         }
         assert_eq!(sink.dropped(), 3);
         assert_eq!(sink.failing.load(Ordering::Relaxed), libc::ENOSPC);
+    }
+
+    #[test]
+    fn rotation_under_load_loses_and_tears_no_record() {
+        use tracing_appender::rolling::Rotation;
+        let dir = temp("rolling");
+        let _ = std::fs::remove_dir_all(&dir);
+        let base = dir.join("svc.jsonl");
+        let roll = Roller::new(&base, &Rotation::MINUTELY, None, 0o600);
+        let (sink, _) = Sink::open_rolling(&base, 0o600, 4096, Mirror::new(false), roll).unwrap();
+        let roller = sink.roll.as_ref().unwrap();
+        let now = crate::clock::Timestamp::now().secs;
+        const THREADS: u64 = 4;
+        const RECORDS: u64 = 5_000;
+        const SWITCHES: i64 = 20;
+        std::thread::scope(|s| {
+            for t in 0..THREADS {
+                let sink = &sink;
+                s.spawn(move || {
+                    for n in 0..RECORDS {
+                        let mut head = format!("{{\"t\":{t},\"n\":{n}").into_bytes();
+                        sink.commit_vec(&mut head, b",\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxx\"}\n");
+                    }
+                });
+            }
+            // Minutes that have not come yet: the writers' own clock checks
+            // never switch, only these do.
+            for minute in 1..=SWITCHES {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                assert!(roller.roll_if_due(sink.fd, now + minute * 60));
+            }
+        });
+        let mut seqs = Vec::new();
+        let mut files = 0;
+        let mut written = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            files += 1;
+            written += usize::from(!text.is_empty());
+            for line in text.lines() {
+                let record: serde_json::Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("torn line {line:?}: {e}"));
+                seqs.push(record["seq"].as_u64().unwrap());
+            }
+        }
+        assert_eq!(files, SWITCHES + 1, "one file per minute");
+        assert!(
+            written >= 2,
+            "the switches happened while records were written"
+        );
+        seqs.sort_unstable();
+        assert_eq!(seqs, (1..=THREADS * RECORDS).collect::<Vec<_>>());
+        assert_eq!(sink.path(), roller.current_path());
+    }
+
+    #[test]
+    fn with_rotation_the_previous_run_is_read_from_the_newest_file() {
+        use tracing_appender::rolling::Rotation;
+        let dir = temp("previous");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let base = dir.join("svc.jsonl");
+        let old = dir.join("svc.2020-01-01.jsonl");
+        let newer = dir.join("svc.2020-01-02.jsonl");
+        std::fs::write(&old, "{\"old\":1}\n").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        // Cut by a kill: the repair of its last line is not this run's
+        // business, since this run writes to today's file.
+        std::fs::write(&newer, "{\"newer\":1}\n{\"cut").unwrap();
+        let roll = Roller::new(&base, &Rotation::DAILY, None, 0o600);
+        let (sink, tail) =
+            Sink::open_rolling(&base, 0o600, 4096, Mirror::new(false), roll).unwrap();
+        assert_eq!(tail, b"{\"newer\":1}\n{\"cut");
+        sink.commit(b"{\"a\":1", b"}\n");
+        assert_eq!(
+            std::fs::read_to_string(sink.path()).unwrap(),
+            "{\"a\":1,\"seq\":1}\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&newer).unwrap(),
+            "{\"newer\":1}\n{\"cut"
+        );
     }
 
     #[test]
