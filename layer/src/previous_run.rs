@@ -12,7 +12,7 @@
 //! | `fatal_signal` SIGABRT right after a `panic` (`panic = "abort"`, double panic) | `panic`, with `signal` |
 //! | `panic` | `panic` |
 //! | `signal` | `signal`, with `signal` |
-//! | `fatal_signal` | `fatal_signal`, with `signal` |
+//! | `fatal_signal` | `fatal_signal`, with `signal` (and `stack_overflow: true` for an overflow) |
 //! | none, and the pid is alive running the same executable | `still_running` |
 //! | none | `no_final_record` (SIGKILL, the OOM killer, power loss) |
 //!
@@ -42,6 +42,11 @@ pub(crate) fn write_process_start(sink: &Sink, tail: &[u8]) {
             let ended = map.get("ended").and_then(Value::as_str).unwrap_or("?");
             let how = match (map.get("exit_code"), map.get("signal")) {
                 (Some(code), _) => format!(" (exit code {code})"),
+                (None, Some(Value::String(signal)))
+                    if map.get("stack_overflow") == Some(&Value::Bool(true)) =>
+                {
+                    format!(" ({signal}, stack overflow)")
+                }
                 (None, Some(Value::String(signal))) => format!(" ({signal})"),
                 _ => String::new(),
             };
@@ -130,6 +135,11 @@ fn previous_run(tail: &[u8], our_pid: u32, alive: &dyn Fn(u32) -> bool) -> Value
                     let signal = record.get("signal").cloned().unwrap_or(Value::Null);
                     let abort = signal == json!("SIGABRT");
                     report.insert("signal".into(), signal);
+                    if record.get("stack_overflow") == Some(&Value::Bool(true)) {
+                        // Died of SIGABRT after std's message, but the
+                        // overflow is what the reader needs to know.
+                        report.insert("stack_overflow".into(), Value::Bool(true));
+                    }
                     if k == "fatal_signal" && abort && panic_before {
                         "panic"
                     } else if k == "fatal_signal" {
@@ -282,6 +292,24 @@ mod tests {
             let r = report(&(start.clone() + &records));
             assert_eq!(r["ended"], ended, "{records}");
         }
+    }
+
+    #[test]
+    fn a_stack_overflow_is_reported_as_such() {
+        let tail = rec("r", 1, "process_start", json!({}))
+            + &rec(
+                "r",
+                2,
+                "fatal_signal",
+                json!({"signal": "SIGSEGV", "stack_overflow": true}),
+            );
+        let r = report(&tail);
+        assert_eq!(r["ended"], "fatal_signal");
+        assert_eq!(r["signal"], "SIGSEGV");
+        assert_eq!(r["stack_overflow"], true);
+        let plain = rec("r", 1, "process_start", json!({}))
+            + &rec("r", 2, "fatal_signal", json!({"signal": "SIGSEGV"}));
+        assert_eq!(report(&plain).get("stack_overflow"), None);
     }
 
     #[test]
