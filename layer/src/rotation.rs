@@ -12,8 +12,8 @@
 //! Its writer sits behind an `RwLock` that every record would take, and its
 //! file is private, so a signal handler could neither reach it without a lock
 //! nor write to it at all. Here the sink's descriptor number never changes:
-//! switching files opens the new one and `dup2(2)`s it onto that number.
-//! `dup2` swaps the open file atomically, so a `write(2)` in flight finishes
+//! switching files opens the new one and `dup3(2)`s it onto that number.
+//! `dup3` swaps the open file atomically, so a `write(2)` in flight finishes
 //! in the old file, the next one lands in the new file, and a signal handler
 //! that loaded the number a moment earlier still writes a whole record to
 //! one of the two. The hot path pays one coarse clock read and a compare.
@@ -215,7 +215,7 @@ impl Roller {
 
     /// Switches `fd` to the next period's file if the current period has
     /// ended at `now` (Unix seconds). One caller wins the switch; the others
-    /// go on writing, to the old file until the `dup2` and to the new one
+    /// go on writing, to the old file until the `dup3` and to the new one
     /// after it. Returns whether this call switched. Async-signal-safe.
     #[inline]
     pub(crate) fn roll_if_due(&self, fd: libc::c_int, now: i64) -> bool {
@@ -260,10 +260,11 @@ impl Roller {
             self.report_open_failure(&path.as_bytes()[..path.as_bytes().len() - 1]);
             return false;
         }
-        // SAFETY: both are open descriptors; dup2 replaces what `fd` refers
-        // to in one step, and `new_fd` is ours to close.
+        // SAFETY: both are open descriptors; dup3 replaces what `fd` refers
+        // to in one step (dup2 would also clear its close-on-exec flag, and
+        // children would inherit the log), and `new_fd` is ours to close.
         unsafe {
-            libc::dup2(new_fd, fd);
+            libc::dup3(new_fd, fd, libc::O_CLOEXEC);
             libc::close(new_fd);
         }
         self.current.store(start, Ordering::Relaxed);
@@ -498,6 +499,13 @@ mod tests {
         for hour in 1..=3 {
             assert!(r.roll_if_due(fd, T + hour * 3_600));
             assert!(!r.roll_if_due(fd, T + hour * 3_600), "switched once");
+            // SAFETY: F_GETFD on an open descriptor.
+            let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+            assert_eq!(
+                flags & libc::FD_CLOEXEC,
+                libc::FD_CLOEXEC,
+                "children do not inherit it"
+            );
             write(&format!("{hour}\n"));
             r.prune_if_pending();
             paths.push(r.current_path());

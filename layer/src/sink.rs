@@ -42,7 +42,7 @@ static GLOBAL: AtomicPtr<Sink> = AtomicPtr::new(std::ptr::null_mut());
 /// An open JSONL file plus the per-run numbering of its records.
 pub(crate) struct Sink {
     /// The descriptor records are written to. Its number never changes;
-    /// rotation `dup2`s the next period's file onto it.
+    /// rotation `dup3`s the next period's file onto it.
     fd: libc::c_int,
     /// The configured path (with rotation, the name the files derive from).
     path: PathBuf,
