@@ -605,6 +605,12 @@ fn sigsegv_from_a_null_write() {
     assert_eq!(last["level"], "ERROR");
     assert_eq!(last["signal"], "SIGSEGV");
     assert_eq!(last["fault_address"], "0x0");
+    assert_eq!(last["message"], "fatal signal SIGSEGV");
+    // A null pointer is far from the stack pointer: not an overflow.
+    assert!(
+        matches!(last.get("stack_overflow"), None | Some(Value::Bool(false))),
+        "{last}"
+    );
     assert_eq!(crumb_names(&last["breadcrumbs"]), ["installed", "logged"]);
     assert!(out
         .stderr
@@ -627,7 +633,20 @@ fn stack_overflow() {
     let last = terminal(&records);
     assert_eq!(last["kind"], "fatal_signal");
     assert_eq!(last["signal"], "SIGSEGV");
+    assert_eq!(last["signo"], libc::SIGSEGV);
+    // The record says what the signal alone does not: the process dies of
+    // SIGABRT because the thread ran off its stack.
+    assert_eq!(last["stack_overflow"], true, "{last}");
+    let message = "thread overflowed its stack (fatal signal SIGSEGV); \
+                   the process dies of SIGABRT as std aborts";
+    assert_eq!(last["message"], message);
     assert_eq!(crumb_names(&last["breadcrumbs"]), ["installed", "logged"]);
+    assert!(
+        out.stderr
+            .contains(&format!("[lastwords] ERROR fatal_signal: {message}")),
+        "{}",
+        out.stderr
+    );
 }
 
 /// Runs `first` (killed by `signal` if given), then `ok` on the same file,

@@ -29,7 +29,7 @@
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::sigsafe::{self, ErrnoGuard, SignalRecord};
+use super::sigsafe::{self, ErrnoGuard, Overflow, SignalRecord};
 use crate::sink::Sink;
 
 /// The signals handled here.
@@ -50,6 +50,14 @@ const WAIT_MS: u64 = 20;
 /// Size of the alternate signal stack given to the installing thread when
 /// it has none.
 const ALT_STACK_BYTES: usize = 64 * 1024;
+
+/// How far from the stack pointer a fault may be to count as a stack
+/// overflow. A function touches its frame near the stack pointer, and
+/// large frames are probed a page at a time (Rust's stack probes, C's
+/// `-fstack-clash-protection`), so running into the guard page faults
+/// within a page or so of it; a wild or null pointer is almost always far
+/// away. 64 KiB leaves room for a frame set up without probes.
+const OVERFLOW_REACH: usize = 64 * 1024;
 
 struct Prev {
     saved: [AtomicBool; 5],
@@ -136,7 +144,7 @@ fn ensure_alt_stack() {
     unsafe { libc::sigaltstack(&stack, std::ptr::null_mut()) };
 }
 
-extern "C" fn on_fatal(signo: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+extern "C" fn on_fatal(signo: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     let _errno = ErrnoGuard::new();
     let Some(i) = SIGNALS.iter().position(|&s| s == signo) else {
         return;
@@ -149,6 +157,13 @@ extern "C" fn on_fatal(signo: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mu
         }
     };
     let hardware = code > 0 && signo != libc::SIGABRT;
+    // Only a fault the CPU raised has a meaningful address; `kill -SEGV`
+    // fills `si_addr` with the sender's pid and uid.
+    let overflow = if hardware && (signo == libc::SIGSEGV || signo == libc::SIGBUS) {
+        overflow(i, addr, ctx)
+    } else {
+        Overflow::No
+    };
     if let Some(sink) = Sink::global() {
         sigsafe::write(
             sink,
@@ -157,6 +172,7 @@ extern "C" fn on_fatal(signo: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mu
                 level: "ERROR",
                 signo,
                 fault_address: hardware.then_some(addr),
+                overflow,
             },
         );
         sink.wait_for_earlier(WAIT_MS);
@@ -170,6 +186,62 @@ extern "C" fn on_fatal(signo: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mu
         // until this handler returns, then the restored action takes it.
         unsafe { libc::raise(signo) };
     }
+}
+
+/// Whether a fault at `addr` is the thread running off its stack: the
+/// address is within [`OVERFLOW_REACH`] of the stack pointer saved in the
+/// signal's context. Then tells what the restored action will do with it:
+/// a handler (std's, installed before `main`) prints "has overflowed its
+/// stack" and aborts; the default action lets the fault kill the process.
+/// Async-signal-safe.
+fn overflow(i: usize, addr: usize, ctx: *mut libc::c_void) -> Overflow {
+    let Some(sp) = stack_pointer(ctx) else {
+        return Overflow::No;
+    };
+    if addr.abs_diff(sp) > OVERFLOW_REACH {
+        return Overflow::No;
+    }
+    let prev = if PREV.saved[i].load(Ordering::Acquire) {
+        // SAFETY: as in `restore`.
+        unsafe { (*PREV.actions.get())[i].sa_sigaction }
+    } else {
+        libc::SIG_DFL
+    };
+    if prev == libc::SIG_DFL {
+        Overflow::ThenDefault
+    } else {
+        Overflow::ThenAbort
+    }
+}
+
+/// The interrupted thread's stack pointer, from the `ucontext_t` the
+/// kernel passes to an `SA_SIGINFO` handler. Async-signal-safe.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+fn stack_pointer(ctx: *mut libc::c_void) -> Option<usize> {
+    // SAFETY: with SA_SIGINFO the kernel passes a valid ucontext_t (or
+    // null, checked by `as_ref`).
+    let uc = unsafe { (ctx as *const libc::ucontext_t).as_ref()? };
+    // A register's bits, not a number: the cast keeps them.
+    Some(uc.uc_mcontext.gregs[libc::REG_RSP as usize] as usize)
+}
+
+/// The interrupted thread's stack pointer, from the `ucontext_t` the
+/// kernel passes to an `SA_SIGINFO` handler. Async-signal-safe.
+#[cfg(all(target_os = "linux", target_arch = "aarch64"))]
+fn stack_pointer(ctx: *mut libc::c_void) -> Option<usize> {
+    // SAFETY: as on x86_64.
+    let uc = unsafe { (ctx as *const libc::ucontext_t).as_ref()? };
+    Some(uc.uc_mcontext.sp as usize)
+}
+
+/// Other architectures: their register layout is not spelled out here, so
+/// a stack overflow is recorded as a plain fault.
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+fn stack_pointer(_ctx: *mut libc::c_void) -> Option<usize> {
+    None
 }
 
 /// Puts back the action found at install time for `SIGNALS[i]`.

@@ -24,7 +24,7 @@
 
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
-use super::sigsafe::{self, ErrnoGuard, SignalRecord};
+use super::sigsafe::{self, ErrnoGuard, Overflow, SignalRecord};
 use crate::sink::Sink;
 
 /// The signals handled here.
@@ -84,6 +84,7 @@ extern "C" fn on_signal(signo: libc::c_int, info: *mut libc::siginfo_t, ctx: *mu
                 level: "WARN",
                 signo,
                 fault_address: None,
+                overflow: Overflow::No,
             },
         );
     }

@@ -35,6 +35,22 @@ pub(crate) struct SignalRecord {
     pub(crate) signo: libc::c_int,
     /// The faulting address of SIGSEGV/SIGBUS/SIGILL/SIGFPE, if any.
     pub(crate) fault_address: Option<usize>,
+    /// Whether the fault was the thread running off its stack.
+    pub(crate) overflow: Overflow,
+}
+
+/// What a fatal handler found out about a stack overflow.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Overflow {
+    /// Not a stack overflow, or one that cannot be told apart from other
+    /// faults on this architecture.
+    No,
+    /// A stack overflow, handed on to a handler (std's) that prints
+    /// "has overflowed its stack" and aborts: the process dies of SIGABRT.
+    ThenAbort,
+    /// A stack overflow, handed on to the default action: the process dies
+    /// of the fault's own signal.
+    ThenDefault,
 }
 
 struct Scratch {
@@ -111,18 +127,12 @@ fn write_small(sink: &Sink, record: &SignalRecord) -> u64 {
 
 /// The head, byte for byte as `record::head` writes it.
 fn write_head<O: Out + ?Sized>(out: &mut O, sink: &Sink, record: &SignalRecord) {
-    let name = signal_name(record.signo);
     out.put(b"{\"timestamp\":\"");
     out.put(&Timestamp::now().format());
     out.put(b"\",\"level\":\"");
     out.put(record.level.as_bytes());
     out.put(b"\",\"message\":\"");
-    out.put(if record.kind == "signal" {
-        b"received "
-    } else {
-        b"fatal signal "
-    });
-    out.put(name.as_bytes());
+    write_message(out, record);
     out.put(b"\",\"target\":\"lastwords\",\"kind\":\"");
     out.put(record.kind.as_bytes());
     out.put(b"\",\"pid\":");
@@ -149,6 +159,33 @@ fn write_fields<O: Out + ?Sized>(out: &mut O, record: &SignalRecord) {
         hex(out, addr);
         out.put(b"\"");
     }
+    if record.overflow != Overflow::No {
+        json::key(out, "stack_overflow");
+        out.put(b"true");
+    }
+}
+
+/// The record's `message` (plain ASCII, nothing to escape), also used by
+/// the mirror line: `received SIGTERM`, `fatal signal SIGSEGV`, or for a
+/// stack overflow what the reader must know to match it with the death
+/// the parent sees.
+fn write_message<O: Out + ?Sized>(out: &mut O, record: &SignalRecord) {
+    if record.kind == "signal" {
+        out.put(b"received ");
+        out.put(signal_name(record.signo).as_bytes());
+        return;
+    }
+    if record.overflow != Overflow::No {
+        out.put(b"thread overflowed its stack (fatal signal ");
+        out.put(signal_name(record.signo).as_bytes());
+        out.put(match record.overflow {
+            Overflow::ThenAbort => b"); the process dies of SIGABRT as std aborts".as_slice(),
+            _ => b")",
+        });
+        return;
+    }
+    out.put(b"fatal signal ");
+    out.put(signal_name(record.signo).as_bytes());
 }
 
 /// `[lastwords] ERROR fatal_signal: fatal signal SIGSEGV` on stderr.
@@ -156,17 +193,14 @@ fn mirror(sink: &Sink, record: &SignalRecord) {
     if !sink.mirror.enabled() {
         return;
     }
-    let mut line = StackBuf::<128>::new();
+    // The longest line (a stack overflow's) is about 110 bytes.
+    let mut line = StackBuf::<160>::new();
     line.put(b"[lastwords] ");
     line.put(record.level.as_bytes());
     line.put(b" ");
     line.put(record.kind.as_bytes());
-    line.put(if record.kind == "signal" {
-        b": received "
-    } else {
-        b": fatal signal "
-    });
-    line.put(signal_name(record.signo).as_bytes());
+    line.put(b": ");
+    write_message(&mut line, record);
     line.put(b"\n");
     crate::mirror::write_stderr(line.as_bytes());
 }
@@ -260,5 +294,42 @@ mod tests {
         assert_eq!(out.as_bytes(), b"0 deadbeef");
         assert_eq!(signal_name(libc::SIGTERM), "SIGTERM");
         assert_eq!(signal_name(libc::SIGABRT), "SIGABRT");
+    }
+
+    fn message(kind: &'static str, signo: libc::c_int, overflow: Overflow) -> String {
+        let record = SignalRecord {
+            kind,
+            level: "ERROR",
+            signo,
+            fault_address: None,
+            overflow,
+        };
+        // The mirror's buffer: the longest message must fit in it whole.
+        let mut out = StackBuf::<160>::new();
+        out.put(b"[lastwords] ERROR fatal_signal: ");
+        write_message(&mut out, &record);
+        assert!(!out.overflowed);
+        String::from_utf8(out.as_bytes().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn messages() {
+        assert_eq!(
+            message("signal", libc::SIGTERM, Overflow::No),
+            "[lastwords] ERROR fatal_signal: received SIGTERM"
+        );
+        assert_eq!(
+            message("fatal_signal", libc::SIGBUS, Overflow::No),
+            "[lastwords] ERROR fatal_signal: fatal signal SIGBUS"
+        );
+        assert_eq!(
+            message("fatal_signal", libc::SIGSEGV, Overflow::ThenAbort),
+            "[lastwords] ERROR fatal_signal: thread overflowed its stack \
+             (fatal signal SIGSEGV); the process dies of SIGABRT as std aborts"
+        );
+        assert_eq!(
+            message("fatal_signal", libc::SIGSEGV, Overflow::ThenDefault),
+            "[lastwords] ERROR fatal_signal: thread overflowed its stack (fatal signal SIGSEGV)"
+        );
     }
 }
