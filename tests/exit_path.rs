@@ -176,22 +176,85 @@ fn anyhow_exits(n: u32) -> anyhow::Result<u32> {
 }
 
 #[test]
-fn exits_hidden_in_macros_report_the_invocation() {
+fn exits_hidden_in_macros_report_the_invocation_and_the_value() {
     let (r, recs) = capture(|| local_bail(0));
     assert!(r.is_err());
     let rec = one(&recs);
-    check(&rec, "macro", line_of("@bail"), "unknown");
+    check(&rec, "macro", line_of("@bail"), "err");
     assert_eq!(rec.field("col"), "9");
-    assert_eq!(rec.level, tracing::Level::INFO);
-    let (_, recs) = capture(|| local_bail(5));
+    assert_eq!(rec.field("error"), "zero");
+    assert_eq!(rec.level, tracing::Level::ERROR);
+    let (r, recs) = capture(|| local_bail(5));
+    assert_eq!(r.unwrap(), 5);
     check(&one(&recs), "tail", line_of("@bail_tail"), "ok");
 
     let (_, recs) = capture(|| anyhow_exits(1));
     let rec = one(&recs);
-    check(&rec, "macro", line_of("@anyhow"), "unknown");
+    check(&rec, "macro", line_of("@anyhow"), "err");
     assert_eq!(rec.field("col"), "5");
+    assert_eq!(rec.field("error"), "one is not allowed");
     let (_, recs) = capture(|| anyhow_exits(2));
-    check(&one(&recs), "macro", line_of("@anyhow_bail"), "unknown");
+    let rec = one(&recs);
+    check(&rec, "macro", line_of("@anyhow_bail"), "err");
+    assert_eq!(rec.field("error"), "two: 2");
+}
+
+struct Config {
+    name: String,
+    retries: u32,
+}
+
+impl Config {
+    /// Borrows from `&self` through the closure the macro exit needs.
+    #[exit_path]
+    fn name_checked(&self) -> anyhow::Result<&str> {
+        anyhow::ensure!(!self.name.is_empty(), "no name"); // @ensure_ref
+        Ok(&self.name)
+    }
+
+    /// A borrow from `&mut self` cannot leave a closure: this fn keeps the
+    /// plain rewriting, and a hidden exit's outcome stays `unknown`.
+    #[exit_path]
+    fn retries_mut(&mut self) -> anyhow::Result<&mut u32> {
+        anyhow::ensure!(self.retries < 10, "too many"); // @ensure_mut
+        Ok(&mut self.retries)
+    }
+
+    /// `&mut self` with an owned result runs in the closure.
+    #[exit_path]
+    fn bump(&mut self) -> anyhow::Result<u32> {
+        self.retries += 1;
+        anyhow::ensure!(self.retries < 3, "retried {} times", self.retries); // @ensure_bump
+        Ok(self.retries)
+    }
+}
+
+#[test]
+fn macro_exits_in_methods() {
+    let mut config = Config {
+        name: String::new(),
+        retries: 10,
+    };
+    let (r, recs) = capture(|| config.name_checked().map(str::to_owned));
+    assert!(r.is_err());
+    let rec = one(&recs);
+    check(&rec, "macro", line_of("@ensure_ref"), "err");
+    assert_eq!(rec.field("error"), "no name");
+
+    let (r, recs) = capture(|| config.retries_mut().map(|r| *r));
+    assert!(r.is_err());
+    check(&one(&recs), "macro", line_of("@ensure_mut"), "unknown");
+
+    config.retries = 1;
+    let (r, recs) = capture(|| config.bump());
+    assert_eq!(r.unwrap(), 2);
+    assert_eq!(one(&recs).field("outcome"), "ok");
+    let (r, recs) = capture(|| config.bump());
+    assert!(r.is_err());
+    let rec = one(&recs);
+    check(&rec, "macro", line_of("@ensure_bump"), "err");
+    assert_eq!(rec.field("error"), "retried 3 times");
+    assert_eq!(config.retries, 3, "the closure changed the caller's value");
 }
 
 #[test]

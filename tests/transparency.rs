@@ -44,6 +44,14 @@ use std::fmt::Debug;
 use std::pin::Pin;
 use std::process::ExitCode;
 
+/// A `return` the attribute cannot see: the body of a sync fn using it runs
+/// in a closure, unless the result may borrow from a `&mut` input.
+macro_rules! give_up {
+    ($msg:expr) => {
+        return Err(String::from($msg))
+    };
+}
+
 pub struct Stack {
     items: Vec<u32>,
 }
@@ -143,6 +151,43 @@ both! {
         }
         let n = v.len();
         Ok(n)
+    }
+
+    pub fn macro_generic<T: Default + Debug>(fail: bool) -> Result<T, String> {
+        if fail {
+            give_up!("generic");
+        }
+        Ok(T::default())
+    }
+
+    pub fn macro_longest<'a>(a: &'a str, b: &'a str) -> Result<&'a str, String> {
+        if a.is_empty() {
+            give_up!("empty");
+        }
+        Ok(if a.len() >= b.len() { a } else { b })
+    }
+
+    pub fn macro_impl_ret(n: u32) -> Result<impl Iterator<Item = u32>, String> {
+        if n == 0 {
+            give_up!("zero");
+        }
+        Ok((0..n).map(|x| x + 1))
+    }
+
+    pub fn macro_mut_params(mut n: u32, v: &mut Vec<u32>) -> Result<u32, String> {
+        n += 1;
+        v.push(n);
+        if n > 5 {
+            give_up!("too big");
+        }
+        Ok(n)
+    }
+
+    pub fn macro_mut_borrow(v: &mut [u32]) -> Result<&mut u32, String> {
+        if v.is_empty() {
+            give_up!("empty");
+        }
+        Ok(&mut v[0])
     }
 
     pub async fn async_ref(s: &mut Stack) -> Option<&mut u32> {
@@ -258,6 +303,38 @@ fn annotated_functions_return_what_the_plain_ones_return() {
                 format!("{:?}", plain::impl_in_result(n))
             );
         }
+        for fail in [false, true] {
+            assert_eq!(
+                annotated::macro_generic::<Vec<u8>>(fail),
+                plain::macro_generic::<Vec<u8>>(fail)
+            );
+        }
+        for (x, y) in [("ab", "c"), ("", "c")] {
+            assert_eq!(annotated::macro_longest(x, y), plain::macro_longest(x, y));
+        }
+        for n in [0, 3] {
+            assert_eq!(
+                annotated::macro_impl_ret(n).map(Iterator::collect::<Vec<_>>),
+                plain::macro_impl_ret(n).map(Iterator::collect::<Vec<_>>)
+            );
+        }
+        let (mut a, mut b) = (vec![], vec![]);
+        for n in [1, 5] {
+            assert_eq!(
+                annotated::macro_mut_params(n, &mut a),
+                plain::macro_mut_params(n, &mut b)
+            );
+        }
+        assert_eq!(a, b);
+        let (mut a, mut b) = (vec![], vec![]);
+        assert_eq!(
+            annotated::macro_mut_borrow(&mut a),
+            plain::macro_mut_borrow(&mut b)
+        );
+        let (mut a, mut b) = (vec![1], vec![1]);
+        *annotated::macro_mut_borrow(&mut a).unwrap() += 1;
+        *plain::macro_mut_borrow(&mut b).unwrap() += 1;
+        assert_eq!((a, b), (vec![2], vec![2]));
         assert_eq!(annotated::recursive(10), plain::recursive(10));
         assert_eq!(annotated::c_abi(7), plain::c_abi(7));
         let caught = std::panic::catch_unwind(|| annotated::never("never returns"));
@@ -335,7 +412,7 @@ fn annotated_functions_return_what_the_plain_ones_return() {
     // One record per annotated call, including the `-> !` one (unwind).
     assert_eq!(
         exits.len(),
-        56,
+        66,
         "{:#?}",
         exits.iter().map(|r| r.field("message")).collect::<Vec<_>>()
     );

@@ -32,10 +32,18 @@
 //! `async move` block awaited by the guard's owner, so that a future dropped
 //! before completion (`cancelled`) and an exit hidden in a macro (`macro`,
 //! whose value is then seen by `finish`) can be told apart.
+//!
+//! A sync fn whose body invokes a macro that could hide a `return`
+//! (`bail!`, `ensure!`, a local `macro_rules!`) runs its body in a `move`
+//! closure called at once, for the same reason: the hidden `return` leaves
+//! the closure with its value, and `finish` records it with the macro's
+//! position and the real outcome and error. Other sync fns keep the plain
+//! form above, with nothing added between the caller and the body.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
+use syn::visit::Visit;
 use syn::visit_mut::VisitMut;
 use syn::{AttrStyle, Block, Expr, ItemFn, LitStr, ReturnType, Stmt, Type};
 
@@ -99,11 +107,19 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
         ret: args.ret,
     };
     let inner_attrs = split_attrs(&mut func);
+    let closure_ok = !is_async && closure_keeps_meaning(&func);
     let block: &mut Block = &mut func.block;
+    let mut hiding_macro = false;
     if !never {
-        ExitSites { cx: &cx }.visit_block_mut(block);
+        let mut sites = ExitSites {
+            cx: &cx,
+            hiding_macro: false,
+        };
+        sites.visit_block_mut(block);
+        hiding_macro = sites.hiding_macro;
         rewrite_tail(&cx, block);
     }
+    let sync_closure = closure_ok && hiding_macro;
 
     let (mut ok, mut err, mut cancelled) = (
         args.level.unwrap_or(Level::Info),
@@ -156,6 +172,19 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
             #guard.finish(::lastwords::__private::outcome!(&#value), #debug);
             #value
         }
+    } else if sync_closure {
+        // A `return` hidden in a macro (`bail!`) returns from the closure,
+        // so its value is seen, as an async fn's is.
+        let debug = cx.debug_value();
+        quote_spanned! {Span::mixed_site()=>
+            #(#inner_attrs)*
+            #static_site
+            let #guard = &::lastwords::__private::ExitGuard::enter(&#site);
+            #[allow(clippy::redundant_closure_call)]
+            let #value: #ret_ty = (move || { #(#stmts)* })();
+            #guard.finish(::lastwords::__private::outcome!(&#value), #debug);
+            #value
+        }
     } else {
         quote_spanned! {Span::mixed_site()=>
             #(#inner_attrs)*
@@ -170,6 +199,69 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
     let mut braces = proc_macro2::Group::new(proc_macro2::Delimiter::Brace, body);
     braces.set_span(func.block.brace_token.span.join());
     quote!(#(#attrs)* #vis #sig #braces)
+}
+
+/// Whether the body of this sync fn can run inside a `move` closure with the
+/// same meaning. Not when:
+/// - it is `#[track_caller]`: `Location::caller()` would name the closure;
+/// - the result may borrow from a `&mut` input: a reborrow through a
+///   captured `&mut` cannot leave the closure that captured it.
+///
+/// Otherwise the fn keeps the plain rewriting, where an exit inside a macro
+/// is recorded with outcome `unknown`.
+fn closure_keeps_meaning(func: &ItemFn) -> bool {
+    if func.attrs.iter().any(|a| a.path().is_ident("track_caller")) {
+        return false;
+    }
+    let ReturnType::Type(_, ret) = &func.sig.output else {
+        return true;
+    };
+    let mut borrows = Borrows::default();
+    borrows.visit_type(ret);
+    if !borrows.any() {
+        return true;
+    }
+    let mut inputs = Borrows::default();
+    for input in &func.sig.inputs {
+        match input {
+            syn::FnArg::Receiver(r) => {
+                if r.mutability.is_some() && r.reference.is_some() {
+                    return false;
+                }
+                inputs.visit_type(&r.ty);
+            }
+            syn::FnArg::Typed(t) => inputs.visit_type(&t.ty),
+        }
+    }
+    !inputs.mutable
+}
+
+/// What references and lifetimes a type mentions.
+#[derive(Default)]
+struct Borrows {
+    shared: bool,
+    mutable: bool,
+}
+
+impl Borrows {
+    fn any(&self) -> bool {
+        self.shared || self.mutable
+    }
+}
+
+impl<'ast> Visit<'ast> for Borrows {
+    fn visit_type_reference(&mut self, r: &'ast syn::TypeReference) {
+        if r.mutability.is_some() {
+            self.mutable = true;
+        } else {
+            self.shared = true;
+        }
+        syn::visit::visit_type_reference(self, r);
+    }
+
+    fn visit_lifetime(&mut self, _: &'ast syn::Lifetime) {
+        self.shared = true;
+    }
 }
 
 /// The body's own exit: its tail expression, or falling off its end.

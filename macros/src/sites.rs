@@ -97,6 +97,8 @@ pub fn value_ident() -> syn::Ident {
 /// macro markers.
 pub struct ExitSites<'a> {
     pub cx: &'a Cx,
+    /// Set when a statement invokes a macro that could hide a `return`.
+    pub hiding_macro: bool,
 }
 
 impl VisitMut for ExitSites<'_> {
@@ -112,6 +114,7 @@ impl VisitMut for ExitSites<'_> {
             self.visit_stmt_mut(&mut stmt);
             if let Some(span) = marker {
                 stmts.push(marker_stmt(span));
+                self.hiding_macro = true;
             }
             stmts.push(stmt);
         }
