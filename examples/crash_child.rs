@@ -87,6 +87,9 @@ fn main() -> Result<ExitCode> {
             unsafe { std::ptr::write_volatile(std::ptr::null_mut::<u8>(), 1) };
             Ok(ExitCode::SUCCESS)
         }
+        "sigbus" => read_past_the_end_of_a_file(),
+        "sigill" => illegal_instruction(),
+        "sigfpe" => divide_by_zero(),
         "stack_overflow" => {
             let depth = recurse(0);
             println!("{depth}");
@@ -229,6 +232,81 @@ fn tokio_ctrl_c() -> Result<ExitCode> {
         tracing::info!("graceful shutdown");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// SIGBUS from the CPU: a shared mapping of an empty file, read. The
+/// kernel has no page of the file to map in, so the load faults with
+/// `BUS_ADRERR`.
+fn read_past_the_end_of_a_file() -> Result<ExitCode> {
+    let path = std::env::temp_dir().join(format!("crash-child-{}.empty", std::process::id()));
+    // Opened for reading: a shared mapping needs a readable descriptor.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)?;
+    // SAFETY: sysconf has no preconditions.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })?;
+    // SAFETY: a fresh shared read-only mapping of an open file; checked
+    // below.
+    let mem = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            page,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            0,
+        )
+    };
+    // The mapping keeps the file alive; remove it now so no run leaves
+    // one behind.
+    std::fs::remove_file(&path)?;
+    if mem == libc::MAP_FAILED {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    // SAFETY: none; the page is mapped but beyond the end of the file, so
+    // this read raises SIGBUS on purpose.
+    let byte = unsafe { std::ptr::read_volatile(mem.cast::<u8>()) };
+    println!("{byte}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGILL from the CPU: an instruction defined to be undefined.
+fn illegal_instruction() -> Result<ExitCode> {
+    // SAFETY: none; this raises SIGILL on purpose.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        std::arch::asm!("ud2", options(nomem, nostack));
+    }
+    // SAFETY: as above.
+    #[cfg(target_arch = "aarch64")]
+    unsafe {
+        std::arch::asm!("udf #0", options(nomem, nostack));
+    }
+    Err("sigill: no undefined instruction for this architecture".into())
+}
+
+/// SIGFPE from the CPU: an integer division by zero. Rust checks `/` for a
+/// zero divisor and panics, so the division is written in assembly. Only
+/// x86 traps on it (aarch64 returns 0).
+fn divide_by_zero() -> Result<ExitCode> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let divisor: u32 = std::hint::black_box(0);
+        // SAFETY: none; `div` by zero raises SIGFPE on purpose.
+        unsafe {
+            std::arch::asm!(
+                "div {d:e}",
+                d = in(reg) divisor,
+                inout("eax") 1u32 => _,
+                inout("edx") 0u32 => _,
+                options(nomem, nostack),
+            );
+        }
+    }
+    Err("sigfpe: no trapping integer division on this architecture".into())
 }
 
 fn recurse(depth: u64) -> u64 {

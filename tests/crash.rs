@@ -617,6 +617,47 @@ fn sigsegv_from_a_null_write() {
         .contains("[lastwords] ERROR fatal_signal: fatal signal SIGSEGV"));
 }
 
+/// A fault raised by the CPU: the child dies of `signo` with and without
+/// lastwords, and the last record is the `fatal_signal` one, with the
+/// faulting address and without `stack_overflow`.
+fn assert_fault(scenario: &str, signo: libc::c_int, signame: &str) -> Value {
+    let (out, records) = run(scenario, scenario, None);
+    assert_eq!(out.status.signal(), Some(signo), "{}", out.stderr);
+    assert_numbered(&records);
+    let last = terminal(&records);
+    assert_eq!(last["kind"], "fatal_signal", "{last}");
+    assert_eq!(last["level"], "ERROR");
+    assert_eq!(last["signal"], signame);
+    assert_eq!(last["signo"], signo);
+    assert_eq!(last["thread"], "main");
+    assert_eq!(last["message"], format!("fatal signal {signame}"));
+    let address = last["fault_address"].as_str().expect("fault_address");
+    assert!(address.starts_with("0x") && address != "0x0", "{last}");
+    assert!(last.get("stack_overflow").is_none(), "{last}");
+    assert_eq!(crumb_names(&last["breadcrumbs"]), ["installed", "logged"]);
+    let mirror = format!("[lastwords] ERROR fatal_signal: fatal signal {signame}");
+    assert!(out.stderr.contains(&mirror), "{}", out.stderr);
+    last
+}
+
+#[test]
+fn sigbus_from_reading_past_the_end_of_a_mapped_file() {
+    assert_fault("sigbus", libc::SIGBUS, "SIGBUS");
+}
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[test]
+fn sigill_from_an_undefined_instruction() {
+    assert_fault("sigill", libc::SIGILL, "SIGILL");
+}
+
+// Only x86 traps on an integer division by zero.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn sigfpe_from_an_integer_division_by_zero() {
+    assert_fault("sigfpe", libc::SIGFPE, "SIGFPE");
+}
+
 #[test]
 fn stack_overflow() {
     // Without lastwords std prints its message and aborts (checked by `run`
