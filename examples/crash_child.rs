@@ -96,6 +96,7 @@ fn main() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         "wait" => wait_for_signal(),
+        "term_self" => term_self(),
         "threads" => many_threads(),
         "tokio_term_after" => tokio_term(0, true),
         "tokio_ctrl_c" => tokio_ctrl_c(),
@@ -156,6 +157,20 @@ fn wait_for_signal() -> Result<ExitCode> {
     ready();
     std::thread::sleep(Duration::from_secs(30));
     tracing::error!("no signal came");
+    Ok(ExitCode::from(9))
+}
+
+/// SIGTERM sent to itself, as a container's init does when its own
+/// shutdown logic decides to stop. As PID 1 a signal the process sends
+/// itself is delivered only because a handler is installed.
+fn term_self() -> Result<ExitCode> {
+    // SAFETY: kill(2) to our own pid.
+    if unsafe { libc::kill(libc::getpid(), libc::SIGTERM) } != 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    // A handled SIGTERM sent to oneself runs before kill returns; reaching
+    // this line means nothing ended the process.
+    tracing::error!("SIGTERM did not end the process");
     Ok(ExitCode::from(9))
 }
 

@@ -104,6 +104,10 @@ struct Run<'a> {
     /// A second signal, sent 300 ms after `signal`.
     follow_up: Option<libc::c_int>,
     records: u64,
+    /// Run the child as PID 1 of a new PID namespace, under
+    /// `unshare --pid --fork --mount-proc`; signals go to the child itself,
+    /// not to `unshare`.
+    pid1: bool,
 }
 
 impl<'a> Run<'a> {
@@ -117,11 +121,18 @@ impl<'a> Run<'a> {
             ignore: &[],
             follow_up: None,
             records: RECORDS,
+            pid1: false,
         }
     }
 
     fn go(&self) -> Outcome {
-        let mut cmd = Command::new(&self.exe);
+        let mut cmd = if self.pid1 {
+            let mut cmd = Command::new("unshare");
+            cmd.args(["--pid", "--fork", "--mount-proc"]).arg(&self.exe);
+            cmd
+        } else {
+            Command::new(&self.exe)
+        };
         cmd.arg(self.scenario)
             .env("LASTWORDS_PATH", &self.log)
             .env("CRASH_RECORDS", self.records.to_string())
@@ -152,7 +163,10 @@ impl<'a> Run<'a> {
                 Ok(())
             });
         }
-        let mut child = cmd.spawn().expect("spawn crash_child");
+        let mut child = cmd.spawn().unwrap_or_else(|e| {
+            let what = if self.pid1 { "unshare" } else { "crash_child" };
+            panic!("cannot run {what}: {e}")
+        });
         let mut stderr = child.stderr.take().expect("stderr");
         let err_reader = std::thread::spawn(move || {
             let mut s = String::new();
@@ -165,12 +179,17 @@ impl<'a> Run<'a> {
         if let Some(sig) = self.signal {
             stdout.read_line(&mut out).expect("read stdout");
             assert_eq!(out, "ready\n", "child did not get ready: {}", self.scenario);
-            // SAFETY: plain kill(2) to our own child.
-            assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
+            let target = if self.pid1 {
+                only_child(child.id())
+            } else {
+                child.id()
+            };
+            // SAFETY: plain kill(2) to our own child (or unshare's).
+            assert_eq!(unsafe { libc::kill(target as libc::pid_t, sig) }, 0);
             if let Some(sig) = self.follow_up {
                 std::thread::sleep(Duration::from_millis(300));
                 // SAFETY: as above.
-                assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
+                assert_eq!(unsafe { libc::kill(target as libc::pid_t, sig) }, 0);
             }
         }
         let out_reader = std::thread::spawn(move || {
@@ -196,6 +215,19 @@ impl<'a> Run<'a> {
             stderr: err_reader.join().expect("stderr reader"),
         }
     }
+}
+
+/// The pid, in our PID namespace, of the one child of `parent` (the crash
+/// child under `unshare --fork`).
+fn only_child(parent: u32) -> u32 {
+    let path = format!("/proc/{parent}/task/{parent}/children");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+    let pids: Vec<u32> = text
+        .split_whitespace()
+        .map(|p| p.parse().expect("a pid"))
+        .collect();
+    assert_eq!(pids.len(), 1, "{path}: {text:?}");
+    pids[0]
 }
 
 /// Runs `scenario` with lastwords, then without, and checks that the parent
@@ -529,6 +561,73 @@ fn sighup() {
 #[test]
 fn sigquit() {
     assert_killed_by("sigquit", libc::SIGQUIT, "SIGQUIT");
+}
+
+/// Checks that this machine can run a child as PID 1 of a new PID
+/// namespace, failing with the reason if not: the PID 1 tests must never
+/// pass without having run.
+fn assert_unshare_works() {
+    let out = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "true"])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("the PID 1 tests need `unshare` (util-linux) and root: cannot run it: {e}")
+        });
+    assert!(
+        out.status.success(),
+        "the PID 1 tests need `unshare --pid --fork --mount-proc` (util-linux, root): {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// As PID 1 (a container's init) the kernel ignores a signal whose action
+/// is the default, so the handler cannot re-raise SIGTERM to die of it:
+/// it ends the process with `_exit(128 + 15)`, the status a shell or
+/// `docker` reports for SIGTERM. `unshare --fork` passes an exit status on
+/// as its own (and dies of the same signal when the child is killed), so
+/// 143 as an exit code here is the `_exit` path. No baseline run: without
+/// lastwords the SIGTERM is ignored and the child sleeps on.
+fn assert_pid1_sigterm(name: &str, scenario: &str, signal: Option<libc::c_int>) {
+    assert_unshare_works();
+    let dir = scratch(name);
+    let log = dir.join("log.jsonl");
+    let mut run = Run::new(scenario, &log);
+    run.pid1 = true;
+    run.signal = signal;
+    let out = run.go();
+    assert_eq!(
+        (out.status.code(), out.status.signal()),
+        (Some(143), None),
+        "{}: {}",
+        out.status,
+        out.stderr
+    );
+    let records = read_records(&log);
+    assert_numbered(&records);
+    let last = terminal(&records);
+    assert_eq!(last["kind"], "signal", "{last}");
+    assert_eq!(last["signal"], "SIGTERM");
+    assert_eq!(last["signo"], libc::SIGTERM);
+    assert_eq!(last["pid"], 1, "the child ran as PID 1");
+    assert_eq!(last["thread"], "main");
+    assert_eq!(crumb_names(&last["breadcrumbs"]), ["installed", "logged"]);
+    assert!(
+        out.stderr
+            .contains("[lastwords] WARN signal: received SIGTERM"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn sigterm_to_pid_1_from_outside() {
+    assert_pid1_sigterm("pid1_term", "wait", Some(libc::SIGTERM));
+}
+
+#[test]
+fn sigterm_to_pid_1_from_itself() {
+    assert_pid1_sigterm("pid1_term_self", "term_self", None);
 }
 
 #[test]
