@@ -106,14 +106,22 @@ where
         let sink = self.sink;
         record::with_bufs(|bufs| {
             let level = *meta.level();
-            record::head(
-                bufs,
-                sink,
-                Timestamp::now(),
-                level,
-                meta.target(),
-                kind,
-                |out, budget| {
+            let at = Timestamp::now();
+            let target = meta.target();
+            // One pass over the values when the message comes first (as the
+            // `tracing` macros and `#[exit_path]` put it); two passes, the
+            // message then the fields, for any other event. Both write the
+            // same bytes.
+            let mut one = OnePass {
+                state: Pass::Start(bufs),
+                head: (sink, at, level, target, kind),
+                skip_kind: ours,
+            };
+            event.record(&mut one);
+            if !matches!(one.state, Pass::Fields(_)) {
+                bufs.head.clear();
+                bufs.tail.clear();
+                record::head(bufs, sink, at, level, target, kind, |out, budget| {
                     let limit = out.len() + budget;
                     let mut message = MessageVisitor {
                         out,
@@ -124,14 +132,14 @@ where
                     if !message.found {
                         message.out.extend_from_slice(b"\"\"");
                     }
-                },
-            );
-            let mut visitor = FieldVisitor {
-                fields: Fields::new(bufs, sink),
-                skip_kind: ours,
-            };
-            event.record(&mut visitor);
-            let out = visitor.fields.out;
+                });
+                let mut visitor = FieldVisitor {
+                    fields: Fields::new(bufs, sink),
+                    skip_kind: ours,
+                };
+                event.record(&mut visitor);
+            }
+            let out = &mut bufs.tail;
             // `span` is the innermost span, `spans` all of them from the root,
             // as tracing-subscriber's JSON formatter writes them.
             if let Some(current) = ctx.event_span(event) {
@@ -261,6 +269,140 @@ fn human_line(event: &Event<'_>, kind: &str, ours: bool) -> Vec<u8> {
     line.into_bytes()
 }
 
+/// Where [`OnePass`] stands.
+enum Pass<'a> {
+    /// No value seen yet.
+    Start(&'a mut record::Bufs),
+    /// The first value was the message: the head is written, the fields go
+    /// to the tail.
+    Fields(FieldVisitor<'a>),
+    /// The first value was not the message: the two-pass path takes over.
+    Bail,
+}
+
+/// Visits an event's values once when its first value is the message: the
+/// message completes the record's head (whose length sets the fields' size
+/// cap), then every other value is a field. Saves the second walk over the
+/// values, about a dozen dynamic calls per `fn_exit` record.
+struct OnePass<'a, 'e> {
+    state: Pass<'a>,
+    /// What `record::head` needs besides the message.
+    head: (&'static Sink, Timestamp, Level, &'e str, &'e str),
+    skip_kind: bool,
+}
+
+impl<'a> OnePass<'a, '_> {
+    /// Hands the value to the message writer if it is the first one and the
+    /// message, else to the fields writer once the head is written.
+    #[inline]
+    fn visit(
+        &mut self,
+        field: &Field,
+        message: impl FnOnce(&mut MessageVisitor<'_>),
+        fields: impl FnOnce(&mut FieldVisitor<'a>),
+    ) {
+        match &mut self.state {
+            Pass::Fields(visitor) => fields(visitor),
+            Pass::Bail => {}
+            Pass::Start(_) => {
+                let Pass::Start(bufs) = std::mem::replace(&mut self.state, Pass::Bail) else {
+                    return;
+                };
+                if field.name() != "message" {
+                    return;
+                }
+                let (sink, at, level, target, kind) = self.head;
+                record::head(bufs, sink, at, level, target, kind, |out, budget| {
+                    let limit = out.len() + budget;
+                    message(&mut MessageVisitor {
+                        out,
+                        limit,
+                        found: false,
+                    });
+                });
+                self.state = Pass::Fields(FieldVisitor {
+                    fields: Fields::new(bufs, sink),
+                    skip_kind: self.skip_kind,
+                });
+            }
+        }
+    }
+}
+
+impl Visit for OnePass<'_, '_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.visit(
+            field,
+            |m| m.record_f64(field, value),
+            |f| f.record_f64(field, value),
+        );
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.visit(
+            field,
+            |m| m.record_i64(field, value),
+            |f| f.record_i64(field, value),
+        );
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.visit(
+            field,
+            |m| m.record_u64(field, value),
+            |f| f.record_u64(field, value),
+        );
+    }
+
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        self.visit(
+            field,
+            |m| m.record_i128(field, value),
+            |f| f.record_i128(field, value),
+        );
+    }
+
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        self.visit(
+            field,
+            |m| m.record_u128(field, value),
+            |f| f.record_u128(field, value),
+        );
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.visit(
+            field,
+            |m| m.record_bool(field, value),
+            |f| f.record_bool(field, value),
+        );
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.visit(
+            field,
+            |m| m.record_str(field, value),
+            |f| f.record_str(field, value),
+        );
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.visit(
+            field,
+            |m| m.record_error(field, value),
+            |f| f.record_error(field, value),
+        );
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.visit(
+            field,
+            |m| m.record_debug(field, value),
+            |f| f.record_debug(field, value),
+        );
+    }
+}
+
 /// Writes the `message` field as a JSON string into the record's head.
 struct MessageVisitor<'a> {
     out: &'a mut Vec<u8>,
@@ -272,7 +414,15 @@ impl Visit for MessageVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" && !self.found {
             self.found = true;
-            json::display_string(self.out, &value, self.limit);
+            // `fn_exit` messages arrive as `&str`. When even the worst-case
+            // escaping (6 bytes per byte) fits, nothing can be cut, and the
+            // plain string writer gives the same bytes as the cutting one
+            // without a trip through `fmt`.
+            if self.out.len() + 1 + value.len() * 6 <= self.limit {
+                json::string(self.out, value);
+            } else {
+                json::display_string(self.out, &value, self.limit);
+            }
         }
     }
 
@@ -535,6 +685,78 @@ mod tests {
             assert!(value.contains("...[truncated "), "{key}: {value}");
         }
         assert_eq!(rec["after"], 1);
+    }
+
+    #[test]
+    fn a_str_message_is_written_as_a_formatted_one_at_every_length() {
+        // `&str` messages take a shortcut past `fmt`; around the cap, where
+        // the cutting writer takes over, both must give the same line.
+        let (layer, path) = layer("str-message", 4096);
+        let subscriber = tracing_subscriber::registry().with(layer);
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        tracing::subscriber::with_default(subscriber, || {
+            for len in (0..900).chain(1_900..2_300) {
+                let text: String = (0..len)
+                    .map(|_| ['a', '"', '\n', 'é', '\u{1}'][(rng.next() % 5) as usize])
+                    .collect();
+                tracing::info!(message = text.as_str());
+                tracing::info!("{}", text);
+            }
+        });
+        let text = std::fs::read_to_string(&path).unwrap();
+        // The message's bytes exactly as written, quotes and escapes included.
+        let raw: Vec<&str> = text
+            .lines()
+            .map(|line| {
+                let start = line.find("\"message\":").unwrap() + 10;
+                let end = line.find(",\"target\":").unwrap();
+                &line[start..end]
+            })
+            .collect();
+        assert_eq!(raw.len(), 2 * 1_300);
+        for pair in raw.chunks(2) {
+            assert_eq!(pair[0], pair[1]);
+        }
+        assert!(raw.iter().any(|m| m.contains("...[truncated ")));
+        assert!(raw
+            .iter()
+            .any(|m| m.len() > 1_000 && !m.contains("...[truncated ")));
+    }
+
+    #[test]
+    fn one_pass_and_two_passes_write_the_same_line() {
+        // Message first takes the one-pass path, message last the two-pass
+        // one; near the cap, where the head's length decides where values
+        // are cut, both must write the same bytes.
+        let (layer, path) = layer("one-pass", 4096);
+        let subscriber = tracing_subscriber::registry().with(layer);
+        let mut rng = Rng(0x5851_f42d_4c95_7f2d);
+        tracing::subscriber::with_default(subscriber, || {
+            for len in (0..4_000).step_by(7) {
+                let message = rng.string();
+                let value: String = (0..len)
+                    .map(|_| ['a', '"', 'é'][(rng.next() % 3) as usize])
+                    .collect();
+                let half: String = value.chars().take(len / 2).collect();
+                let (s, n, dbg) = (value.as_str(), len, half.as_str());
+                tracing::info!(message = message.as_str(), s, n, dbg = ?dbg, kind = "k");
+                tracing::info!(s, n, dbg = ?dbg, kind = "k", message = message.as_str());
+            }
+        });
+        let text = std::fs::read_to_string(&path).unwrap();
+        // Everything but the timestamp and seq, which differ.
+        let strip = |line: &str| {
+            let t = line.find("\",\"level\"").unwrap();
+            let seq = line.find(",\"seq\":").unwrap();
+            let thread = line.find(",\"thread\":").unwrap();
+            format!("{}{}", &line[t..seq], &line[thread..])
+        };
+        let lines: Vec<String> = text.lines().map(strip).collect();
+        assert_eq!(lines.len(), 2 * 4_000usize.div_ceil(7));
+        for pair in lines.chunks(2) {
+            assert_eq!(pair[0], pair[1]);
+        }
+        assert!(text.contains("...[truncated "));
     }
 
     #[test]
