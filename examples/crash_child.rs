@@ -95,6 +95,14 @@ fn main() -> Result<ExitCode> {
             println!("{depth}");
             Ok(ExitCode::SUCCESS)
         }
+        "stack_overflow_thread" => {
+            let depth = std::thread::Builder::new()
+                .name("deep".into())
+                .spawn(|| recurse(0))?
+                .join();
+            println!("{depth:?}");
+            Ok(ExitCode::SUCCESS)
+        }
         "wait" => wait_for_signal(),
         "term_self" => term_self(),
         "threads" => many_threads(),

@@ -757,13 +757,16 @@ fn sigfpe_from_an_integer_division_by_zero() {
     assert_fault("sigfpe", libc::SIGFPE, "SIGFPE");
 }
 
-#[test]
-fn stack_overflow() {
+fn assert_stack_overflow(scenario: &str, thread: &str) {
     // Without lastwords std prints its message and aborts (checked by `run`
     // against the baseline); with it, the same, plus the record.
-    let (out, records) = run("stack_overflow", "stack_overflow", None);
+    let (out, records) = run(scenario, scenario, None);
     assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{}", out.stderr);
-    assert!(out.stderr.contains("thread 'main'"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("thread '{thread}'")),
+        "{}",
+        out.stderr
+    );
     assert!(
         out.stderr.contains("has overflowed its stack"),
         "{}",
@@ -774,6 +777,7 @@ fn stack_overflow() {
     assert_eq!(last["kind"], "fatal_signal");
     assert_eq!(last["signal"], "SIGSEGV");
     assert_eq!(last["signo"], libc::SIGSEGV);
+    assert_eq!(last["thread"], thread);
     // The record says what the signal alone does not: the process dies of
     // SIGABRT because the thread ran off its stack.
     assert_eq!(last["stack_overflow"], true, "{last}");
@@ -787,6 +791,17 @@ fn stack_overflow() {
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn stack_overflow() {
+    assert_stack_overflow("stack_overflow", "main");
+}
+
+#[test]
+fn stack_overflow_in_a_spawned_thread() {
+    // Runs on the alternate stack std gave the thread when it spawned it.
+    assert_stack_overflow("stack_overflow_thread", "deep");
 }
 
 /// Runs `first` (killed by `signal` if given), then `ok` on the same file,
