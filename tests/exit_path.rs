@@ -510,18 +510,20 @@ async fn exit_path_outside_tokio_main(fail: bool) -> Result<u32, io::Error> {
 
 #[tokio::main(flavor = "current_thread")]
 #[exit_path]
-async fn exit_path_inside_tokio_main(fail: bool) -> Result<u32, io::Error> {
+async fn exit_path_inside_tokio_main(fail: u32) -> anyhow::Result<u32> {
     tokio::task::yield_now().await;
-    if fail {
-        return Err(io::Error::other("inner order failed"));
+    if fail == 1 {
+        return Err(anyhow::anyhow!("inner order failed")); // @main_b
     }
-    Ok(1)
+    anyhow::ensure!(fail != 2, "ensure failed"); // @main_ensure
+    let n: u32 = if fail == 3 { "x" } else { "1" }.parse()?; // @main_q
+    Ok(n) // @main_tail
 }
 
-/// `#[exit_path]` above `#[tokio::main]` sees the `async fn` and records
-/// the exact site. Below it, it sees tokio's generated sync fn, whose body
-/// runs in an async block: still one record per call with the right outcome
-/// and error, but the site is tokio's generated `return`.
+/// `#[exit_path]` above `#[tokio::main]` sees the `async fn`. Below it, it
+/// sees tokio's generated sync fn, whose body runs in an async block that
+/// the runtime blocks on: that block is rewritten as the async fn's body
+/// would be. Either way the sites are the user's.
 #[test]
 fn tokio_main_in_either_order() {
     let (r, recs) = capture(|| exit_path_outside_tokio_main(true));
@@ -534,15 +536,22 @@ fn tokio_main_in_either_order() {
     assert_eq!(r.unwrap(), 1);
     assert_eq!(one(&recs).field("outcome"), "ok");
 
-    let (r, recs) = capture(|| exit_path_inside_tokio_main(true));
-    assert!(r.is_err());
-    let rec = one(&recs);
-    assert_eq!(rec.field("fn"), "exit_path::exit_path_inside_tokio_main");
-    assert_eq!(rec.field("outcome"), "err");
-    assert_eq!(rec.field("error"), "inner order failed");
-    let (r, recs) = capture(|| exit_path_inside_tokio_main(false));
+    let cases = [
+        (1, "return", "@main_b", "inner order failed"),
+        (2, "macro", "@main_ensure", "ensure failed"),
+        (3, "?", "@main_q", "invalid digit found in string"),
+    ];
+    for (fail, site, marker, error) in cases {
+        let (r, recs) = capture(|| exit_path_inside_tokio_main(fail));
+        assert!(r.is_err());
+        let rec = one(&recs);
+        assert_eq!(rec.field("fn"), "exit_path::exit_path_inside_tokio_main");
+        check(&rec, site, line_of(marker), "err");
+        assert_eq!(rec.field("error"), error);
+    }
+    let (r, recs) = capture(|| exit_path_inside_tokio_main(0));
     assert_eq!(r.unwrap(), 1);
-    assert_eq!(one(&recs).field("outcome"), "ok");
+    check(&one(&recs), "tail", line_of("@main_tail"), "ok");
 }
 
 /// The only test of this binary that touches the process-wide sink: the

@@ -110,7 +110,12 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
     let closure_ok = !is_async && closure_keeps_meaning(&func);
     let block: &mut Block = &mut func.block;
     let mut hiding_macro = false;
-    if !never {
+    let runtime_body = if is_async || never {
+        false
+    } else {
+        adopt_runtime_body(&cx, block)
+    };
+    if !never && !runtime_body {
         let mut sites = ExitSites {
             cx: &cx,
             hiding_macro: false,
@@ -172,6 +177,15 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
             #guard.finish(::lastwords::__private::outcome!(&#value), #debug);
             #value
         }
+    } else if runtime_body {
+        // The guard is borrowed by the async block that now records the
+        // exits; the fn's own code only runs the runtime.
+        quote_spanned! {Span::mixed_site()=>
+            #(#inner_attrs)*
+            #static_site
+            let #guard = &::lastwords::__private::ExitGuard::enter(&#site);
+            #(#stmts)*
+        }
     } else if sync_closure {
         // A `return` hidden in a macro (`bail!`) returns from the closure,
         // so its value is seen, as an async fn's is.
@@ -199,6 +213,85 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
     let mut braces = proc_macro2::Group::new(proc_macro2::Delimiter::Brace, body);
     braces.set_span(func.block.brace_token.span.join());
     quote!(#(#attrs)* #vis #sig #braces)
+}
+
+/// `#[tokio::main]` (or `#[tokio::test]`) above `#[exit_path]` hands over a
+/// sync fn whose body is the user's, moved into an async block that a
+/// runtime then blocks on:
+///
+/// ```ignore
+/// fn main() -> R {
+///     let body = async { USER BODY };
+///     ...
+///     { return Builder::new_multi_thread()...block_on(body); }
+/// }
+/// ```
+///
+/// The user's `return`, `?` and tail are inside that block: it is
+/// rewritten as an async fn's body would be, so the sites are the user's,
+/// not the runtime's `return`. Returns whether the fn has that shape.
+fn adopt_runtime_body(cx: &Cx, block: &mut Block) -> bool {
+    let blocks_on_body = block
+        .stmts
+        .last()
+        .is_some_and(|last| calls_block_on_body(last.to_token_stream()));
+    let Some(Stmt::Local(local)) = block.stmts.first_mut() else {
+        return false;
+    };
+    let named_body = matches!(&local.pat, syn::Pat::Ident(p) if p.ident == "body");
+    let Some(init) = local.init.as_mut() else {
+        return false;
+    };
+    let Expr::Async(body) = &mut *init.expr else {
+        return false;
+    };
+    if !named_body || !blocks_on_body {
+        return false;
+    }
+    let mut sites = ExitSites {
+        cx,
+        hiding_macro: false,
+    };
+    sites.visit_block_mut(&mut body.block);
+    rewrite_tail(cx, &mut body.block);
+    let ret_ty = &cx.ret_ty;
+    let guard = guard_ident();
+    let value = value_ident();
+    let debug = cx.debug_value();
+    let stmts = &body.block.stmts;
+    // As in an async fn: an exit hidden in a macro leaves the inner block
+    // with its value, which `finish` records.
+    let wrapped = quote_spanned! {Span::mixed_site()=>
+        let #value: #ret_ty = async move { #(#stmts)* }.await;
+        #guard.finish(::lastwords::__private::outcome!(&#value), #debug);
+        #value
+    };
+    body.block.stmts = vec![Stmt::Expr(Expr::Verbatim(wrapped), None)];
+    true
+}
+
+/// Whether `tokens` contain `block_on(body)`.
+fn calls_block_on_body(tokens: TokenStream) -> bool {
+    let mut prev_block_on = false;
+    for tt in tokens {
+        match &tt {
+            proc_macro2::TokenTree::Group(g) => {
+                if prev_block_on
+                    && g.delimiter() == proc_macro2::Delimiter::Parenthesis
+                    && g.stream().to_string() == "body"
+                {
+                    return true;
+                }
+                if calls_block_on_body(g.stream()) {
+                    return true;
+                }
+                prev_block_on = false;
+            }
+            proc_macro2::TokenTree::Ident(i) => prev_block_on = i == "block_on",
+            _ => prev_block_on = false,
+        }
+    }
+    false
 }
 
 /// Whether the body of this sync fn can run inside a `move` closure with the
