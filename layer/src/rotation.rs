@@ -18,9 +18,10 @@
 //! that loaded the number a moment earlier still writes a whole record to
 //! one of the two. The hot path pays one coarse clock read and a compare.
 //!
-//! Everything reachable from [`Roller::roll_if_due`] is async-signal-safe;
-//! deleting old files (with `max_log_files`) is not, and runs from the
-//! ordinary record path after the switch.
+//! The switch happens on the ordinary record path only (a signal handler
+//! writes to whichever file is current), though everything reachable from
+//! [`Roller::roll_if_due`] is async-signal-safe. Deleting old files (with
+//! `max_log_files`) runs after the switch, outside the record's write.
 
 use std::ffi::OsStr;
 use std::io;
@@ -226,7 +227,9 @@ impl Roller {
         self.roll(fd, next, now)
     }
 
+    // Never inlined: its path buffer must not enlarge the caller's frame.
     #[cold]
+    #[inline(never)]
     fn roll(&self, fd: libc::c_int, next: i64, now: i64) -> bool {
         if self
             .next
@@ -275,6 +278,7 @@ impl Roller {
         true
     }
 
+    #[inline(never)]
     fn report_open_failure(&self, path: &[u8]) {
         if self.open_failed.swap(true, Ordering::Relaxed) {
             return;

@@ -233,13 +233,19 @@ impl Sink {
     /// Not async-signal-safe: `head` may grow. Signal handlers use
     /// [`Sink::commit`].
     pub(crate) fn commit_vec(&self, head: &mut Vec<u8>, tail: &[u8]) -> u64 {
+        if let Some(roll) = &self.roll {
+            // Only here, on the ordinary record path: a signal handler
+            // writes to whichever file is current and never switches, so
+            // its frame stays small on the alternate signal stack. The
+            // coarse clock costs a few nanoseconds; a switch a few
+            // milliseconds late does not matter.
+            roll.roll_if_due(self.fd, crate::clock::Timestamp::now_coarse().secs);
+            roll.prune_if_pending();
+        }
         self.numbered(|seq, newline| {
             head.extend_from_slice(b",\"seq\":");
             crate::json::int(head, seq);
             head.extend_from_slice(tail);
-            if let Some(roll) = &self.roll {
-                roll.prune_if_pending();
-            }
             if !newline {
                 // The common case, without the general path's set-up.
                 // SAFETY: `head` is a live, readable buffer.
@@ -269,11 +275,6 @@ impl Sink {
         let parity = (self.epoch.load(Ordering::SeqCst) & 1) as usize;
         self.in_flight[parity].fetch_add(1, Ordering::SeqCst);
         let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
-        if let Some(roll) = &self.roll {
-            // The coarse clock: a few nanoseconds, and a switch a few
-            // milliseconds late does not matter.
-            roll.roll_if_due(self.fd, crate::clock::Timestamp::now_coarse().secs);
-        }
         let newline = self.needs_newline.swap(false, Ordering::Relaxed);
         match write(seq, newline) {
             Ok(()) => {
