@@ -85,7 +85,11 @@ fn crumb_with_a_message_then_fields() {
     assert_eq!(rec.field("message"), "entering select with all three tasks");
     assert_eq!(rec.field("task_count"), "3");
     assert_eq!(rec.field("mode"), "\"fast\"");
-    assert_eq!(rec.field("fn"), "breadcrumb");
+    // The enclosing fn, not the closure the crumb sits in.
+    assert_eq!(
+        rec.field("fn"),
+        "breadcrumb::crumb_with_a_message_then_fields"
+    );
     assert_eq!(rec.field("line"), line.to_string());
     assert_eq!(
         rec.keys(),
@@ -116,4 +120,31 @@ fn crumb_in_tracing_syntax_and_without_subscriber() {
     // No subscriber at all: nothing to see, but the ring still remembers.
     crumb!("no subscriber here");
     assert!(in_ring("no subscriber here").is_some());
+}
+
+struct Conn;
+
+impl Conn {
+    fn run(&self) {
+        crumb!("crumb in a method");
+    }
+}
+
+async fn fetch() {
+    tokio::task::yield_now().await;
+    crumb!("crumb in an async fn");
+}
+
+#[test]
+fn crumb_names_the_enclosing_function() {
+    let ((), recs) = capture(|| {
+        Conn.run();
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(fetch());
+    });
+    let recs = crumbs(&recs);
+    let fns: Vec<&str> = recs.iter().map(|r| r.field("fn")).collect();
+    assert_eq!(fns, ["breadcrumb::Conn::run", "breadcrumb::fetch"]);
 }

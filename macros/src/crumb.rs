@@ -89,7 +89,8 @@ fn emit(
 }
 
 // Input:  crumb!("entering select", tasks = 3)
-// Output: { static ..; push_crumb(..); event!(.., tasks = 3, "entering select"); }
+// Output: { static ..; push_crumb(..);
+//           event!(.., "fn" = enclosing_fn(<marker fn's type name>), tasks = 3, "entering select"); }
 //
 // Input:  crumb!(tasks = 3, "entering select with {} tasks", n)
 // Output: { static ..; push_crumb(..); event!(.., tasks = 3, "entering select with {} tasks", n); }
@@ -128,7 +129,13 @@ pub fn crumb(input: TokenStream) -> TokenStream {
         None => quote_spanned!(Span::mixed_site()=> ::core::module_path!()),
     };
     let line = quote_spanned!(Span::mixed_site()=> ::core::line!());
-    let fn_path = quote_spanned!(Span::mixed_site()=> ::core::module_path!());
+    // The enclosing fn's path, from the type name of a marker fn declared
+    // here; computed only when the event is enabled.
+    let fn_path = quote_spanned!(Span::mixed_site()=>
+    ::lastwords::__private::enclosing_fn({
+        fn __lastwords_here() {}
+        ::core::any::type_name_of_val(&__lastwords_here)
+    }));
     emit(Level::Info, &name, &line, &fn_path, &event_args)
 }
 

@@ -10,6 +10,10 @@ pub use crate::ring::{push as push_crumb, CrumbSite};
 #[doc(hidden)]
 pub use crate::hooks::panic::current_panic;
 
+#[doc(hidden)]
+pub use crumb::enclosing_fn;
+
+mod crumb;
 pub mod exit;
 pub mod outcome;
 mod try_;
