@@ -148,3 +148,22 @@ fn crumb_names_the_enclosing_function() {
     let fns: Vec<&str> = recs.iter().map(|r| r.field("fn")).collect();
     assert_eq!(fns, ["breadcrumb::Conn::run", "breadcrumb::fetch"]);
 }
+
+impl Conn {
+    #[breadcrumb]
+    fn handshake(&self) -> u8 {
+        1
+    }
+}
+
+#[test]
+fn breadcrumb_on_a_method_names_its_type() {
+    let (r, recs) = capture(|| Conn.handshake());
+    assert_eq!(r, 1);
+    let recs = crumbs(&recs);
+    assert_eq!(recs.len(), 1, "{recs:#?}");
+    assert_eq!(recs[0].field("fn"), "breadcrumb::Conn::handshake");
+    assert_eq!(recs[0].field("message"), "breadcrumb::Conn::handshake");
+    // The ring's entry is static: the module and the fn's name.
+    assert!(in_ring("breadcrumb::handshake").is_some());
+}

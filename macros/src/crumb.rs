@@ -33,11 +33,14 @@ pub fn breadcrumb(args: TokenStream, item: TokenStream) -> TokenStream {
     let CrumbArgs { level, message } = args;
     let ident = &func.sig.ident;
     let (line, _) = line_col(ident.span());
-    let fn_path = quote_spanned!(Span::mixed_site()=>
+    // The ring needs a static name; the record gets the full path with the
+    // type of a method (`app::Conn::run`), as `#[exit_path]` records do.
+    let static_path = quote_spanned!(Span::mixed_site()=>
         ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)));
+    let fn_path = enclosing_fn();
     let name = match &message {
         Some(m) => quote!(#m),
-        None => fn_path.clone(),
+        None => static_path,
     };
     let fmt = match &message {
         Some(m) => quote!(#m),
@@ -129,14 +132,18 @@ pub fn crumb(input: TokenStream) -> TokenStream {
         None => quote_spanned!(Span::mixed_site()=> ::core::module_path!()),
     };
     let line = quote_spanned!(Span::mixed_site()=> ::core::line!());
-    // The enclosing fn's path, from the type name of a marker fn declared
-    // here; computed only when the event is enabled.
-    let fn_path = quote_spanned!(Span::mixed_site()=>
+    let fn_path = enclosing_fn();
+    emit(Level::Info, &name, &line, &fn_path, &event_args)
+}
+
+/// The enclosing fn's path, from the type name of a marker fn declared
+/// where the expansion lands; evaluated only when the event is enabled.
+fn enclosing_fn() -> TokenStream {
+    quote_spanned!(Span::mixed_site()=>
     ::lastwords::__private::enclosing_fn({
         fn __lastwords_here() {}
         ::core::any::type_name_of_val(&__lastwords_here)
-    }));
-    emit(Level::Info, &name, &line, &fn_path, &event_args)
+    }))
 }
 
 fn split_commas(input: TokenStream) -> Vec<Vec<TokenTree>> {
