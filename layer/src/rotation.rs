@@ -18,10 +18,11 @@
 //! that loaded the number a moment earlier still writes a whole record to
 //! one of the two. The hot path pays one coarse clock read and a compare.
 //!
-//! The switch happens on the ordinary record path only (a signal handler
-//! writes to whichever file is current), though everything reachable from
-//! [`Roller::roll_if_due`] is async-signal-safe. Deleting old files (with
-//! `max_log_files`) runs after the switch, outside the record's write.
+//! The switch happens on the ordinary record path only: a signal handler
+//! writes to whichever file is current. Deleting old files (with
+//! `max_log_files`) runs after the switch, outside the record's write. A
+//! log directory removed while the service runs is created again at the
+//! next switch.
 
 use std::ffi::OsStr;
 use std::io;
@@ -31,10 +32,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use tracing_appender::rolling::Rotation;
 
-use crate::json::{Out, StackBuf};
-
-/// Longest file path a rotated name is built for without allocating.
-const MAX_PATH: usize = 4096;
+use crate::json::Out;
 
 /// How long each file covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,6 +113,28 @@ impl Period {
             out.put(b"-");
             out.put(&stamp[14..16]);
         }
+    }
+}
+
+/// Opens `path` for appending as the sink opens its file, creating it and,
+/// if they were removed, its directories.
+fn open_append(path: &Path, mode: u32) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let open = || {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(mode)
+            .open(path)
+    };
+    match open() {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            open()
+        }
+        other => other,
     }
 }
 
@@ -217,7 +237,8 @@ impl Roller {
     /// Switches `fd` to the next period's file if the current period has
     /// ended at `now` (Unix seconds). One caller wins the switch; the others
     /// go on writing, to the old file until the `dup3` and to the new one
-    /// after it. Returns whether this call switched. Async-signal-safe.
+    /// after it. Returns whether this call switched. Called from the
+    /// ordinary record path only, never from a signal handler.
     #[inline]
     pub(crate) fn roll_if_due(&self, fd: libc::c_int, now: i64) -> bool {
         let next = self.next.load(Ordering::Relaxed);
@@ -227,7 +248,6 @@ impl Roller {
         self.roll(fd, next, now)
     }
 
-    // Never inlined: its path buffer must not enlarge the caller's frame.
     #[cold]
     #[inline(never)]
     fn roll(&self, fd: libc::c_int, next: i64, now: i64) -> bool {
@@ -244,32 +264,29 @@ impl Roller {
             return false; // another thread switches
         }
         let start = self.period.start(now);
-        let mut path = StackBuf::<MAX_PATH>::new();
-        self.put_path(&mut path, start);
-        path.put(b"\0");
-        if path.as_bytes().last() != Some(&0) {
-            return false; // longer than any path the kernel takes
-        }
-        let c_path = path.as_bytes().as_ptr().cast::<libc::c_char>();
-        // SAFETY: `c_path` is NUL-terminated (checked above).
-        let new_fd = unsafe {
-            libc::open(
-                c_path,
-                libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC,
-                self.mode as libc::c_uint,
-            )
+        let path = self.path_for(start);
+        let file = match open_append(&path, self.mode) {
+            Ok(file) => file,
+            Err(e) => {
+                // Records go on to the old file; try again in a second
+                // rather than at the end of the next period.
+                self.next.store(now + 1, Ordering::Relaxed);
+                self.report_open_failure(&path, &e);
+                return false;
+            }
         };
-        if new_fd < 0 {
-            self.report_open_failure(&path.as_bytes()[..path.as_bytes().len() - 1]);
-            return false;
-        }
         // SAFETY: both are open descriptors; dup3 replaces what `fd` refers
         // to in one step (dup2 would also clear its close-on-exec flag, and
-        // children would inherit the log), and `new_fd` is ours to close.
+        // children would inherit the log). `file` closes its own descriptor
+        // when dropped; `fd` keeps the new file open.
         unsafe {
-            libc::dup3(new_fd, fd, libc::O_CLOEXEC);
-            libc::close(new_fd);
-        }
+            libc::dup3(
+                std::os::unix::io::AsRawFd::as_raw_fd(&file),
+                fd,
+                libc::O_CLOEXEC,
+            )
+        };
+        drop(file);
         self.current.store(start, Ordering::Relaxed);
         self.open_failed.store(false, Ordering::Relaxed);
         if self.max_files.is_some() {
@@ -278,18 +295,15 @@ impl Roller {
         true
     }
 
-    #[inline(never)]
-    fn report_open_failure(&self, path: &[u8]) {
+    fn report_open_failure(&self, path: &Path, error: &io::Error) {
         if self.open_failed.swap(true, Ordering::Relaxed) {
             return;
         }
-        let errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);
-        let mut msg = StackBuf::<{ MAX_PATH + 256 }>::new();
-        msg.put(b"[lastwords] cannot open ");
-        msg.put(path);
-        msg.put(b" for the next period: ");
-        msg.put(crate::sink::errno_name(errno).as_bytes());
-        msg.put(b"; records go on to the previous file\n");
+        let msg = format!(
+            "[lastwords] cannot open {} for the next period: {error}; records go on to \
+             the previous file, and opening is retried every second\n",
+            path.display()
+        );
         crate::mirror::write_stderr(msg.as_bytes());
     }
 
@@ -454,6 +468,39 @@ mod tests {
                 "appender made {made:?}, ours {ours:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_removed_directory_is_created_again_at_the_next_switch() {
+        let dir = std::env::temp_dir().join(format!("lastwords-rmdir-{}", std::process::id()));
+        let logs = dir.join("logs");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&logs).unwrap();
+        let r = Roller::new(&logs.join("svc.jsonl"), &Rotation::HOURLY, None, 0o640).unwrap();
+        let file = std::fs::File::create(r.start_at(T)).unwrap();
+        let fd = std::os::unix::io::AsRawFd::as_raw_fd(&file);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(r.roll_if_due(fd, T + 3_600));
+        // SAFETY: `fd` is open for as long as `file` lives.
+        assert_eq!(unsafe { libc::write(fd, b"x\n".as_ptr().cast(), 2) }, 2);
+        assert_eq!(std::fs::read_to_string(r.current_path()).unwrap(), "x\n");
+    }
+
+    #[test]
+    fn a_failed_open_keeps_the_old_file_and_retries_within_a_second() {
+        let r = Roller::new(
+            Path::new("/proc/lastwords-cannot/svc.jsonl"),
+            &Rotation::HOURLY,
+            None,
+            0o640,
+        )
+        .unwrap();
+        r.start_at(T);
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let fd = std::os::unix::io::AsRawFd::as_raw_fd(&null);
+        assert!(!r.roll_if_due(fd, T + 3_600));
+        assert_eq!(r.next.load(Ordering::Relaxed), T + 3_601);
+        assert_eq!(r.current.load(Ordering::Relaxed), Period::Hourly.start(T));
     }
 
     #[test]
