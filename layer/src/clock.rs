@@ -100,7 +100,15 @@ impl FormatCache {
     #[inline]
     pub(crate) fn format(&mut self, at: Timestamp) -> &[u8; TIMESTAMP_LEN] {
         if at.secs == self.secs {
-            put_digits(&mut self.text[20..26], at.micros);
+            // Two digits at a time from a table: three multiplications
+            // instead of six divide-and-remainder steps.
+            let micros = at.micros.min(999_999);
+            let (high, low) = (micros / 10_000, micros % 10_000);
+            let (mid, low) = (low / 100, low % 100);
+            for (i, pair) in [high, mid, low].into_iter().enumerate() {
+                let at = 20 + 2 * i;
+                self.text[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair as usize]);
+            }
         } else {
             self.text = at.format();
             self.secs = at.secs;
@@ -108,6 +116,17 @@ impl FormatCache {
         &self.text
     }
 }
+
+/// `"00"` to `"99"`.
+const DIGIT_PAIRS: [[u8; 2]; 100] = {
+    let mut pairs = [[0u8; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        pairs[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+        i += 1;
+    }
+    pairs
+};
 
 /// Writes `value` as zero-padded decimal filling `out` exactly.
 fn put_digits(out: &mut [u8], mut value: u32) {

@@ -28,29 +28,18 @@ impl Out for Vec<u8> {
     #[inline]
     fn put(&mut self, bytes: &[u8]) {
         let n = bytes.len();
-        // Most pieces of a record are a few bytes long and of a length
-        // unknown at compile time: copy those inline with two overlapping
-        // 8- or 4-byte moves rather than through a `memcpy` call.
-        if (4..=16).contains(&n) && self.capacity() - self.len() >= n {
+        // Most pieces of a record are short and of a length unknown at
+        // compile time (a field name, a number's digits, a timestamp): copy
+        // those inline rather than through a `memcpy` call, which costs more
+        // than the copy itself at these sizes.
+        if n <= 64 && self.capacity() - self.len() >= n {
             let len = self.len();
-            // SAFETY: `n` bytes of spare capacity were checked above; the
-            // reads lie within `bytes` (each is at most `n` bytes long, the
-            // second ends at `n`), and the writes within the `n` bytes
-            // after `len`.
+            // SAFETY: `n` bytes of spare capacity were checked above, and
+            // `copy_short` writes exactly the `n` bytes after `len` and reads
+            // only within `bytes`; `bytes` cannot overlap the spare capacity
+            // (`self` is borrowed mutably).
             unsafe {
-                let src = bytes.as_ptr();
-                let dst = self.as_mut_ptr().add(len);
-                if n >= 8 {
-                    let first = src.cast::<[u8; 8]>().read_unaligned();
-                    let last = src.add(n - 8).cast::<[u8; 8]>().read_unaligned();
-                    dst.cast::<[u8; 8]>().write_unaligned(first);
-                    dst.add(n - 8).cast::<[u8; 8]>().write_unaligned(last);
-                } else {
-                    let first = src.cast::<[u8; 4]>().read_unaligned();
-                    let last = src.add(n - 4).cast::<[u8; 4]>().read_unaligned();
-                    dst.cast::<[u8; 4]>().write_unaligned(first);
-                    dst.add(n - 4).cast::<[u8; 4]>().write_unaligned(last);
-                }
+                copy_short(bytes.as_ptr(), self.as_mut_ptr().add(len), n);
                 self.set_len(len + n);
             }
         } else {
@@ -64,6 +53,53 @@ impl Out for Vec<u8> {
     #[inline]
     fn as_vec(&mut self) -> Option<&mut Vec<u8>> {
         Some(self)
+    }
+}
+
+/// Copies `n <= 64` bytes with at most four moves of 16 bytes (the first
+/// and last 32, overlapping), or two overlapping moves of the largest width
+/// that fits (16, 8, 4 bytes), or byte by byte below 4: no loop and no call,
+/// and when `n` is a constant only one branch is left.
+///
+/// # Safety
+///
+/// `src` must be readable and `dst` writable for `n` bytes, `n <= 64`, and
+/// the two ranges must not overlap.
+#[inline(always)]
+unsafe fn copy_short(src: *const u8, dst: *mut u8, n: usize) {
+    debug_assert!(n <= 64);
+    // SAFETY (all branches): each read starts at `src` or ends at `src + n`
+    // and is at most `n` bytes long, likewise each write from `dst`; all
+    // reads happen before the writes that could matter, and the ranges are
+    // disjoint by the caller's contract.
+    unsafe {
+        if n > 32 {
+            let first = src.cast::<[u8; 32]>().read_unaligned();
+            let last = src.add(n - 32).cast::<[u8; 32]>().read_unaligned();
+            dst.cast::<[u8; 32]>().write_unaligned(first);
+            dst.add(n - 32).cast::<[u8; 32]>().write_unaligned(last);
+        } else if n >= 16 {
+            let first = src.cast::<[u8; 16]>().read_unaligned();
+            let last = src.add(n - 16).cast::<[u8; 16]>().read_unaligned();
+            dst.cast::<[u8; 16]>().write_unaligned(first);
+            dst.add(n - 16).cast::<[u8; 16]>().write_unaligned(last);
+        } else if n >= 8 {
+            let first = src.cast::<[u8; 8]>().read_unaligned();
+            let last = src.add(n - 8).cast::<[u8; 8]>().read_unaligned();
+            dst.cast::<[u8; 8]>().write_unaligned(first);
+            dst.add(n - 8).cast::<[u8; 8]>().write_unaligned(last);
+        } else if n >= 4 {
+            let first = src.cast::<[u8; 4]>().read_unaligned();
+            let last = src.add(n - 4).cast::<[u8; 4]>().read_unaligned();
+            dst.cast::<[u8; 4]>().write_unaligned(first);
+            dst.add(n - 4).cast::<[u8; 4]>().write_unaligned(last);
+        } else if n > 0 {
+            // 1 to 3 bytes: first, middle and last cover them all.
+            let (a, b, c) = (*src, *src.add(n / 2), *src.add(n - 1));
+            *dst = a;
+            *dst.add(n / 2) = b;
+            *dst.add(n - 1) = c;
+        }
     }
 }
 
@@ -172,6 +208,30 @@ fn clean_prefix(bytes: &[u8]) -> usize {
     i
 }
 
+/// Whether no byte of `bytes` needs escaping. Strings of 4 to 7 bytes (many
+/// field names and values) are checked as one word built from two
+/// overlapping loads, without a loop; longer ones 8 bytes at a time,
+/// shorter ones byte by byte. Only real bytes go into the word, and
+/// [`needs_escape`] flags nothing when no byte matches, so the answer is
+/// exact.
+#[inline]
+fn is_clean(bytes: &[u8]) -> bool {
+    let n = bytes.len();
+    if n >= 8 {
+        return clean_prefix(bytes) == n;
+    }
+    let word = if n >= 4 {
+        let first = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        let last = u32::from_le_bytes([bytes[n - 4], bytes[n - 3], bytes[n - 2], bytes[n - 1]]);
+        u64::from(first) | u64::from(last) << 32
+    } else {
+        // At most 3 bytes: one table lookup each is cheaper than building
+        // a word.
+        return bytes.iter().all(|&b| ESCAPE[b as usize] == 0);
+    };
+    !needs_escape(word)
+}
+
 /// Appends the JSON-escaped form of `s` (without quotes).
 ///
 /// Small enough to inline: values are often written in many short pieces
@@ -179,11 +239,10 @@ fn clean_prefix(bytes: &[u8]) -> usize {
 #[inline]
 pub(crate) fn escape_into<O: Out + ?Sized>(out: &mut O, s: &str) {
     let bytes = s.as_bytes();
-    let clean = clean_prefix(bytes);
-    if clean == bytes.len() {
+    if is_clean(bytes) {
         out.put(bytes);
     } else {
-        escape_from(out, bytes, clean);
+        escape_from(out, bytes, 0);
     }
 }
 
@@ -219,21 +278,79 @@ fn escape_from<O: Out + ?Sized>(out: &mut O, bytes: &[u8], clean: usize) {
     }
 }
 
+/// Appends `pre`, `s` and `post` with one capacity check and inline copies,
+/// if `s` is at most 32 bytes long and needs no escaping (field names,
+/// targets, short values: almost always); else writes nothing and returns
+/// `false`. `pre` and `post` are short constants.
+#[inline(always)]
+fn put_plain(out: &mut Vec<u8>, pre: &[u8], s: &[u8], post: &[u8]) -> bool {
+    let n = s.len();
+    if n > 32 || !is_clean(s) {
+        return false;
+    }
+    let total = pre.len() + n + post.len();
+    out.reserve(total);
+    let len = out.len();
+    // SAFETY: `reserve` made room for `total` bytes after `len`, which the
+    // three copies fill exactly, in order; each source is at most 32 bytes
+    // (`pre` and `post` are constants of a few bytes) and none can overlap
+    // the spare capacity of the mutably borrowed `out`.
+    unsafe {
+        let dst = out.as_mut_ptr().add(len);
+        copy_short(pre.as_ptr(), dst, pre.len());
+        copy_short(s.as_ptr(), dst.add(pre.len()), n);
+        copy_short(post.as_ptr(), dst.add(pre.len() + n), post.len());
+        out.set_len(len + total);
+    }
+    true
+}
+
 /// Appends `"s"` with `s` escaped.
 #[inline]
 pub(crate) fn string<O: Out + ?Sized>(out: &mut O, s: &str) {
+    if let Some(vec) = out.as_vec() {
+        return string_vec(vec, s);
+    }
     out.put(b"\"");
     escape_into(out, s);
     out.put(b"\"");
 }
 
-/// Appends `,"key":` (or `"key":` when `first`). Keys are escaped too: field
-/// names are `&'static str` chosen by users and may contain anything.
+/// [`string`] into a `Vec`: most strings take [`put_plain`]'s path.
+///
+/// The `Vec` paths are separate functions so that the generic ones stay
+/// small on a [`StackBuf`]: in an unoptimized build, code inlined into a
+/// signal handler's frame (even code that cannot run there) enlarges it,
+/// and the handler runs on a small alternate stack.
+#[inline]
+pub(crate) fn string_vec(out: &mut Vec<u8>, s: &str) {
+    if !put_plain(out, b"\"", s.as_bytes(), b"\"") {
+        out.put(b"\"");
+        escape_into(out, s);
+        out.put(b"\"");
+    }
+}
+
+/// Appends `,"key":`. Keys are escaped too: field names are `&'static str`
+/// chosen by users and may contain anything. (Records' fields take
+/// [`key_vec`].)
 #[inline]
 pub(crate) fn key<O: Out + ?Sized>(out: &mut O, name: &str) {
     out.put(b",\"");
     escape_into(out, name);
     out.put(b"\":");
+}
+
+/// [`key`] into a `Vec`. Nearly all field names are plain identifiers,
+/// which take [`put_plain`]'s path. Always inlined: a call and its
+/// register saves cost a third of writing a short key.
+#[inline(always)]
+pub(crate) fn key_vec(out: &mut Vec<u8>, name: &str) {
+    if !put_plain(out, b",\"", name.as_bytes(), b"\":") {
+        out.put(b",\"");
+        escape_into(out, name);
+        out.put(b"\":");
+    }
 }
 
 /// Appends an integer of any width.
@@ -250,7 +367,7 @@ pub(crate) fn float<O: Out + ?Sized>(out: &mut O, value: f64) {
     if value.is_finite() {
         let mut buf = [0u8; SHORT_FLOAT_MAX];
         match short_float(value, &mut buf) {
-            Some(len) => out.put(&buf[..len]),
+            Some(start) => out.put(&buf[start..]),
             None => out.put(ryu::Buffer::new().format_finite(value).as_bytes()),
         }
     } else if value.is_nan() {
@@ -262,7 +379,8 @@ pub(crate) fn float<O: Out + ?Sized>(out: &mut O, value: f64) {
     }
 }
 
-/// Longest output of [`short_float`]: `-0.000` and 15 digits.
+/// Room for the longest output of [`short_float`]: a sign, `0.`, and up to
+/// 18 decimals (`0.000123456789012345`).
 const SHORT_FLOAT_MAX: usize = 24;
 
 /// `10^k` for `k` in `0..=19`, all exact in an `f64`.
@@ -274,7 +392,8 @@ const POW10: [f64; 20] = [
 /// A fast path for the floats logs are full of (`0.25`, `99.9`, `1500.0`),
 /// writing exactly what `ryu::Buffer::format_finite` writes, in a fifth of
 /// the time: ryu's shortest-digits search is general, and slowest on short
-/// values. Returns `None` (use ryu) unless `value` is zero, or lies in
+/// values. Writes the text right-aligned in `buf` and returns where it
+/// starts; returns `None` (use ryu) unless `value` is zero, or lies in
 /// `[1e-4, 1e15)` and its shortest round-trip form has at most 15
 /// significant digits.
 ///
@@ -291,15 +410,10 @@ const POW10: [f64; 20] = [
 ///
 /// Async-signal-safe: arithmetic on the stack only.
 fn short_float(value: f64, buf: &mut [u8; SHORT_FLOAT_MAX]) -> Option<usize> {
-    let mut len = 0;
-    if value.is_sign_negative() {
-        buf[0] = b'-';
-        len = 1;
-    }
+    let negative = value.is_sign_negative();
     let abs = value.abs();
     if abs == 0.0 {
-        buf[len..len + 3].copy_from_slice(b"0.0");
-        return Some(len + 3);
+        return Some(lay_out(buf, 0, 0, negative));
     }
     if !(1e-4..1e15).contains(&abs) {
         return None;
@@ -311,13 +425,30 @@ fn short_float(value: f64, buf: &mut [u8; SHORT_FLOAT_MAX]) -> Option<usize> {
     if abs * POW10[k] >= 1e15 {
         k -= 1;
     }
-    // `abs * 10^k < 2^50`, so adding one half is exact and the truncation
-    // rounds to nearest (`f64::round` can be a libm call).
-    let scaled = abs * POW10[k];
-    let mut digits = (scaled + 0.5) as u64;
+    // Most logged floats have few decimals (`0.25`, `99.9`, `1500.0`): try
+    // the first few grids `m / 10^j` from the coarsest. A hit at the
+    // smallest `j` is the form the full-precision check below would find
+    // (the form is unique, and padding it with zeros puts it on that grid
+    // too), already without trailing zeros. Capped so that values that are
+    // not short (`0.1 + 0.2`) pay for a few tries only.
+    //
+    // `abs * 10^j < 2^50`: adding one half is exact and the truncation
+    // rounds to nearest (`f64::round` can be a libm call). Conversions go
+    // through `i64`, one instruction each way (`u64`'s take several), which
+    // holds every value below 2^50.
+    let mut j = 0;
+    while j <= k.min(SHORT_TRIES) {
+        let digits = (abs * POW10[j] + 0.5) as i64;
+        if digits as f64 / POW10[j] == abs {
+            return Some(lay_out(buf, digits as u64, j, negative));
+        }
+        j += 1;
+    }
+    let digits = (abs * POW10[k] + 0.5) as i64;
     if digits >= 1_000_000_000_000_000 || digits as f64 / POW10[k] != abs {
         return None;
     }
+    let mut digits = digits as u64;
     // Drop up to `k` trailing zeros (at most 14: `digits < 10^15`), by
     // halving steps; constant divisors compile to multiplications (a
     // hardware division costs tens of cycles).
@@ -337,28 +468,48 @@ fn short_float(value: f64, buf: &mut [u8; SHORT_FLOAT_MAX]) -> Option<usize> {
         digits /= 10;
         k -= 1;
     }
-    // Lay out the digits with the point `k` places from the right.
-    let mut itoa = itoa::Buffer::new();
-    let text = itoa.format(digits).as_bytes();
+    Some(lay_out(buf, digits, k, negative))
+}
+
+/// How many decimals [`short_float`] tries one at a time before the
+/// general check at full precision.
+const SHORT_TRIES: usize = 4;
+
+/// Writes `digits` with the point `k` places from the right, as ryu lays
+/// out numbers in `[1e-4, 1e15)` (`123.0`, `1.25`, `0.0001`), right-aligned
+/// in `buf`; returns where the text starts. Written from the last digit
+/// backwards: the point and the leading `0.` fall into place without
+/// counting the digits first.
+#[inline]
+fn lay_out(buf: &mut [u8; SHORT_FLOAT_MAX], mut digits: u64, k: usize, negative: bool) -> usize {
+    let mut at = SHORT_FLOAT_MAX;
     if k == 0 {
-        buf[len..len + text.len()].copy_from_slice(text);
-        len += text.len();
-        buf[len..len + 2].copy_from_slice(b".0");
-        return Some(len + 2);
+        at -= 2;
+        buf[at..].copy_from_slice(b".0");
+    } else {
+        // The `k` decimals, zero-padded on the left (`0.0025`).
+        for _ in 0..k {
+            at -= 1;
+            buf[at] = b'0' + (digits % 10) as u8;
+            digits /= 10;
+        }
+        at -= 1;
+        buf[at] = b'.';
     }
-    if text.len() > k {
-        let int_len = text.len() - k;
-        buf[len..len + int_len].copy_from_slice(&text[..int_len]);
-        buf[len + int_len] = b'.';
-        buf[len + int_len + 1..len + text.len() + 1].copy_from_slice(&text[int_len..]);
-        return Some(len + text.len() + 1);
+    // The integer part: at least one digit.
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (digits % 10) as u8;
+        digits /= 10;
+        if digits == 0 {
+            break;
+        }
     }
-    let zeros = k - text.len();
-    buf[len..len + 2].copy_from_slice(b"0.");
-    len += 2;
-    buf[len..len + zeros].fill(b'0');
-    buf[len + zeros..len + k].copy_from_slice(text);
-    Some(len + k)
+    if negative {
+        at -= 1;
+        buf[at] = b'-';
+    }
+    at
 }
 
 /// Appends `true` or `false`.
@@ -484,7 +635,7 @@ fn escaped_args(out: &mut Vec<u8>, args: fmt::Arguments<'_>, limit: usize) {
     // See `display_string` for why the result is ignored.
     let _ = fmt::write(&mut raw, args);
     let rest = raw.rest;
-    if rest == 0 && clean_prefix(&out[start..]) == out.len() - start {
+    if rest == 0 && is_clean(&out[start..]) {
         out.put(b"\"");
         return;
     }
@@ -619,17 +770,17 @@ mod tests {
 
     #[test]
     fn vec_put_appends_every_length() {
-        let source: Vec<u8> = (0..40).collect();
-        for len in 0..40 {
-            for spare in [0, len, 64] {
+        let source: Vec<u8> = (0..80).collect();
+        for len in 0..80 {
+            for spare in [0, len, 2 * len] {
                 let mut out = Vec::with_capacity(3 + spare);
                 out.extend_from_slice(b"abc");
                 out.put(&source[..len]);
-                out.put(&source[40 - len..]);
+                out.put(&source[80 - len..]);
                 let want: Vec<u8> = b"abc"
                     .iter()
                     .chain(&source[..len])
-                    .chain(&source[40 - len..])
+                    .chain(&source[80 - len..])
                     .copied()
                     .collect();
                 assert_eq!(out, want, "len {len}, spare {spare}");
@@ -658,6 +809,26 @@ mod tests {
             escaped("ünïcödé text, long enough"),
             "\"ünïcödé text, long enough\""
         );
+    }
+
+    #[test]
+    fn is_clean_agrees_with_the_table_for_every_byte_and_position() {
+        // Every byte value at every position of strings up to 20 bytes, on
+        // fillers that are plain ASCII and non-ASCII, so that each way of
+        // building the word (1-3, 4-7, 8+ bytes) meets each byte.
+        for filler in [b'a', 0x7f, 0xc3, 0xff] {
+            for b in 0..=255u8 {
+                for len in 1..=20 {
+                    for at in 0..len {
+                        let mut s = vec![filler; len];
+                        s[at] = b;
+                        let want = s.iter().all(|&c| ESCAPE[c as usize] == 0);
+                        assert_eq!(is_clean(&s), want, "byte {b:#x} at {at} of {len}");
+                    }
+                }
+            }
+        }
+        assert!(is_clean(b""));
     }
 
     #[test]

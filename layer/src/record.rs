@@ -158,7 +158,7 @@ pub(crate) fn head(
     out.put(b",\"kind\":\"");
     out.put(kind.as_bytes());
     out.put(&sink.pid_run_id);
-    bufs.tail.extend_from_slice(&bufs.thread);
+    bufs.tail.put(&bufs.thread);
 }
 
 /// Writes fields into the tail of a record, cutting values so that the whole
@@ -189,7 +189,7 @@ impl<'a> Fields<'a> {
             json::escape_into(self.out, name);
             self.out.put(b"\":");
         } else {
-            json::key(self.out, name);
+            json::key_vec(self.out, name);
         }
     }
 
