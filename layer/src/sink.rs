@@ -275,7 +275,10 @@ impl Sink {
         let parity = (self.epoch.load(Ordering::SeqCst) & 1) as usize;
         self.in_flight[parity].fetch_add(1, Ordering::SeqCst);
         let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
-        let newline = self.needs_newline.swap(false, Ordering::Relaxed);
+        // A plain load first: the swap is a locked instruction, and the flag
+        // is almost never set.
+        let newline = self.needs_newline.load(Ordering::Relaxed)
+            && self.needs_newline.swap(false, Ordering::Relaxed);
         match write(seq, newline) {
             Ok(()) => {
                 if self.failing.load(Ordering::Relaxed) != 0 {
