@@ -462,7 +462,11 @@ impl<'a> FieldVisitor<'a> {
     fn new(out: &'a mut Vec<u8>, limit: usize, skip_kind: bool) -> Self {
         let limit = out.len() + limit;
         FieldVisitor {
-            fields: Fields { out, limit },
+            fields: Fields {
+                out,
+                limit,
+                keys: None,
+            },
             skip_kind,
         }
     }

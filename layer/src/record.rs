@@ -34,6 +34,8 @@ pub(crate) struct Bufs {
     thread: Vec<u8>,
     /// This thread's last timestamp, formatted.
     clock: FormatCache,
+    /// Field names already written, as `,"name":`.
+    keys: Box<KeyCache>,
 }
 
 impl Bufs {
@@ -49,6 +51,7 @@ impl Bufs {
             tail: Vec::with_capacity(512),
             thread,
             clock: FormatCache::new(),
+            keys: Box::new(KeyCache::new()),
         }
     }
 }
@@ -167,6 +170,9 @@ pub(crate) struct Fields<'a> {
     pub(crate) out: &'a mut Vec<u8>,
     /// The tail may grow to this length before values are cut.
     pub(crate) limit: usize,
+    /// This thread's rendered keys; `None` for a span's fields, which are
+    /// formatted once per span rather than once per record.
+    pub(crate) keys: Option<&'a mut KeyCache>,
 }
 
 impl<'a> Fields<'a> {
@@ -179,11 +185,31 @@ impl<'a> Fields<'a> {
         Fields {
             out: &mut bufs.tail,
             limit,
+            keys: Some(&mut bufs.keys),
         }
     }
 
     /// `,"name":` with `name` renamed if it is one of the schema's keys.
-    pub(crate) fn key(&mut self, name: &str) {
+    ///
+    /// Every record writes the same few names again and again: once
+    /// written, a name's rendered key is taken from this thread's
+    /// [`KeyCache`] with one fixed-size copy, skipping the schema-key check,
+    /// the escape check and the variable-length copies.
+    #[inline(always)]
+    pub(crate) fn key(&mut self, name: &'static str) {
+        if let Some(keys) = &self.keys {
+            if keys.put_cached(self.out, name) {
+                return;
+            }
+        }
+        self.key_uncached(name);
+    }
+
+    /// [`Fields::key`] on a cache miss: renders the key, and remembers it
+    /// when it fits an entry.
+    #[inline(never)]
+    fn key_uncached(&mut self, name: &'static str) {
+        let start = self.out.len();
         if is_schema_key(name) {
             self.out.put(b",\"field.");
             json::escape_into(self.out, name);
@@ -191,10 +217,13 @@ impl<'a> Fields<'a> {
         } else {
             json::key_vec(self.out, name);
         }
+        if let Some(keys) = &mut self.keys {
+            keys.insert(name, &self.out[start..]);
+        }
     }
 
     /// A string field.
-    pub(crate) fn str(&mut self, name: &str, value: &str) {
+    pub(crate) fn str(&mut self, name: &'static str, value: &str) {
         self.key(name);
         if value.len() * 6 + self.out.len() <= self.limit {
             json::string(self.out, value);
@@ -204,34 +233,122 @@ impl<'a> Fields<'a> {
     }
 
     /// A field shown with `Display`.
-    pub(crate) fn display(&mut self, name: &str, value: &dyn fmt::Display) {
+    pub(crate) fn display(&mut self, name: &'static str, value: &dyn fmt::Display) {
         self.key(name);
         json::display_string(self.out, value, self.limit);
     }
 
     /// A field shown with `Debug`.
-    pub(crate) fn debug(&mut self, name: &str, value: &dyn fmt::Debug) {
+    pub(crate) fn debug(&mut self, name: &'static str, value: &dyn fmt::Debug) {
         self.key(name);
         json::debug_string(self.out, value, self.limit);
     }
 
     /// An integer field.
-    pub(crate) fn int<I: itoa::Integer>(&mut self, name: &str, value: I) {
+    pub(crate) fn int<I: itoa::Integer>(&mut self, name: &'static str, value: I) {
         self.key(name);
         json::int(self.out, value);
     }
 
     /// A boolean field.
-    pub(crate) fn bool(&mut self, name: &str, value: bool) {
+    pub(crate) fn bool(&mut self, name: &'static str, value: bool) {
         self.key(name);
         json::boolean(self.out, value);
     }
 
     /// `breadcrumbs`: the ring's entries, oldest first, as
     /// `[{"name":…,"file":…,"line":…,"thread_id":…,"timestamp":…}]`.
-    pub(crate) fn crumbs(&mut self, name: &str, crumbs: &[Crumb]) {
+    pub(crate) fn crumbs(&mut self, name: &'static str, crumbs: &[Crumb]) {
         self.key(name);
         write_crumbs(self.out, crumbs.iter());
+    }
+}
+
+/// Longest rendered key kept in a [`KeyCache`] entry.
+const KEY_MAX: usize = 32;
+
+/// One name and its rendered key.
+#[derive(Clone, Copy)]
+struct KeyEntry {
+    /// Address and length of the name; 0 for an empty entry (a `&str`'s
+    /// address is never null).
+    name: usize,
+    len: usize,
+    /// `,"name":` (or `,"field.name":`, escaped), `rendered` bytes of it.
+    bytes: [u8; KEY_MAX],
+    rendered: usize,
+}
+
+/// A thread's rendered field keys, direct-mapped by the address of the
+/// name.
+///
+/// Field names are `&'static str`: the bytes at an address never change, so
+/// the same address and length always render to the same key, whatever the
+/// renaming (`field.<name>`) and escaping that went into it. A different
+/// name in the same slot simply replaces the entry.
+pub(crate) struct KeyCache {
+    entries: [KeyEntry; KEY_SLOTS],
+}
+
+/// Entries per thread (`KEY_SLOTS * 48` bytes).
+const KEY_SLOTS: usize = 64;
+
+impl KeyCache {
+    fn new() -> KeyCache {
+        KeyCache {
+            entries: [KeyEntry {
+                name: 0,
+                len: 0,
+                bytes: [0; KEY_MAX],
+                rendered: 0,
+            }; KEY_SLOTS],
+        }
+    }
+
+    #[inline(always)]
+    fn slot(name: &str) -> usize {
+        // Fibonacci hashing: the top bits of the product mix all the
+        // address's bits (names of one callsite often sit side by side).
+        (name.as_ptr() as usize).wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize)
+            >> (usize::BITS - KEY_SLOTS.trailing_zeros())
+    }
+
+    /// Appends `name`'s rendered key if it is cached and `out` has room for
+    /// a whole entry; else returns `false` and writes nothing.
+    #[inline(always)]
+    fn put_cached(&self, out: &mut Vec<u8>, name: &'static str) -> bool {
+        let entry = &self.entries[KeyCache::slot(name)];
+        let len = out.len();
+        if entry.name != name.as_ptr() as usize
+            || entry.len != name.len()
+            || out.capacity() - len < KEY_MAX
+        {
+            return false;
+        }
+        // SAFETY: `KEY_MAX` bytes of spare capacity were checked above;
+        // all of them are written (the entry's bytes past `rendered` are
+        // stale but initialized) and only the first `rendered <= KEY_MAX`
+        // are kept. The entry is not part of `out`.
+        unsafe {
+            out.as_mut_ptr()
+                .add(len)
+                .cast::<[u8; KEY_MAX]>()
+                .write_unaligned(entry.bytes);
+            out.set_len(len + entry.rendered);
+        }
+        true
+    }
+
+    /// Remembers `rendered` as `name`'s key, if it fits an entry.
+    fn insert(&mut self, name: &'static str, rendered: &[u8]) {
+        if rendered.len() > KEY_MAX {
+            return;
+        }
+        let entry = &mut self.entries[KeyCache::slot(name)];
+        entry.name = name.as_ptr() as usize;
+        entry.len = name.len();
+        entry.bytes[..rendered.len()].copy_from_slice(rendered);
+        entry.rendered = rendered.len();
     }
 }
 
@@ -296,6 +413,59 @@ pub(crate) fn emit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each name's key as written without a cache.
+    fn uncached(name: &'static str) -> Vec<u8> {
+        let mut out = Vec::new();
+        Fields {
+            out: &mut out,
+            limit: usize::MAX,
+            keys: None,
+        }
+        .key(name);
+        out
+    }
+
+    #[test]
+    fn cached_keys_are_the_uncached_keys() {
+        // Renamed, escaped, too long to cache, empty, and two names at one
+        // address with different lengths.
+        const BOTH: &str = "thread_idx";
+        let names: Vec<&'static str> = vec![
+            "n",
+            "seq",
+            "field.seq",
+            "thread_id",
+            &BOTH[..6],
+            &BOTH[..9],
+            BOTH,
+            "",
+            "quote\"back\\slash\n",
+            "a_field_name_longer_than_an_entry_holds",
+            "timestamp",
+        ];
+        // More names than slots, so that entries are replaced too.
+        let many: Vec<&'static str> = (0..3 * KEY_SLOTS)
+            .map(|i| &*Box::leak(format!("k{i}").into_boxed_str()))
+            .collect();
+        let mut keys = Box::new(KeyCache::new());
+        for round in 0..3 {
+            for &name in names.iter().chain(&many) {
+                // Little spare capacity in some rounds: the cached copy
+                // needs a whole entry's room.
+                let mut out = Vec::with_capacity(if round == 1 { 1 } else { 64 });
+                Fields {
+                    out: &mut out,
+                    limit: usize::MAX,
+                    keys: Some(&mut keys),
+                }
+                .key(name);
+                assert_eq!(out, uncached(name), "{name:?}, round {round}");
+            }
+        }
+        assert_eq!(uncached("seq"), b",\"field.seq\":");
+        assert_eq!(uncached("quote\"b"), b",\"quote\\\"b\":");
+    }
 
     #[test]
     fn is_schema_key_knows_exactly_the_schema_keys() {
