@@ -114,14 +114,15 @@ where
             // same bytes.
             let mut one = OnePass {
                 state: Pass::Start(bufs),
-                head: (sink, at, level, target, kind),
+                head: (sink, at, level, meta, kind),
                 skip_kind: ours,
             };
             event.record(&mut one);
             if !matches!(one.state, Pass::Fields(_)) {
                 bufs.head.clear();
                 bufs.tail.clear();
-                record::head(bufs, sink, at, level, target, kind, |out, budget| {
+                let site = Some((meta, sink));
+                record::head(bufs, sink, at, level, target, kind, site, |out, budget| {
                     let limit = out.len() + budget;
                     let mut message = MessageVisitor {
                         out,
@@ -303,7 +304,13 @@ enum Pass<'a> {
 struct OnePass<'a, 'e> {
     state: Pass<'a>,
     /// What `record::head` needs besides the message.
-    head: (&'static Sink, Timestamp, Level, &'e str, &'e str),
+    head: (
+        &'static Sink,
+        Timestamp,
+        Level,
+        &'static tracing_core::Metadata<'static>,
+        &'e str,
+    ),
     skip_kind: bool,
 }
 
@@ -327,8 +334,10 @@ impl<'a> OnePass<'a, '_> {
                 if field.name() != "message" {
                     return;
                 }
-                let (sink, at, level, target, kind) = self.head;
-                record::head(bufs, sink, at, level, target, kind, |out, budget| {
+                let (sink, at, level, meta, kind) = self.head;
+                let site = Some((meta, sink));
+                let target = meta.target();
+                record::head(bufs, sink, at, level, target, kind, site, |out, budget| {
                     let limit = out.len() + budget;
                     message(&mut MessageVisitor {
                         out,
@@ -724,6 +733,48 @@ mod tests {
         let ts = rec["timestamp"].as_str().unwrap();
         assert_eq!(ts.len(), 27, "{ts}");
         assert!(ts.ends_with('Z') && ts.as_bytes()[19] == b'.', "{ts}");
+    }
+
+    #[test]
+    fn cached_site_pieces_follow_the_callsite_and_the_sink() {
+        // More callsites than the per-thread cache has entries, each logged
+        // to two sinks (two run ids) in turn, three times over: every line
+        // must carry its own callsite's target and kind and its own sink's
+        // run id.
+        let (a, path_a) = layer("sites-a", 64 * 1024);
+        let (b, path_b) = layer("sites-b", 64 * 1024);
+        let run_ids = [a.sink.run_id.clone(), b.sink.run_id.clone()];
+        assert_ne!(run_ids[0], run_ids[1]);
+        let subscriber = tracing_subscriber::registry().with(a).with(b);
+        macro_rules! sites {
+            ($($target:literal)*) => {{
+                $(tracing::info!(target: $target, n = 1, "m");)*
+                vec![$($target),*]
+            }};
+        }
+        let mut expected = Vec::new();
+        tracing::subscriber::with_default(subscriber, || {
+            for _ in 0..3 {
+                let targets = sites!(
+                    "t00" "t01" "t02" "t03" "t04" "t05" "t06" "t07" "t08" "t09"
+                    "t10" "t11" "t12" "t13" "t14" "t15" "t16" "t17" "t18" "t19"
+                    "a::long::module::path::that::is::longer::than::most"
+                );
+                expected.extend(targets.into_iter().map(|t| (t, "event")));
+                tracing::event!(name: "lastwords::custom", tracing::Level::INFO, "m");
+                expected.push((module_path!(), "custom"));
+            }
+        });
+        for (path, run_id) in [&path_a, &path_b].into_iter().zip(&run_ids) {
+            let recs = lines(path);
+            assert_eq!(recs.len(), expected.len());
+            for (rec, (target, kind)) in recs.iter().zip(&expected) {
+                assert_eq!(rec["target"], *target, "{rec:?}");
+                assert_eq!(rec["kind"], *kind, "{rec:?}");
+                assert_eq!(rec["run_id"], *run_id.as_str(), "{rec:?}");
+                assert_eq!(rec["pid"], std::process::id(), "{rec:?}");
+            }
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@
 use std::cell::RefCell;
 use std::fmt;
 
-use tracing_core::Level;
+use tracing_core::{Level, Metadata};
 
 use crate::clock::{FormatCache, Timestamp};
 use crate::json::{self, Out};
@@ -36,6 +36,8 @@ pub(crate) struct Bufs {
     clock: FormatCache,
     /// Field names already written, as `,"name":`.
     keys: Box<KeyCache>,
+    /// Callsites' `,"target":…` pieces.
+    sites: SiteCache,
 }
 
 impl Bufs {
@@ -52,6 +54,7 @@ impl Bufs {
             thread,
             clock: FormatCache::new(),
             keys: Box::new(KeyCache::new()),
+            sites: SiteCache::new(),
         }
     }
 }
@@ -135,7 +138,10 @@ pub(crate) fn is_schema_key(name: &str) -> bool {
 }
 
 /// Writes the head of a record. `message` writes the message's JSON string
-/// (quotes included) into the buffer it is given.
+/// (quotes included) into the buffer it is given. `site` is the `tracing`
+/// callsite the record comes from, if any, and the sink it goes to: the
+/// piece after the message is then taken from this thread's [`SiteCache`].
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn head(
     bufs: &mut Bufs,
     sink: &Sink,
@@ -143,6 +149,7 @@ pub(crate) fn head(
     level: Level,
     target: &str,
     kind: &str,
+    site: Option<(&'static Metadata<'static>, &'static Sink)>,
     message: impl FnOnce(&mut Vec<u8>, usize),
 ) {
     let out = &mut bufs.head;
@@ -156,12 +163,73 @@ pub(crate) fn head(
         _ => b"\",\"level\":\"ERROR\",\"message\":",
     });
     message(out, sink.max_record / 2);
+    match site {
+        Some((meta, sink)) => {
+            let piece = bufs
+                .sites
+                .piece(meta, sink, |piece| site_piece(piece, sink, target, kind));
+            out.extend_from_slice(piece);
+        }
+        None => site_piece(out, sink, target, kind),
+    }
+    bufs.tail.put(&bufs.thread);
+}
+
+/// `,"target":"…","kind":"…","pid":N,"run_id":"…"`: what follows the
+/// message in the head.
+fn site_piece(out: &mut Vec<u8>, sink: &Sink, target: &str, kind: &str) {
     out.put(b",\"target\":");
     json::string(out, target);
     out.put(b",\"kind\":\"");
     out.put(kind.as_bytes());
     out.put(&sink.pid_run_id);
-    bufs.tail.put(&bufs.thread);
+}
+
+/// Entries of a [`SiteCache`].
+const SITE_SLOTS: usize = 16;
+
+/// A thread's [`site_piece`]s, direct-mapped by the address of the
+/// callsite's metadata.
+///
+/// The piece depends only on the callsite's metadata (its target, and its
+/// name, which gives the kind) and on the sink (pid and run id): both are
+/// `'static` and immutable, so their addresses identify the piece for good.
+/// A different callsite in the same slot replaces the entry.
+struct SiteCache {
+    entries: [(usize, usize, Vec<u8>); SITE_SLOTS],
+}
+
+impl SiteCache {
+    fn new() -> SiteCache {
+        SiteCache {
+            entries: std::array::from_fn(|_| (0, 0, Vec::new())),
+        }
+    }
+
+    /// The piece of `meta` and `sink`, written by `render` on a miss.
+    #[inline]
+    fn piece(
+        &mut self,
+        meta: &'static Metadata<'static>,
+        sink: &'static Sink,
+        render: impl FnOnce(&mut Vec<u8>),
+    ) -> &[u8] {
+        let (meta, sink) = (
+            std::ptr::from_ref(meta) as usize,
+            std::ptr::from_ref(sink) as usize,
+        );
+        // Fibonacci hashing, as for keys.
+        let slot = meta.wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize)
+            >> (usize::BITS - SITE_SLOTS.trailing_zeros());
+        let entry = &mut self.entries[slot];
+        if entry.0 != meta || entry.1 != sink {
+            entry.2.clear();
+            render(&mut entry.2);
+            entry.0 = meta;
+            entry.1 = sink;
+        }
+        &entry.2
+    }
 }
 
 /// Writes fields into the tail of a record, cutting values so that the whole
@@ -396,6 +464,7 @@ pub(crate) fn emit(
             level,
             "lastwords",
             kind,
+            None,
             |out, limit| json::display_string(out, message, out.len() + limit),
         );
         let mut f = Fields::new(bufs, sink);
