@@ -7,6 +7,7 @@
 //! JSON formatter does.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Id, Record};
@@ -61,6 +62,13 @@ impl LastwordsLayer {
     }
 }
 
+/// Whether any lastwords layer has been told of a new span. Until one has,
+/// no event can have a span to list: `Context::event_span` only returns
+/// spans enabled for this layer (its per-layer filter, if any, included),
+/// and every such span went through `on_new_span` first. Lets events
+/// skip the registry's current-span lookup in programs that use no spans.
+static SPANS_SEEN: AtomicBool = AtomicBool::new(false);
+
 /// The fields of a span, already in JSON (`,"k":v…`), kept in the span's
 /// extensions.
 struct SpanJson(Vec<u8>);
@@ -70,6 +78,12 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        // Before any event can see the span (Relaxed is enough: an event on
+        // another thread can only be in the span after the span's creation
+        // reached it through the registry's own synchronization).
+        if !SPANS_SEEN.load(Ordering::Relaxed) {
+            SPANS_SEEN.store(true, Ordering::Relaxed);
+        }
         let Some(span) = ctx.span(id) else { return };
         let mut out = Vec::new();
         attrs.record(&mut FieldVisitor::new(
@@ -143,7 +157,12 @@ where
             let out = &mut bufs.tail;
             // `span` is the innermost span, `spans` all of them from the root,
             // as tracing-subscriber's JSON formatter writes them.
-            if let Some(current) = ctx.event_span(event) {
+            let current = if SPANS_SEEN.load(Ordering::Relaxed) {
+                ctx.event_span(event)
+            } else {
+                None
+            };
+            if let Some(current) = current {
                 out.extend_from_slice(b",\"span\":");
                 write_span(out, current.name(), &current.extensions());
                 out.extend_from_slice(b",\"spans\":[");
