@@ -346,30 +346,37 @@ impl<'a> OnePass<'a, '_> {
         match &mut self.state {
             Pass::Fields(visitor) => fields(visitor),
             Pass::Bail => {}
-            Pass::Start(_) => {
-                let Pass::Start(bufs) = std::mem::replace(&mut self.state, Pass::Bail) else {
-                    return;
-                };
-                if field.name() != "message" {
-                    return;
-                }
-                let (sink, at, level, meta, kind) = self.head;
-                let site = Some((meta, sink));
-                let target = meta.target();
-                record::head(bufs, sink, at, level, target, kind, site, |out, budget| {
-                    let limit = out.len() + budget;
-                    message(&mut MessageVisitor {
-                        out,
-                        limit,
-                        found: false,
-                    });
-                });
-                self.state = Pass::Fields(FieldVisitor {
-                    fields: Fields::new(bufs, sink),
-                    skip_kind: self.skip_kind,
-                });
-            }
+            Pass::Start(_) => self.start(field, message),
         }
+    }
+
+    /// The first value: writes the head if it is the message, else gives
+    /// up. Kept out of [`OnePass::visit`] so that the path every other
+    /// value takes is a jump to the fields writer, without this path's
+    /// stack frame and register saves.
+    #[inline(never)]
+    fn start(&mut self, field: &Field, message: impl FnOnce(&mut MessageVisitor<'_>)) {
+        let Pass::Start(bufs) = std::mem::replace(&mut self.state, Pass::Bail) else {
+            return;
+        };
+        if field.name() != "message" {
+            return;
+        }
+        let (sink, at, level, meta, kind) = self.head;
+        let site = Some((meta, sink));
+        let target = meta.target();
+        record::head(bufs, sink, at, level, target, kind, site, |out, budget| {
+            let limit = out.len() + budget;
+            message(&mut MessageVisitor {
+                out,
+                limit,
+                found: false,
+            });
+        });
+        self.state = Pass::Fields(FieldVisitor {
+            fields: Fields::new(bufs, sink),
+            skip_kind: self.skip_kind,
+        });
     }
 }
 

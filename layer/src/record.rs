@@ -291,10 +291,11 @@ impl<'a> Fields<'a> {
     }
 
     /// A string field.
+    #[inline(always)]
     pub(crate) fn str(&mut self, name: &'static str, value: &str) {
         self.key(name);
         if value.len() * 6 + self.out.len() <= self.limit {
-            json::string(self.out, value);
+            json::string_vec(self.out, value);
         } else {
             json::display_string(self.out, &value, self.limit);
         }
@@ -313,6 +314,7 @@ impl<'a> Fields<'a> {
     }
 
     /// An integer field.
+    #[inline(always)]
     pub(crate) fn int<I: itoa::Integer>(&mut self, name: &'static str, value: I) {
         self.key(name);
         json::int(self.out, value);
