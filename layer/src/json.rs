@@ -438,13 +438,13 @@ fn short_float(value: f64, buf: &mut [u8; SHORT_FLOAT_MAX]) -> Option<usize> {
     // holds every value below 2^50.
     let mut j = 0;
     while j <= k.min(SHORT_TRIES) {
-        let digits = (abs * POW10[j] + 0.5) as i64;
+        let digits = round_half_up(abs * POW10[j]);
         if digits as f64 / POW10[j] == abs {
             return Some(lay_out(buf, digits as u64, j, negative));
         }
         j += 1;
     }
-    let digits = (abs * POW10[k] + 0.5) as i64;
+    let digits = round_half_up(abs * POW10[k]);
     if digits >= 1_000_000_000_000_000 || digits as f64 / POW10[k] != abs {
         return None;
     }
@@ -469,6 +469,17 @@ fn short_float(value: f64, buf: &mut [u8; SHORT_FLOAT_MAX]) -> Option<usize> {
         k -= 1;
     }
     Some(lay_out(buf, digits, k, negative))
+}
+
+/// `x + 0.5` truncated, for `x` in `[0, 1e15)`, which is all
+/// [`short_float`] passes (`abs * 10^j <= abs * 10^k < 1e15`): a plain
+/// conversion, without the checks for NaN and out-of-range values that
+/// `as i64` adds (six instructions per try).
+#[inline(always)]
+fn round_half_up(x: f64) -> i64 {
+    // SAFETY: for `x` in `[0, 1e15)`, `x + 0.5` is finite and its
+    // truncation fits an `i64` (it is below 2^50).
+    unsafe { (x + 0.5).to_int_unchecked::<i64>() }
 }
 
 /// How many decimals [`short_float`] tries one at a time before the
