@@ -118,7 +118,7 @@ impl FormatCache {
 }
 
 /// `"00"` to `"99"`.
-const DIGIT_PAIRS: [[u8; 2]; 100] = {
+pub(crate) const DIGIT_PAIRS: [[u8; 2]; 100] = {
     let mut pairs = [[0u8; 2]; 100];
     let mut i = 0;
     while i < 100 {

@@ -10,6 +10,8 @@
 
 use std::fmt;
 
+use crate::clock::DIGIT_PAIRS;
+
 /// A byte sink for a record being built.
 pub(crate) trait Out {
     /// Appends `bytes`; a bounded sink silently drops what does not fit and
@@ -498,23 +500,36 @@ fn lay_out(buf: &mut [u8; SHORT_FLOAT_MAX], mut digits: u64, k: usize, negative:
         at -= 2;
         buf[at..].copy_from_slice(b".0");
     } else {
-        // The `k` decimals, zero-padded on the left (`0.0025`).
-        for _ in 0..k {
+        // The `k` decimals, zero-padded on the left (`0.0025`), two at a
+        // time from a table after an odd one.
+        let mut left = k;
+        if left % 2 == 1 {
             at -= 1;
             buf[at] = b'0' + (digits % 10) as u8;
             digits /= 10;
+            left -= 1;
+        }
+        while left > 0 {
+            at -= 2;
+            buf[at..at + 2].copy_from_slice(&DIGIT_PAIRS[(digits % 100) as usize]);
+            digits /= 100;
+            left -= 2;
         }
         at -= 1;
         buf[at] = b'.';
     }
-    // The integer part: at least one digit.
-    loop {
+    // The integer part: at least one digit, no leading zero.
+    while digits >= 100 {
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&DIGIT_PAIRS[(digits % 100) as usize]);
+        digits /= 100;
+    }
+    if digits >= 10 {
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&DIGIT_PAIRS[digits as usize]);
+    } else {
         at -= 1;
-        buf[at] = b'0' + (digits % 10) as u8;
-        digits /= 10;
-        if digits == 0 {
-            break;
-        }
+        buf[at] = b'0' + digits as u8;
     }
     if negative {
         at -= 1;
