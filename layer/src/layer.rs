@@ -133,8 +133,7 @@ where
             };
             event.record(&mut one);
             if !matches!(one.state, Pass::Fields(_)) {
-                bufs.head.clear();
-                bufs.tail.clear();
+                bufs.reset();
                 let site = Some((meta, sink));
                 record::head(bufs, sink, at, level, target, kind, site, |out, budget| {
                     let limit = out.len() + budget;
@@ -801,6 +800,35 @@ mod tests {
                 assert_eq!(rec["pid"], std::process::id(), "{rec:?}");
             }
         }
+    }
+
+    #[test]
+    fn records_after_a_huge_one_keep_their_thread_members() {
+        // A record over 1 MiB makes the thread's buffers be replaced by
+        // small ones afterwards; the tail must still begin with the
+        // thread's members.
+        let (layer, path) = layer("after-huge", 4 << 20);
+        let subscriber = tracing_subscriber::registry().with(layer);
+        let huge = "x".repeat(2 << 20);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(n = 1, "before");
+            tracing::info!(big = huge.as_str(), "huge");
+            tracing::info!(n = 2, "after");
+            tracing::info!(n = 3, "after again");
+        });
+        let text = std::fs::read_to_string(&path).unwrap();
+        let recs = lines(&path);
+        assert_eq!(recs.len(), 4);
+        for (line, rec) in text.lines().zip(&recs) {
+            assert_eq!(rec["thread_id"], crate::thread::tid(), "{rec:?}");
+            assert!(
+                line.contains(",\"thread\":") && line.matches("\"thread_id\"").count() == 1,
+                "{}",
+                &line[..200.min(line.len())]
+            );
+        }
+        assert_eq!(recs[1]["big"].as_str().map(str::len), Some(2 << 20));
+        assert_eq!(recs[3]["n"], 3);
     }
 
     #[test]

@@ -29,6 +29,8 @@ const RESERVE: usize = 256;
 /// The reusable buffers of one thread.
 pub(crate) struct Bufs {
     pub(crate) head: Vec<u8>,
+    /// Always begins with `thread`: [`Bufs::reset`] keeps it there, so
+    /// that records do not copy it in again.
     pub(crate) tail: Vec<u8>,
     /// `,"thread":"…","thread_id":N`, computed once per thread.
     thread: Vec<u8>,
@@ -48,14 +50,22 @@ impl Bufs {
         json::string(&mut thread, current.name().unwrap_or("<unnamed>"));
         json::key(&mut thread, "thread_id");
         json::int(&mut thread, crate::thread::tid());
+        let mut tail = Vec::with_capacity(512);
+        tail.extend_from_slice(&thread);
         Bufs {
             head: Vec::with_capacity(1024),
-            tail: Vec::with_capacity(512),
+            tail,
             thread,
             clock: FormatCache::new(),
             keys: Box::new(KeyCache::new()),
             sites: SiteCache::new(),
         }
+    }
+
+    /// Empties the head, and the tail down to the thread's piece.
+    pub(crate) fn reset(&mut self) {
+        self.head.clear();
+        self.tail.truncate(self.thread.len());
     }
 }
 
@@ -72,13 +82,13 @@ pub(crate) fn with_bufs<R>(f: impl FnOnce(&mut Bufs) -> R) -> R {
     let reused = BUFS.try_with(|cell| {
         let mut slot = cell.try_borrow_mut().ok()?;
         let bufs = slot.get_or_insert_with(Bufs::new);
-        bufs.head.clear();
-        bufs.tail.clear();
+        bufs.reset();
         let f = f.take()?;
         let result = f(bufs);
         // Do not keep one huge record's memory for the life of the thread.
         if bufs.tail.capacity() > 1 << 20 {
             bufs.tail = Vec::with_capacity(512);
+            bufs.tail.extend_from_slice(&bufs.thread);
         }
         if bufs.head.capacity() > 1 << 20 {
             bufs.head = Vec::with_capacity(1024);
@@ -172,7 +182,7 @@ pub(crate) fn head(
         }
         None => site_piece(out, sink, target, kind),
     }
-    bufs.tail.put(&bufs.thread);
+    // The tail already begins with `,"thread":…` (see `Bufs::reset`).
 }
 
 /// `,"target":"…","kind":"…","pid":N,"run_id":"…"`: what follows the
