@@ -182,6 +182,10 @@ where
     }
 }
 
+/// How long the panic hook waits for the spans to be read (see
+/// [`write_current_spans`]).
+const SPANS_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Writes `,"span":{…},"spans":[…]` for the calling thread's current span
 /// into a record that is not a `tracing` event (the `panic` record), the
 /// same members [`LastwordsLayer::on_event`] writes for an event logged at
@@ -196,42 +200,65 @@ where
 /// subscriber, or a span already closed, simply gives no span members.
 ///
 /// Does not panic (a panic inside the panic hook aborts the process): the
-/// registry's lookups return `Option`s, and the only lock taken is each
-/// span's extensions lock, for reading. That lock is never held by this
-/// layer while user code runs (see `on_record`). It can still be held by
-/// another layer that formats span fields while holding it (the `fmt`
-/// layer's `on_record`): a `Debug` impl panicking inside that, with that
-/// span current, would block here; this is the one case not covered.
+/// registry's lookups return `Option`s. Reading a span's fields takes its
+/// extensions lock, which another layer may hold on this very thread: the
+/// `fmt` layer formats span fields while holding it, so a `Debug` impl
+/// panicking inside `Span::record` lands here with the lock taken, and a
+/// read from this thread would wait forever. So the current span is found
+/// here (the span stack is per thread), and its fields are read by a
+/// short-lived thread, waited for at most [`SPANS_WAIT`]; if it cannot
+/// finish (or cannot be started) the record goes without spans.
 ///
 /// [`Layered`]: tracing_subscriber::layer::Layered
 pub(crate) fn write_current_spans(out: &mut Vec<u8>) {
-    tracing_core::dispatcher::get_default(|dispatch| {
-        let Some(registry) = dispatch.downcast_ref::<Registry>() else {
-            return;
-        };
-        let current = registry.current_span();
-        let Some(leaf) = current.id().and_then(|id| registry.span(id)) else {
-            return;
-        };
-        // Innermost first, as `scope()` walks.
-        let ours: Vec<_> = leaf
-            .scope()
-            .filter(|span| span.extensions().get::<SpanJson>().is_some())
-            .collect();
-        let Some(innermost) = ours.first() else {
-            return;
-        };
-        out.extend_from_slice(b",\"span\":");
-        write_span(out, innermost.name(), &innermost.extensions());
-        out.extend_from_slice(b",\"spans\":[");
-        for (i, span) in ours.iter().rev().enumerate() {
-            if i > 0 {
-                out.push(b',');
+    let Some((dispatch, leaf)) = tracing_core::dispatcher::get_default(|dispatch| {
+        let registry = dispatch.downcast_ref::<Registry>()?;
+        let leaf = registry.current_span().id()?.clone();
+        Some((dispatch.clone(), leaf))
+    }) else {
+        return;
+    };
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let reader = std::thread::Builder::new()
+        .name("lastwords-panic-spans".into())
+        .spawn(move || {
+            let mut spans = Vec::new();
+            if let Some(registry) = dispatch.downcast_ref::<Registry>() {
+                write_spans_of(registry, &leaf, &mut spans);
             }
-            write_span(out, span.name(), &span.extensions());
+            // Ignored: the panic hook stopped waiting.
+            let _ = tx.send(spans);
+        });
+    if reader.is_ok() {
+        if let Ok(spans) = rx.recv_timeout(SPANS_WAIT) {
+            out.extend_from_slice(&spans);
         }
-        out.push(b']');
-    });
+    }
+}
+
+/// The `span` and `spans` members for the span `leaf` and its parents.
+fn write_spans_of(registry: &Registry, leaf: &Id, out: &mut Vec<u8>) {
+    let Some(leaf) = registry.span(leaf) else {
+        return;
+    };
+    // Innermost first, as `scope()` walks.
+    let ours: Vec<_> = leaf
+        .scope()
+        .filter(|span| span.extensions().get::<SpanJson>().is_some())
+        .collect();
+    let Some(innermost) = ours.first() else {
+        return;
+    };
+    out.extend_from_slice(b",\"span\":");
+    write_span(out, innermost.name(), &innermost.extensions());
+    out.extend_from_slice(b",\"spans\":[");
+    for (i, span) in ours.iter().rev().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_span(out, span.name(), &span.extensions());
+    }
+    out.push(b']');
 }
 
 fn write_span(out: &mut Vec<u8>, name: &str, ext: &tracing_subscriber::registry::Extensions<'_>) {
@@ -1055,6 +1082,31 @@ mod tests {
                 {"name": "inner", "step": "parse", "n": 3}
             ])
         );
+    }
+
+    #[test]
+    fn a_span_locked_by_this_thread_leaves_the_spans_out_instead_of_hanging() {
+        let (layer, _path) = layer("locked-span", 64 * 1024);
+        let subscriber = tracing_subscriber::registry().with(layer);
+        let (locked, free) = tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("conn", peer = "10.0.0.7");
+            let _entered = span.enter();
+            // Outside `get_default`: a nested call sees no dispatcher.
+            let dispatch = tracing::dispatcher::get_default(Clone::clone);
+            let registry = dispatch.downcast_ref::<Registry>().unwrap();
+            let data = registry.span(&span.id().unwrap()).unwrap();
+            // What the `fmt` layer holds while it formats a field.
+            let held = data.extensions_mut();
+            let started = std::time::Instant::now();
+            let locked = current_spans();
+            let waited = started.elapsed();
+            assert!(waited >= SPANS_WAIT, "{waited:?}: the reader did not wait");
+            assert!(waited < SPANS_WAIT * 10, "{waited:?}");
+            drop(held);
+            (locked, current_spans())
+        });
+        assert!(locked.is_empty(), "{locked:?}");
+        assert_eq!(free["span"]["name"], "conn", "{free:?}");
     }
 
     #[test]
