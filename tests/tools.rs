@@ -8,8 +8,10 @@
 //!
 //! Each recipe's text is checked to appear verbatim in the doc, so the doc
 //! cannot drift from what is tested. jq and lnav must be installed
-//! (`apt-get install -y jq lnav`); the DuckDB recipe runs in an ignored test
-//! (`cargo test --test tools -- --ignored`, needs `pip install duckdb`).
+//! (`apt-get install -y jq lnav`), and DuckDB's Python module for the DuckDB
+//! recipe (`pip install duckdb`, in `python3` or in the interpreter named by
+//! `$LASTWORDS_TEST_PYTHON`, which `.ci/run` sets up); a missing tool fails
+//! its test with what to install.
 
 #[path = "support/scenario_run.rs"]
 mod scenario_run;
@@ -277,16 +279,36 @@ fn lnav_format_file_declares_the_schema_keys() {
     }
 }
 
+/// The Python interpreter for the DuckDB recipe: `$LASTWORDS_TEST_PYTHON`,
+/// else `python3`. Fails the test loudly when it cannot import DuckDB.
+fn python_with_duckdb() -> String {
+    let python = std::env::var("LASTWORDS_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let check = Command::new(&python).args(["-c", "import duckdb"]).output();
+    match check {
+        Ok(out) if out.status.success() => python,
+        Ok(out) => panic!(
+            "DuckDB's Python module is needed to test the DuckDB recipe, and `{python}` cannot \
+             import it: `pip install duckdb`, or set LASTWORDS_TEST_PYTHON to a Python that has \
+             it (.ci/run does): {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => panic!(
+            "`{python}` is needed to test the DuckDB recipe ({e}): install Python 3 and \
+             `pip install duckdb`, or set LASTWORDS_TEST_PYTHON"
+        ),
+    }
+}
+
 #[test]
-#[ignore = "needs DuckDB's Python module (pip install duckdb); run with --ignored"]
 fn duckdb_counts_by_kind_and_site() {
+    let python = python_with_duckdb();
     // The recipe names logs/ingester.jsonl: run it where that path exists.
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tools-duckdb");
     std::fs::create_dir_all(dir.join("logs")).expect("create the logs dir");
     std::fs::copy(fixture(), dir.join("logs/ingester.jsonl")).expect("copy the log");
     let script =
         format!("import duckdb\nfor row in duckdb.sql({DUCKDB_COUNTS:?}).fetchall(): print(row)");
-    let out = Command::new("python3")
+    let out = Command::new(&python)
         .arg("-c")
         .arg(&script)
         .current_dir(&dir)
@@ -294,7 +316,7 @@ fn duckdb_counts_by_kind_and_site() {
         .expect("run python3");
     assert!(
         out.status.success(),
-        "DuckDB failed (is `pip install duckdb` done?): {}",
+        "DuckDB failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
