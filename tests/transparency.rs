@@ -224,6 +224,21 @@ impl Stack {
     }
 }
 
+/// A view that hands out a narrower view of itself: the result borrows
+/// from the `&mut` receiver through `Self`'s lifetime.
+pub struct Window<'a>(&'a mut [u32]);
+
+impl<'a> Window<'a> {
+    #[lastwords::exit_path]
+    pub fn narrowed(&'a mut self) -> Result<Self, String> {
+        if self.0.is_empty() {
+            give_up!("empty window");
+        }
+        let len = self.0.len() - 1;
+        Ok(Window(&mut self.0[..len]))
+    }
+}
+
 impl Source for Stack {
     #[lastwords::exit_path]
     fn next_item(&mut self) -> Option<u32> {
@@ -335,6 +350,14 @@ fn annotated_functions_return_what_the_plain_ones_return() {
         *annotated::macro_mut_borrow(&mut a).unwrap() += 1;
         *plain::macro_mut_borrow(&mut b).unwrap() += 1;
         assert_eq!((a, b), (vec![2], vec![2]));
+        let mut items = [1, 2, 3];
+        let mut window = Window(&mut items);
+        assert_eq!(window.narrowed().map(|w| w.0.len()), Ok(2));
+        let mut empty = Window(&mut []);
+        assert_eq!(
+            empty.narrowed().map(|w| w.0.len()),
+            Err("empty window".to_string())
+        );
         assert_eq!(annotated::recursive(10), plain::recursive(10));
         assert_eq!(annotated::c_abi(7), plain::c_abi(7));
         let caught = std::panic::catch_unwind(|| annotated::never("never returns"));
@@ -412,7 +435,7 @@ fn annotated_functions_return_what_the_plain_ones_return() {
     // One record per annotated call, including the `-> !` one (unwind).
     assert_eq!(
         exits.len(),
-        66,
+        68,
         "{:#?}",
         exits.iter().map(|r| r.field("message")).collect::<Vec<_>>()
     );

@@ -298,7 +298,9 @@ fn calls_block_on_body(tokens: TokenStream) -> bool {
 /// same meaning. Not when:
 /// - it is `#[track_caller]`: `Location::caller()` would name the closure;
 /// - the result may borrow from a `&mut` input: a reborrow through a
-///   captured `&mut` cannot leave the closure that captured it.
+///   captured `&mut` cannot leave the closure that captured it. A result
+///   type that mentions a reference, a lifetime or `Self` (which may hold
+///   the impl's lifetimes) counts as possibly borrowing.
 ///
 /// Otherwise the fn keeps the plain rewriting, where an exit inside a macro
 /// is recorded with outcome `unknown`.
@@ -354,6 +356,14 @@ impl<'ast> Visit<'ast> for Borrows {
 
     fn visit_lifetime(&mut self, _: &'ast syn::Lifetime) {
         self.shared = true;
+    }
+
+    fn visit_type_path(&mut self, p: &'ast syn::TypePath) {
+        // `Self` may carry the impl's lifetimes without spelling them.
+        if p.qself.is_none() && p.path.segments.first().is_some_and(|s| s.ident == "Self") {
+            self.shared = true;
+        }
+        syn::visit::visit_type_path(self, p);
     }
 }
 
