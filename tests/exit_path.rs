@@ -554,6 +554,36 @@ fn tokio_main_in_either_order() {
     check(&one(&recs), "tail", line_of("@main_tail"), "ok");
 }
 
+thread_local! {
+    /// Makes `tokio_test_shape` fail when set on the calling thread (a
+    /// current-thread runtime runs the test's body on that thread).
+    static FAIL_TOKIO_TEST: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A test of its own (it passes when run alone) and, called from the test
+/// below with the flag set, the shape `#[tokio::test]` hands over.
+#[tokio::test]
+#[exit_path]
+async fn tokio_test_shape() -> Result<(), io::Error> {
+    tokio::task::yield_now().await;
+    if FAIL_TOKIO_TEST.with(std::cell::Cell::get) {
+        my_bail!("failing on purpose"); // @tokio_test_bail
+    }
+    Ok(())
+}
+
+#[test]
+fn tokio_test_above_exit_path_records_the_users_sites() {
+    FAIL_TOKIO_TEST.with(|f| f.set(true));
+    let (r, recs) = capture(tokio_test_shape);
+    FAIL_TOKIO_TEST.with(|f| f.set(false));
+    assert!(r.is_err());
+    let rec = one(&recs);
+    assert_eq!(rec.field("fn"), "exit_path::tokio_test_shape");
+    check(&rec, "macro", line_of("@tokio_test_bail"), "err");
+    assert_eq!(rec.field("error"), "failing on purpose");
+}
+
 /// The only test of this binary that touches the process-wide sink: the
 /// record reaches the JSONL file with the schema's keys.
 #[test]
