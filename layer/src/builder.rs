@@ -174,13 +174,9 @@ impl Builder {
     pub fn layer(self) -> Result<LastwordsLayer, InitError> {
         let path = self.resolved_path();
         let roll = Roller::new(&path, &self.rotation, self.max_files, self.mode);
-        let file = roll.as_ref().map_or_else(
-            || path.clone(),
-            |r| r.start_at(crate::clock::Timestamp::now().secs),
-        );
         let mirror = Mirror::new(self.mirror);
         let (sink, tail) = Sink::open_rolling(&path, self.mode, self.max_record, mirror, roll)
-            .map_err(|e| {
+            .map_err(|(file, e)| {
                 InitError::io(format!("cannot open {} for appending", file.display()), e)
             })?;
         let sink = Sink::set_global(sink).ok_or_else(|| {

@@ -83,20 +83,20 @@ impl Sink {
         max_record: usize,
         mirror: Mirror,
     ) -> io::Result<(Sink, Vec<u8>)> {
-        Sink::open_rolling(path, mode, max_record, mirror, None)
+        Sink::open_rolling(path, mode, max_record, mirror, None).map_err(|(_, e)| e)
     }
 
     /// [`Sink::open`] with time-based rotation: the file is the current
     /// period's, and the previous run's records are looked for in the
     /// newest of the rotation's files (or `path` itself, written before
-    /// rotation was configured).
+    /// rotation was configured). An error comes with the file it is about.
     pub(crate) fn open_rolling(
         path: &Path,
         mode: u32,
         max_record: usize,
         mirror: Mirror,
         roll: Option<Roller>,
-    ) -> io::Result<(Sink, Vec<u8>)> {
+    ) -> Result<(Sink, Vec<u8>), (PathBuf, io::Error)> {
         let (file, previous) = match &roll {
             Some(roll) => {
                 let file = roll.start_at(crate::clock::Timestamp::now().secs);
@@ -106,22 +106,7 @@ impl Sink {
             }
             None => (path.to_owned(), None),
         };
-        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        let c_path = CString::new(file.as_os_str().as_bytes())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
-        // SAFETY: `c_path` is a valid NUL-terminated string.
-        let fd = unsafe {
-            libc::open(
-                c_path.as_ptr(),
-                libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC,
-                mode as libc::c_uint,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let fd = open_fd(&file, mode).map_err(|e| (file.clone(), e))?;
         let pid = std::process::id();
         let run_id = new_run_id();
         let sink = Sink {
@@ -141,15 +126,23 @@ impl Sink {
             in_flight: [AtomicU64::new(0), AtomicU64::new(0)],
             epoch: AtomicU64::new(0),
         };
-        let tail = read_tail(&file)?;
-        if tail.last().is_some_and(|&b| b != b'\n') {
+        // The previous run's records, and whether this run's file ends in
+        // a cut line; one read when they are the same file.
+        let (tail, last) = match previous.filter(|p| *p != file) {
+            Some(previous) => (
+                // Best effort: an unreadable old file only costs the report.
+                read_tail(&previous, TAIL_BYTES).unwrap_or_default(),
+                read_tail(&file, 1).map_err(|e| (file.clone(), e))?.pop(),
+            ),
+            None => {
+                let tail = read_tail(&file, TAIL_BYTES).map_err(|e| (file.clone(), e))?;
+                let last = tail.last().copied();
+                (tail, last)
+            }
+        };
+        if last.is_some_and(|b| b != b'\n') {
             sink.needs_newline.store(true, Ordering::Relaxed);
         }
-        let tail = match previous.filter(|p| *p != file) {
-            // Best effort: an unreadable old file only costs the report.
-            Some(previous) => read_tail(&previous).unwrap_or_default(),
-            None => tail,
-        };
         if let Some(roll) = &sink.roll {
             roll.prune();
         }
@@ -435,8 +428,29 @@ fn monotonic_ms() -> u64 {
 /// previous run's last records, whatever the file's size.
 pub(crate) const TAIL_BYTES: u64 = 256 * 1024;
 
-/// The last [`TAIL_BYTES`] of the file at `path` (empty if it is empty).
-fn read_tail(path: &Path) -> io::Result<Vec<u8>> {
+/// Opens `path` for appending (creating it and its directories).
+fn open_fd(path: &Path, mode: u32) -> io::Result<libc::c_int> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let c_path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    // SAFETY: `c_path` is a valid NUL-terminated string.
+    let fd = unsafe {
+        libc::open(
+            c_path.as_ptr(),
+            libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC,
+            mode as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// The last `max` bytes of the file at `path` (empty if it is empty).
+fn read_tail(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     use std::io::{Read, Seek, SeekFrom};
     let mut file = match std::fs::File::open(path) {
         Ok(file) => file,
@@ -449,9 +463,9 @@ fn read_tail(path: &Path) -> io::Result<Vec<u8>> {
         return Ok(Vec::new()); // a device or a pipe: no history to read
     }
     let len = meta.len();
-    file.seek(SeekFrom::Start(len.saturating_sub(TAIL_BYTES)))?;
-    let mut tail = Vec::with_capacity(len.min(TAIL_BYTES) as usize);
-    file.take(TAIL_BYTES).read_to_end(&mut tail)?;
+    file.seek(SeekFrom::Start(len.saturating_sub(max)))?;
+    let mut tail = Vec::with_capacity(len.min(max) as usize);
+    file.take(max).read_to_end(&mut tail)?;
     Ok(tail)
 }
 
