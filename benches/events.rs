@@ -66,8 +66,7 @@ impl Setup {
     fn fmt_file(&self) -> (Dispatch, PathBuf) {
         let path = self.dir.join("fmt-json.jsonl");
         let file = Arc::new(common::append_file(&path));
-        let subscriber = tracing_subscriber::fmt().json().with_writer(file).finish();
-        (Dispatch::new(subscriber), path)
+        (common::fmt_json(file), path)
     }
 
     fn fmt_non_blocking(
@@ -80,11 +79,7 @@ impl Setup {
     ) {
         let path = self.dir.join(name);
         let (writer, guard) = tracing_appender::non_blocking(common::append_file(&path));
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_writer(writer)
-            .finish();
-        (Dispatch::new(subscriber), guard, path)
+        (common::fmt_json(writer), guard, path)
     }
 }
 
@@ -215,12 +210,7 @@ fn formatting(c: &mut Criterion) {
     });
 
     // tracing-subscriber's JSON formatter, everything but the write.
-    let dispatch = Dispatch::new(
-        tracing_subscriber::fmt()
-            .json()
-            .with_writer(std::io::sink)
-            .finish(),
-    );
+    let dispatch = common::fmt_json(std::io::sink);
     group.bench_function("fmt_json_to_sink", |b| {
         b.iter_custom(|iters| common::run_threads(1, iters, &dispatch, event))
     });
@@ -281,11 +271,7 @@ fn paired_events(setup: &Setup, threads: usize) {
             "fmt().json() → File",
             Box::new(|n| {
                 common::truncate(&fmt_path);
-                let subscriber = tracing_subscriber::fmt()
-                    .json()
-                    .with_writer(fmt_file.clone())
-                    .finish();
-                let dispatch = Dispatch::new(subscriber);
+                let dispatch = common::fmt_json(fmt_file.clone());
                 common::run_threads(threads, per_thread(n), &dispatch, event) * scale
             }),
         ),
@@ -315,11 +301,7 @@ fn paired_events(setup: &Setup, threads: usize) {
                 common::truncate(&nb_path);
                 let (writer, _guard) =
                     tracing_appender::non_blocking(common::append_file(&nb_path));
-                let subscriber = tracing_subscriber::fmt()
-                    .json()
-                    .with_writer(writer)
-                    .finish();
-                let dispatch = Dispatch::new(subscriber);
+                let dispatch = common::fmt_json(writer);
                 common::run_threads(threads, per_thread(n), &dispatch, event) * scale
             }),
         ),

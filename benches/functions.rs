@@ -108,8 +108,7 @@ impl Setup {
     fn fmt_file(&self) -> (Dispatch, PathBuf) {
         let path = self.dir.join("fmt-json.jsonl");
         let file = Arc::new(common::append_file(&path));
-        let subscriber = tracing_subscriber::fmt().json().with_writer(file).finish();
-        (Dispatch::new(subscriber), path)
+        (common::fmt_json(file), path)
     }
 
     /// Says which macros wrote nothing (while they are stubs, the figures of
@@ -244,11 +243,7 @@ fn paired_calls(setup: &Setup) {
             "#[instrument(err, ret)] → fmt().json() File",
             Box::new(|n| {
                 common::truncate(&fmt_path);
-                let subscriber = tracing_subscriber::fmt()
-                    .json()
-                    .with_writer(fmt_file.clone())
-                    .finish();
-                let dispatch = Dispatch::new(subscriber);
+                let dispatch = common::fmt_json(fmt_file.clone());
                 common::run_threads(1, n, &dispatch, |i| {
                     black_box(with_instrument(black_box(i))).ok();
                 })

@@ -44,6 +44,20 @@ pub fn append_file(path: &Path) -> File {
         .expect("open a benchmark file")
 }
 
+/// `tracing_subscriber::fmt().json()` writing through `writer`: the
+/// formatter lastwords is compared with.
+pub fn fmt_json<W>(writer: W) -> Dispatch
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    Dispatch::new(
+        tracing_subscriber::fmt()
+            .json()
+            .with_writer(writer)
+            .finish(),
+    )
+}
+
 /// Empties `path` so that files do not grow to gigabytes over a run (the
 /// page cache and delayed block allocation would then dominate). Writers
 /// opened with `O_APPEND` keep appending at the new end.
