@@ -10,7 +10,7 @@
 //! cannot drift from what is tested. jq and lnav must be installed
 //! (`apt-get install -y jq lnav`), and DuckDB's Python module for the DuckDB
 //! recipe (`pip install duckdb`, in `python3` or in the interpreter named by
-//! `$LASTWORDS_TEST_PYTHON`, which `.ci/run` sets up); a missing tool fails
+//! `$LASTWORDS_TEST_PYTHON`, which `scripts/test.sh` sets up); a missing tool fails
 //! its test with what to install.
 
 #[path = "support/scenario_run.rs"]
@@ -289,7 +289,7 @@ fn python_with_duckdb() -> String {
         Ok(out) => panic!(
             "DuckDB's Python module is needed to test the DuckDB recipe, and `{python}` cannot \
              import it: `pip install duckdb`, or set LASTWORDS_TEST_PYTHON to a Python that has \
-             it (.ci/run does): {}",
+             it (scripts/test.sh does): {}",
             String::from_utf8_lossy(&out.stderr)
         ),
         Err(e) => panic!(

@@ -288,7 +288,7 @@ pub fn require_tool(tool: &str) {
         Ok(_) => {}
         Err(e) => panic!(
             "`{tool}` is needed to test reading the log with the tools users have, and it \
-             cannot be run ({e}). Install it: `apt-get install -y jq lnav` (what .ci/run does)"
+             cannot be run ({e}). Install it: `apt-get install -y jq lnav`, or run the suite with scripts/test.sh, which does"
         ),
     }
 }
