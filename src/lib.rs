@@ -1,23 +1,19 @@
-//! lastwords makes a Rust service say, in its log, how and where it died.
-//!
-//! ```no_run
-//! lastwords::init()
-//!     .path("logs/ingester.jsonl")
-//!     .install()
-//!     .expect("lastwords");
-//! lastwords::crumb!("entering select with all three tasks");
-//! ```
-//!
-//! See the README for the record schema and how each way of dying is
-//! recorded.
-
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
 pub use lastwords_layer::{
     exit, init, install_hooks, Builder, ErrorChain, InitError, Lastwords, LastwordsLayer, Rotation,
     DEFAULT_MAX_RECORD_BYTES,
 };
-pub use lastwords_macros::{breadcrumb, crumb, exit_path};
+
+#[doc = include_str!("../docs/api/exit_path.md")]
+pub use lastwords_macros::exit_path;
+
+#[doc = include_str!("../docs/api/breadcrumb.md")]
+pub use lastwords_macros::breadcrumb;
+
+#[doc = include_str!("../docs/api/crumb.md")]
+pub use lastwords_macros::crumb;
 
 /// Support for the macros' expansions. Not a stable API: every item here may
 /// change in any release.
