@@ -282,6 +282,22 @@ fn quit_loses_no_record_on_process_exit() {
         "process::exit(0) is the last record"
     );
     assert_lnav_agrees_with_jq(&log);
+
+    // Side by side in the same run: a `fmt().json()` writer behind a buffer
+    // flushed every 4,096 records loses everything after the last flush.
+    let (delivered, total, lost, last_line) = quit_report(&out.stdout, "buffered");
+    assert_eq!(
+        (delivered, total, lost),
+        (16_384, 20_000, 3_616),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(last_line, "complete");
+    let in_file = records(&dir.join("quit.buffered.jsonl"), false)
+        .iter()
+        .filter(|r| r["message"] == "frame rendered")
+        .count();
+    assert_eq!(in_file, 16_384, "the report matches the file");
 }
 
 #[test]
