@@ -13,12 +13,15 @@ use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
-use tracing_subscriber::registry::{LookupSpan, Registry};
+use tracing_subscriber::registry::LookupSpan;
 
 use crate::clock::Timestamp;
-use crate::json;
+use crate::fields::{FieldVisitor, MessageVisitor, OnePass, Pass};
 use crate::record::{self, Fields};
 use crate::sink::Sink;
+/// Read by the panic hook; lives with the span storage it reads.
+pub(crate) use crate::spans::write_current_spans;
+use crate::spans::{self, SpanJson};
 
 /// Prefix of the metadata name of events emitted by lastwords' own macros;
 /// the rest is the record's `kind` (`lastwords::fn_exit`).
@@ -68,10 +71,6 @@ impl LastwordsLayer {
 /// and every such span went through `on_new_span` first. Lets events
 /// skip the registry's current-span lookup in programs that use no spans.
 static SPANS_SEEN: AtomicBool = AtomicBool::new(false);
-
-/// The fields of a span, already in JSON (`,"k":v…`), kept in the span's
-/// extensions.
-struct SpanJson(Vec<u8>);
 
 impl<S> Layer<S> for LastwordsLayer
 where
@@ -154,24 +153,13 @@ where
                 event.record(&mut visitor);
             }
             let out = &mut bufs.tail;
-            // `span` is the innermost span, `spans` all of them from the root,
-            // as tracing-subscriber's JSON formatter writes them.
             let current = if SPANS_SEEN.load(Ordering::Relaxed) {
                 ctx.event_span(event)
             } else {
                 None
             };
             if let Some(current) = current {
-                out.extend_from_slice(b",\"span\":");
-                write_span(out, current.name(), &current.extensions());
-                out.extend_from_slice(b",\"spans\":[");
-                for (i, span) in current.scope().from_root().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    write_span(out, span.name(), &span.extensions());
-                }
-                out.push(b']');
+                spans::write_event_spans(out, &current);
             }
             out.extend_from_slice(b"}\n");
             sink.commit_vec(&mut bufs.head, &bufs.tail);
@@ -180,94 +168,6 @@ where
             }
         });
     }
-}
-
-/// How long the panic hook waits for the spans to be read (see
-/// [`write_current_spans`]).
-const SPANS_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
-
-/// Writes `,"span":{…},"spans":[…]` for the calling thread's current span
-/// into a record that is not a `tracing` event (the `panic` record), the
-/// same members [`LastwordsLayer::on_event`] writes for an event logged at
-/// this point; writes nothing when there is no current span.
-///
-/// The spans come from the thread's default dispatcher, global or scoped,
-/// when it is (or wraps, through [`Layered`]) a [`Registry`]: the stack
-/// `install()` builds, or any stack a user builds on `registry()`. Only
-/// spans this layer saw (they carry a [`SpanJson`]) are listed, so spans
-/// that a per-layer filter hides from the lastwords layer are left out
-/// here too, as `Context::event_span` leaves them out for events. Any other
-/// subscriber, or a span already closed, simply gives no span members.
-///
-/// Does not panic (a panic inside the panic hook aborts the process): the
-/// registry's lookups return `Option`s. Reading a span's fields takes its
-/// extensions lock, which another layer may hold on this very thread: the
-/// `fmt` layer formats span fields while holding it, so a `Debug` impl
-/// panicking inside `Span::record` lands here with the lock taken, and a
-/// read from this thread would wait forever. So the current span is found
-/// here (the span stack is per thread), and its fields are read by a
-/// short-lived thread, waited for at most [`SPANS_WAIT`]; if it cannot
-/// finish (or cannot be started) the record goes without spans.
-///
-/// [`Layered`]: tracing_subscriber::layer::Layered
-pub(crate) fn write_current_spans(out: &mut Vec<u8>) {
-    let Some((dispatch, leaf)) = tracing_core::dispatcher::get_default(|dispatch| {
-        let registry = dispatch.downcast_ref::<Registry>()?;
-        let leaf = registry.current_span().id()?.clone();
-        Some((dispatch.clone(), leaf))
-    }) else {
-        return;
-    };
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    let reader = std::thread::Builder::new()
-        .name("lastwords-panic-spans".into())
-        .spawn(move || {
-            let mut spans = Vec::new();
-            if let Some(registry) = dispatch.downcast_ref::<Registry>() {
-                write_spans_of(registry, &leaf, &mut spans);
-            }
-            // Ignored: the panic hook stopped waiting.
-            let _ = tx.send(spans);
-        });
-    if reader.is_ok() {
-        if let Ok(spans) = rx.recv_timeout(SPANS_WAIT) {
-            out.extend_from_slice(&spans);
-        }
-    }
-}
-
-/// The `span` and `spans` members for the span `leaf` and its parents.
-fn write_spans_of(registry: &Registry, leaf: &Id, out: &mut Vec<u8>) {
-    let Some(leaf) = registry.span(leaf) else {
-        return;
-    };
-    // Innermost first, as `scope()` walks.
-    let ours: Vec<_> = leaf
-        .scope()
-        .filter(|span| span.extensions().get::<SpanJson>().is_some())
-        .collect();
-    let Some(innermost) = ours.first() else {
-        return;
-    };
-    out.extend_from_slice(b",\"span\":");
-    write_span(out, innermost.name(), &innermost.extensions());
-    out.extend_from_slice(b",\"spans\":[");
-    for (i, span) in ours.iter().rev().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_span(out, span.name(), &span.extensions());
-    }
-    out.push(b']');
-}
-
-fn write_span(out: &mut Vec<u8>, name: &str, ext: &tracing_subscriber::registry::Extensions<'_>) {
-    out.extend_from_slice(b"{\"name\":");
-    json::string(out, name);
-    if let Some(SpanJson(fields)) = ext.get::<SpanJson>() {
-        out.extend_from_slice(fields);
-    }
-    out.push(b'}');
 }
 
 /// Fields of a `fn_exit` record that its message already states.
@@ -331,278 +231,15 @@ fn human_line(event: &Event<'_>, kind: &str, ours: bool) -> Vec<u8> {
     line.into_bytes()
 }
 
-/// Where [`OnePass`] stands.
-enum Pass<'a> {
-    /// No value seen yet.
-    Start(&'a mut record::Bufs),
-    /// The first value was the message: the head is written, the fields go
-    /// to the tail.
-    Fields(FieldVisitor<'a>),
-    /// The first value was not the message: the two-pass path takes over.
-    Bail,
-}
-
-/// Visits an event's values once when its first value is the message: the
-/// message completes the record's head (whose length sets the fields' size
-/// cap), then every other value is a field. Saves the second walk over the
-/// values, about a dozen dynamic calls per `fn_exit` record.
-struct OnePass<'a, 'e> {
-    state: Pass<'a>,
-    /// What `record::head` needs besides the message.
-    head: (
-        &'static Sink,
-        Timestamp,
-        Level,
-        &'static tracing_core::Metadata<'static>,
-        &'e str,
-    ),
-    skip_kind: bool,
-}
-
-impl<'a> OnePass<'a, '_> {
-    /// Hands the value to the message writer if it is the first one and the
-    /// message, else to the fields writer once the head is written.
-    #[inline]
-    fn visit(
-        &mut self,
-        field: &Field,
-        message: impl FnOnce(&mut MessageVisitor<'_>),
-        fields: impl FnOnce(&mut FieldVisitor<'a>),
-    ) {
-        match &mut self.state {
-            Pass::Fields(visitor) => fields(visitor),
-            Pass::Bail => {}
-            Pass::Start(_) => self.start(field, message),
-        }
-    }
-
-    /// The first value: writes the head if it is the message, else gives
-    /// up. Kept out of [`OnePass::visit`] so that the path every other
-    /// value takes is a jump to the fields writer, without this path's
-    /// stack frame and register saves.
-    #[inline(never)]
-    fn start(&mut self, field: &Field, message: impl FnOnce(&mut MessageVisitor<'_>)) {
-        let Pass::Start(bufs) = std::mem::replace(&mut self.state, Pass::Bail) else {
-            return;
-        };
-        if field.name() != "message" {
-            return;
-        }
-        let (sink, at, level, meta, kind) = self.head;
-        let site = Some((meta, sink));
-        let target = meta.target();
-        record::head(bufs, sink, at, level, target, kind, site, |out, budget| {
-            let limit = out.len() + budget;
-            message(&mut MessageVisitor {
-                out,
-                limit,
-                found: false,
-            });
-        });
-        self.state = Pass::Fields(FieldVisitor {
-            fields: Fields::new(bufs, sink),
-            skip_kind: self.skip_kind,
-        });
-    }
-}
-
-impl Visit for OnePass<'_, '_> {
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.visit(
-            field,
-            |m| m.record_f64(field, value),
-            |f| f.record_f64(field, value),
-        );
-    }
-
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.visit(
-            field,
-            |m| m.record_i64(field, value),
-            |f| f.record_i64(field, value),
-        );
-    }
-
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.visit(
-            field,
-            |m| m.record_u64(field, value),
-            |f| f.record_u64(field, value),
-        );
-    }
-
-    fn record_i128(&mut self, field: &Field, value: i128) {
-        self.visit(
-            field,
-            |m| m.record_i128(field, value),
-            |f| f.record_i128(field, value),
-        );
-    }
-
-    fn record_u128(&mut self, field: &Field, value: u128) {
-        self.visit(
-            field,
-            |m| m.record_u128(field, value),
-            |f| f.record_u128(field, value),
-        );
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.visit(
-            field,
-            |m| m.record_bool(field, value),
-            |f| f.record_bool(field, value),
-        );
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.visit(
-            field,
-            |m| m.record_str(field, value),
-            |f| f.record_str(field, value),
-        );
-    }
-
-    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.visit(
-            field,
-            |m| m.record_error(field, value),
-            |f| f.record_error(field, value),
-        );
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.visit(
-            field,
-            |m| m.record_debug(field, value),
-            |f| f.record_debug(field, value),
-        );
-    }
-}
-
-/// Writes the `message` field as a JSON string into the record's head.
-struct MessageVisitor<'a> {
-    out: &'a mut Vec<u8>,
-    limit: usize,
-    found: bool,
-}
-
-impl Visit for MessageVisitor<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" && !self.found {
-            self.found = true;
-            // `fn_exit` messages arrive as `&str`. When even the worst-case
-            // escaping (6 bytes per byte) fits, nothing can be cut, and the
-            // plain string writer gives the same bytes as the cutting one
-            // without a trip through `fmt`.
-            if self.out.len() + 1 + value.len() * 6 <= self.limit {
-                json::string(self.out, value);
-            } else {
-                json::display_string(self.out, &value, self.limit);
-            }
-        }
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if field.name() == "message" && !self.found {
-            self.found = true;
-            json::debug_string(self.out, value, self.limit);
-        }
-    }
-}
-
-/// Writes an event's or span's fields (all but `message`) as JSON members.
-struct FieldVisitor<'a> {
-    fields: Fields<'a>,
-    /// Events of lastwords' macros carry their kind as a field too (for other
-    /// layers); it is already in the record's head.
-    skip_kind: bool,
-}
-
-impl<'a> FieldVisitor<'a> {
-    fn new(out: &'a mut Vec<u8>, limit: usize, skip_kind: bool) -> Self {
-        let limit = out.len() + limit;
-        FieldVisitor {
-            fields: Fields {
-                out,
-                limit,
-                keys: None,
-            },
-            skip_kind,
-        }
-    }
-
-    fn skip(&self, field: &Field) -> bool {
-        let name = field.name();
-        name == "message" || (self.skip_kind && name == "kind")
-    }
-}
-
-impl Visit for FieldVisitor<'_> {
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        if !self.skip(field) {
-            self.fields.key(field.name());
-            json::float(self.fields.out, value);
-        }
-    }
-
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        if !self.skip(field) {
-            self.fields.int(field.name(), value);
-        }
-    }
-
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        if !self.skip(field) {
-            self.fields.int(field.name(), value);
-        }
-    }
-
-    fn record_i128(&mut self, field: &Field, value: i128) {
-        if !self.skip(field) {
-            self.fields.int(field.name(), value);
-        }
-    }
-
-    fn record_u128(&mut self, field: &Field, value: u128) {
-        if !self.skip(field) {
-            self.fields.int(field.name(), value);
-        }
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        if !self.skip(field) {
-            self.fields.bool(field.name(), value);
-        }
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if !self.skip(field) {
-            self.fields.str(field.name(), value);
-        }
-    }
-
-    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        if !self.skip(field) {
-            self.fields.key(field.name());
-            json::error_string(self.fields.out, value, self.fields.limit);
-        }
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if !self.skip(field) {
-            self.fields.debug(field.name(), value);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::mirror::Mirror;
+    use crate::spans::SPANS_WAIT;
     use serde_json::Value;
     use std::path::PathBuf;
     use tracing_subscriber::prelude::*;
+    use tracing_subscriber::registry::Registry;
 
     /// A layer writing to a fresh file of its own (not the process-wide
     /// sink), and the path of that file.

@@ -18,6 +18,7 @@
 
 mod builder;
 mod clock;
+mod fields;
 mod hooks;
 mod json;
 mod layer;
@@ -27,6 +28,7 @@ mod record;
 pub mod ring;
 mod rotation;
 mod sink;
+mod spans;
 mod thread;
 
 #[cfg(test)]
