@@ -100,10 +100,14 @@ fn every_tested_recipe_is_in_the_doc_verbatim() {
             "not in the doc: {sql}"
         );
     }
-    assert!(
-        doc.contains(DUCKDB_COUNTS),
-        "not in the doc: {DUCKDB_COUNTS}"
-    );
+    for sql in [
+        DUCKDB_COUNTS,
+        DUCKDB_FLEET_ENDINGS,
+        DUCKDB_FLEET_ERROR_SITES,
+        DUCKDB_FLEET_KILLED,
+    ] {
+        assert!(doc.contains(sql), "not in the doc: {sql}");
+    }
 }
 
 #[test]
@@ -332,4 +336,155 @@ fn duckdb_counts_by_kind_and_site() {
         .sum();
     assert_eq!(json!(duck_total), jq_slurp("length", fixture()), "{stdout}");
     assert!(stdout.contains("'fn_exit', 'unwind', 1"), "{stdout}");
+}
+
+const DUCKDB_FLEET_ENDINGS: &str = "SELECT host, pid, started, CASE last_kind WHEN 'process_exit' THEN 'exit' WHEN 'signal' THEN 'signal' WHEN 'fatal_signal' THEN 'fatal_signal' WHEN 'panic' THEN 'panic' ELSE 'no_final_record' END AS ended, exit_code, signal FROM (SELECT regexp_extract(filename, '([^/]+)/[^/]+$', 1) AS host, run_id, pid, min(timestamp) AS started, arg_max(kind, seq) AS last_kind, arg_max(exit_code, seq) AS exit_code, arg_max(signal, seq) AS signal FROM read_json_auto('fleet/*/*.jsonl', format = 'newline_delimited', filename = true, union_by_name = true, ignore_errors = true) GROUP BY ALL) ORDER BY host, started;";
+const DUCKDB_FLEET_ERROR_SITES: &str = "SELECT fn, site, line, outcome, count(*) AS n, count(DISTINCT regexp_extract(filename, '([^/]+)/[^/]+$', 1)) AS hosts FROM read_json_auto('fleet/*/*.jsonl', format = 'newline_delimited', filename = true, union_by_name = true, ignore_errors = true) WHERE kind = 'fn_exit' AND (outcome IN ('err', 'panic') OR unexpected) GROUP BY ALL ORDER BY n DESC, fn, line LIMIT 10;";
+const DUCKDB_FLEET_KILLED: &str = "SELECT regexp_extract(filename, '([^/]+)/[^/]+$', 1) AS host, previous_run.pid AS pid, previous_run.last_breadcrumbs[-1].name AS last_breadcrumb FROM read_json_auto('fleet/*/*.jsonl', format = 'newline_delimited', filename = true, union_by_name = true, ignore_errors = true) WHERE kind = 'process_start' AND previous_run.ended = 'no_final_record' ORDER BY host, timestamp;";
+
+/// Runs one DuckDB query from Python in `dir`; each row as a JSON array.
+fn duckdb_rows(python: &str, dir: &Path, sql: &str) -> Vec<Value> {
+    let script = format!(
+        "import duckdb, json\nfor row in duckdb.sql({sql:?}).fetchall(): print(json.dumps(row, default=str))"
+    );
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(&script)
+        .current_dir(dir)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "DuckDB failed on {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+/// Two hosts, each with a current and a rotated file holding three runs
+/// of the ingester between them, run in this order (oldest first):
+///
+/// - host-a: `ingester.2026-11-30.jsonl`: task-panic (exit 1);
+///   `ingester.jsonl`: killed (SIGKILL), then loop-bug (exit 1), whose start
+///   reports the kill;
+/// - host-b: `ingester.2026-11-30.jsonl`: loop-bug (exit 1);
+///   `ingester.jsonl`: healthy (SIGTERM, graceful exit 0), then killed.
+fn fleet() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tools-fleet");
+    // A leftover of an earlier run; the runs must start on empty files.
+    let _ = std::fs::remove_dir_all(&dir);
+    for host in ["host-a", "host-b"] {
+        std::fs::create_dir_all(dir.join("fleet").join(host)).expect("create the host dir");
+    }
+    let file = |host: &str, name: &str| dir.join("fleet").join(host).join(name);
+    let exits_1 = |scenario: &str, log: &Path| {
+        let out = run("ingester", &["--scenario", scenario], log);
+        assert_eq!(out.code(), Some(1), "{scenario}: {out:?}");
+    };
+    let killed = |log: &Path| {
+        let out = run("ingester", &["--scenario", "killed"], log);
+        assert_eq!(out.signal(), Some(libc::SIGKILL), "{out:?}");
+    };
+    exits_1("task-panic", &file("host-a", "ingester.2026-11-30.jsonl"));
+    killed(&file("host-a", "ingester.jsonl"));
+    exits_1("loop-bug", &file("host-a", "ingester.jsonl"));
+    exits_1("loop-bug", &file("host-b", "ingester.2026-11-30.jsonl"));
+    let mut healthy = spawn(
+        "ingester",
+        &["--scenario", "healthy"],
+        &file("host-b", "ingester.jsonl"),
+        &[],
+    );
+    healthy.wait_for_line("ready");
+    std::thread::sleep(Duration::from_millis(200));
+    healthy.signal(libc::SIGTERM);
+    let out = healthy.wait();
+    assert_eq!(out.code(), Some(0), "healthy: {out:?}");
+    killed(&file("host-b", "ingester.jsonl"));
+    dir
+}
+
+#[test]
+fn duckdb_reads_the_fleet_at_once() {
+    let python = python_with_duckdb();
+    let dir = fleet();
+    let all: Vec<Value> = ["host-a", "host-b"]
+        .iter()
+        .flat_map(|host| {
+            ["ingester.2026-11-30.jsonl", "ingester.jsonl"]
+                .map(|name| dir.join("fleet").join(host).join(name))
+        })
+        .flat_map(|file| records(&file, true))
+        .collect();
+
+    // How each run ended, per host, oldest first.
+    let endings = duckdb_rows(&python, &dir, DUCKDB_FLEET_ENDINGS);
+    let summary: Vec<(String, String, Value)> = endings
+        .iter()
+        .map(|r| {
+            (
+                r[0].as_str().unwrap().to_owned(),
+                r[3].as_str().unwrap().to_owned(),
+                r[4].clone(),
+            )
+        })
+        .collect();
+    let exit = |host: &str, code: i64| (host.to_owned(), "exit".to_owned(), json!(code));
+    let dead = |host: &str| (host.to_owned(), "no_final_record".to_owned(), Value::Null);
+    assert_eq!(
+        summary,
+        vec![
+            exit("host-a", 1),
+            dead("host-a"),
+            exit("host-a", 1),
+            exit("host-b", 1),
+            exit("host-b", 0),
+            dead("host-b")
+        ],
+        "{endings:#?}"
+    );
+    let runs: std::collections::BTreeSet<&str> =
+        all.iter().filter_map(|r| r["run_id"].as_str()).collect();
+    assert_eq!(runs.len(), endings.len(), "one row per run");
+
+    // The top error exit sites: the same counts as over the parsed records.
+    let sites = duckdb_rows(&python, &dir, DUCKDB_FLEET_ERROR_SITES);
+    assert!(!sites.is_empty());
+    for site in &sites {
+        let matching = all.iter().filter(|r| {
+            r["kind"] == "fn_exit"
+                && r["fn"] == site[0]
+                && r["site"] == site[1]
+                && r["line"] == site[2]
+                && r["outcome"] == site[3]
+        });
+        assert_eq!(json!(matching.count()), site[4], "{site}");
+    }
+    let unexpected_returns: u64 = sites
+        .iter()
+        .filter(|s| s[1] == "return")
+        .map(|s| s[4].as_u64().unwrap())
+        .sum();
+    assert!(
+        unexpected_returns >= 2,
+        "the loop-bug's return, on both hosts: {sites:#?}"
+    );
+    assert!(
+        sites.iter().any(|s| s[1] == "return" && s[5] == 2),
+        "the same return site on both hosts: {sites:#?}"
+    );
+
+    // The kill that a later start found: host-a's, with its last breadcrumb.
+    let killed = duckdb_rows(&python, &dir, DUCKDB_FLEET_KILLED);
+    assert_eq!(killed.len(), 1, "{killed:#?}");
+    assert_eq!(killed[0][0], "host-a");
+    let killed_pid = all
+        .iter()
+        .find(|r| r["kind"] == "process_start" && r["previous_run"]["ended"] == "no_final_record")
+        .map(|r| r["previous_run"]["pid"].clone());
+    assert_eq!(Some(killed[0][1].clone()), killed_pid);
+    assert!(killed[0][2].is_string(), "a last breadcrumb: {killed:#?}");
 }
