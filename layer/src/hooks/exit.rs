@@ -12,6 +12,15 @@
 //! then the file holds `seq` 1..=N without a gap, N being `process_exit`'s
 //! `seq`. Records other threads log after that may still be cut off by the
 //! end of the process, leaving gaps above N.
+//!
+//! A termination signal that arrives while exit handlers run ends the
+//! process as it would without lastwords; its `signal` record then comes
+//! after `process_exit`. So that it cannot cut in on this thread between
+//! `process_exit`'s `seq` and its write (leaving a gap below its own
+//! record), the termination signals are blocked on this thread while the
+//! record is written (a few microseconds: a signal arriving then is
+//! delivered right after). If another thread is already dying of a signal,
+//! the handler waits for that instead (see [`super::claim_death`]).
 
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
@@ -86,6 +95,7 @@ fn write_process_exit(status: libc::c_int) {
         return;
     }
     let Some(sink) = Sink::global() else { return };
+    super::wait_while_dying();
     // The parent sees the low 8 bits only.
     let code = status & 0xff;
     // SAFETY: CALLER is null or a `&'static Location` stored by `exit`.
@@ -102,6 +112,7 @@ fn write_process_exit(status: libc::c_int) {
             String::new()
         }
     );
+    let mask = super::signals::block();
     record::emit(sink, level, "process_exit", &message, |f| {
         f.int("exit_code", code);
         f.int("dropped_records", dropped);
@@ -110,6 +121,7 @@ fn write_process_exit(status: libc::c_int) {
         }
         f.crumbs("breadcrumbs", &crumbs);
     });
+    super::signals::restore_mask(&mask);
     sink.wait_for_earlier(WAIT_MS);
     sink.mirror.flush();
 }

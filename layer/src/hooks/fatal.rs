@@ -1,5 +1,7 @@
-//! SIGSEGV, SIGBUS, SIGILL, SIGFPE and SIGABRT: a `fatal_signal` record, then
-//! the death the process would have died without lastwords.
+//! SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS, SIGTRAP, SIGXCPU and
+//! SIGXFSZ: a `fatal_signal` record, then the death the process would have
+//! died without lastwords (the same signal, a core dump where the default
+//! action makes one).
 //!
 //! The handler runs with `SA_ONSTACK`, because a stack overflow leaves no
 //! stack to run on: std gives the main thread and every thread it spawns an
@@ -14,12 +16,25 @@
 //! small alternate stack, does not run our handler a second time there.
 //! Then:
 //!
-//! - a fault raised by the CPU (`si_code > 0`): return; the instruction
-//!   faults again and the restored action handles it as if lastwords had
-//!   never been there;
-//! - a signal sent by `kill`, `raise` or `abort` (`si_code <= 0`): raise it
-//!   again; it is blocked until the handler returns, then the restored
-//!   action gets it.
+//! - a fault raised by the CPU (SIGSEGV, SIGBUS, SIGILL or SIGFPE with
+//!   `si_code > 0`): return; the instruction faults again and the restored
+//!   action handles it as if lastwords had never been there;
+//! - any other (sent by `kill`, `raise` or `abort`; SIGSYS from seccomp and
+//!   SIGTRAP from a breakpoint, which do not fault again; SIGXCPU and
+//!   SIGXFSZ from a resource limit): raise it again; it is blocked until
+//!   the handler returns, then the restored action gets it.
+//!
+//! As PID 1 the kernel ignores a default-action signal unless it forces it
+//! (a CPU fault, seccomp's SIGSYS, a breakpoint's SIGTRAP): for the others
+//! the handler writes the record with `"ignored":true` and returns, and the
+//! process goes on as without lastwords. A forced SIGSYS or SIGTRAP kills
+//! PID 1 without lastwords, but the handler cannot re-raise it with the
+//! force the kernel used: it ends the process with `_exit(128 + signo)`.
+//!
+//! SIGSYS, SIGTRAP, SIGXCPU and SIGXFSZ are handled only while their action
+//! is the default: an application that installed a handler for one of them
+//! (a debugger's SIGTRAP, a CPU-limit checkpoint on SIGXCPU) keeps it
+//! untouched, and no record is written for it.
 //!
 //! The handler is one-shot: the first fatal signal restores the previous
 //! actions for good, which is right for a process that is about to die. A
@@ -33,15 +48,25 @@ use super::sigsafe::{self, ErrnoGuard, Overflow, SignalRecord};
 use crate::sink::Sink;
 
 /// The signals handled here.
-pub(crate) const SIGNALS: [libc::c_int; 5] = [
+pub(crate) const SIGNALS: [libc::c_int; 9] = [
     libc::SIGSEGV,
     libc::SIGBUS,
     libc::SIGILL,
     libc::SIGFPE,
     libc::SIGABRT,
+    libc::SIGSYS,
+    libc::SIGTRAP,
+    libc::SIGXCPU,
+    libc::SIGXFSZ,
 ];
 
+const N: usize = SIGNALS.len();
+
 const ABRT: usize = 4;
+
+/// `SIGNALS[i]` for `i >= DEFAULT_ONLY` is handled only while its action
+/// is the default.
+const DEFAULT_ONLY: usize = 5;
 
 /// How long the handler waits for records with a lower `seq` still being
 /// written by other threads.
@@ -60,8 +85,8 @@ const ALT_STACK_BYTES: usize = 64 * 1024;
 const OVERFLOW_REACH: usize = 64 * 1024;
 
 struct Prev {
-    saved: [AtomicBool; 5],
-    actions: UnsafeCell<[libc::sigaction; 5]>,
+    saved: [AtomicBool; N],
+    actions: UnsafeCell<[libc::sigaction; N]>,
 }
 
 // SAFETY: `actions[i]` is written once, before `saved[i]` is set (Release)
@@ -69,7 +94,7 @@ struct Prev {
 unsafe impl Sync for Prev {}
 
 static PREV: Prev = Prev {
-    saved: [const { AtomicBool::new(false) }; 5],
+    saved: [const { AtomicBool::new(false) }; N],
     // SAFETY: sigaction is plain data; all zeroes is SIG_DFL, empty mask.
     actions: UnsafeCell::new(unsafe { std::mem::zeroed() }),
 };
@@ -88,7 +113,9 @@ pub(crate) fn install() -> std::io::Result<()> {
         if unsafe { libc::sigaction(signo, std::ptr::null(), &mut old) } != 0 {
             return Err(std::io::Error::last_os_error());
         }
-        if old.sa_sigaction == libc::SIG_IGN {
+        if old.sa_sigaction == libc::SIG_IGN
+            || (i >= DEFAULT_ONLY && old.sa_sigaction != libc::SIG_DFL)
+        {
             continue;
         }
         // SAFETY: `saved[i]` is false, so no handler reads this entry yet,
@@ -156,7 +183,21 @@ extern "C" fn on_fatal(signo: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut
             None => (0, 0),
         }
     };
-    let hardware = code > 0 && signo != libc::SIGABRT;
+    // A fault the CPU raised: the instruction faults again on return.
+    let hardware = code > 0
+        && matches!(
+            signo,
+            libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE
+        );
+    // Signals the kernel delivers even to PID 1 with the default action.
+    let forced = hardware || (code > 0 && matches!(signo, libc::SIGSYS | libc::SIGTRAP));
+    // SAFETY: getpid has no preconditions.
+    let pid1 = unsafe { libc::getpid() } == 1;
+    if pid1 && !forced && previous_is_default(i) {
+        // The kernel ignores it; our handler stays for the next one.
+        record(signo, None, Overflow::No, true);
+        return;
+    }
     // Only a fault the CPU raised has a meaningful address; `kill -SEGV`
     // fills `si_addr` with the sender's pid and uid.
     let overflow = if hardware && (signo == libc::SIGSEGV || signo == libc::SIGBUS) {
@@ -164,28 +205,49 @@ extern "C" fn on_fatal(signo: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut
     } else {
         Overflow::No
     };
-    if let Some(sink) = Sink::global() {
-        sigsafe::write(
-            sink,
-            &SignalRecord {
-                kind: "fatal_signal",
-                level: "ERROR",
-                signo,
-                fault_address: hardware.then_some(addr),
-                overflow,
-            },
-        );
-        sink.wait_for_earlier(WAIT_MS);
-    }
+    super::claim_death();
+    record(signo, hardware.then_some(addr), overflow, false);
     restore(i);
     if i != ABRT {
         restore(ABRT);
     }
     if !hardware {
+        if pid1 && forced && previous_is_default(i) {
+            // SAFETY: _exit is async-signal-safe. See the module docs.
+            unsafe { libc::_exit(128 + signo) };
+        }
         // SAFETY: raise is async-signal-safe; the signal stays pending
         // until this handler returns, then the restored action takes it.
         unsafe { libc::raise(signo) };
     }
+}
+
+/// Writes the `fatal_signal` record and, unless the process goes on,
+/// waits for lower `seq` values still being written. Async-signal-safe.
+fn record(signo: libc::c_int, fault_address: Option<usize>, overflow: Overflow, ignored: bool) {
+    let Some(sink) = Sink::global() else { return };
+    sigsafe::write(
+        sink,
+        &SignalRecord {
+            kind: "fatal_signal",
+            level: "ERROR",
+            signo,
+            fault_address,
+            overflow,
+            ignored,
+        },
+    );
+    if !ignored {
+        sink.wait_for_earlier(WAIT_MS);
+    }
+}
+
+/// Whether the action found at install time for `SIGNALS[i]` is the
+/// default one. Async-signal-safe.
+fn previous_is_default(i: usize) -> bool {
+    !PREV.saved[i].load(Ordering::Acquire)
+        // SAFETY: as in `restore`.
+        || unsafe { (*PREV.actions.get())[i].sa_sigaction } == libc::SIG_DFL
 }
 
 /// Whether a fault at `addr` is the thread running off its stack: the

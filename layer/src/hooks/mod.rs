@@ -4,11 +4,31 @@
 //! |---|---|---|
 //! | panic, any thread | [`panic`](mod@panic) hook, chained | `panic` |
 //! | return from `main`, `process::exit` | glibc `on_exit` ([`exit`](mod@exit)) | `process_exit` |
-//! | SIGTERM, SIGINT, SIGHUP, SIGQUIT | [`signals`] | `signal` |
-//! | SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT | [`fatal`] | `fatal_signal` |
+//! | SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGALRM, SIGUSR1, SIGUSR2, SIGVTALRM, SIGPROF, SIGPIPE | [`signals`] | `signal` |
+//! | SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS, SIGTRAP, SIGXCPU, SIGXFSZ | [`fatal`] | `fatal_signal` |
 //!
 //! Each hook records, then hands over to what would have happened without
-//! lastwords, so the exit status and death signal are unchanged.
+//! lastwords, so the exit status and death signal are unchanged. The split
+//! between the two kinds: `fatal_signal` is for the signals whose default
+//! action dumps core because the program itself did something (a fault, an
+//! abort, a forbidden system call, a breakpoint, a CPU or file-size limit);
+//! `signal` for the others, which ask the process to stop or tell it about
+//! an event (SIGQUIT, the user's Ctrl-\, included).
+//!
+//! # Two deaths at once
+//!
+//! A handler that is about to end the process claims the death first
+//! ([`claim_death`]). Another thread that is about to die too (two threads
+//! crash at once), or to write a `panic` record, waits instead, at most
+//! [`DEATH_WAIT_MS`] after the claim, for the process to end: the file then
+//! has one ending, not two records racing each other. A claim also waits,
+//! at most [`PANIC_WAIT_MS`], for `panic` records already being written,
+//! so that they come before the death's record. If the process is
+//! still alive after that (an application handler recovered from the
+//! signal), everyone goes on as usual. The exit handler does not claim: a
+//! termination signal that arrives while `exit()` runs still ends the
+//! process (as it would without lastwords), and its `signal` record follows
+//! `process_exit`.
 //!
 //! # What is guaranteed about `seq` at the end
 //!
@@ -29,7 +49,7 @@
 //! `signal::ctrl_c()` / `signal(SignalKind::terminate())` is installed
 //! first: see [`signals`].
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use crate::builder::InitError;
 use crate::sink::Sink;
@@ -44,6 +64,111 @@ pub(crate) mod sigsafe;
 pub(crate) const CRUMBS: usize = sigsafe::CRUMBS;
 
 static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// How long, after a handler claimed the process's death, other threads'
+/// deaths and panics wait for it before going on as usual.
+pub(crate) const DEATH_WAIT_MS: u32 = 1000;
+
+/// The thread that claimed the process's death (high 32 bits, 0 = none)
+/// and when (low 32 bits, [`monotonic_ms`] truncated), in one word so that
+/// both change together.
+static DYING: AtomicU64 = AtomicU64::new(0);
+
+/// How long a claim on the process's death waits for `panic` records
+/// other threads are already writing.
+const PANIC_WAIT_MS: u32 = 200;
+
+/// How many threads are writing a `panic` record right now.
+static PANICS_WRITING: AtomicUsize = AtomicUsize::new(0);
+
+/// Held while a `panic` record is written; see [`panic_record`].
+pub(crate) struct PanicRecord(());
+
+impl Drop for PanicRecord {
+    fn drop(&mut self) {
+        PANICS_WRITING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Announces that the calling thread is about to write a `panic` record.
+/// If another thread is ending the process, waits for the end first (see
+/// [`wait_while_dying`]); the record is written only if the process is
+/// still alive after that.
+pub(crate) fn panic_record() -> PanicRecord {
+    PANICS_WRITING.fetch_add(1, Ordering::SeqCst);
+    if dying_elsewhere() {
+        PANICS_WRITING.fetch_sub(1, Ordering::SeqCst);
+        wait_while_dying();
+        PANICS_WRITING.fetch_add(1, Ordering::SeqCst);
+    }
+    PanicRecord(())
+}
+
+fn dying_elsewhere() -> bool {
+    let me = crate::thread::raw_tid() as u32 as u64;
+    let held = DYING.load(Ordering::SeqCst);
+    held != 0 && held >> 32 != me && monotonic_ms().wrapping_sub(held as u32) <= DEATH_WAIT_MS
+}
+
+/// Claims the process's death for the calling thread. If another thread
+/// claimed it less than [`DEATH_WAIT_MS`] ago, waits until that claim
+/// expires (the process normally ends long before) and takes it over.
+/// Async-signal-safe.
+pub(crate) fn claim_death() {
+    let me = crate::thread::raw_tid() as u32 as u64;
+    loop {
+        let held = DYING.load(Ordering::Acquire);
+        let now = monotonic_ms();
+        let expired = now.wrapping_sub(held as u32) > DEATH_WAIT_MS;
+        if held == 0 || held >> 32 == me || expired {
+            let mine = (me << 32) | u64::from(now);
+            if DYING
+                .compare_exchange(held, mine, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                // Panic records being written come first; new ones wait.
+                while PANICS_WRITING.load(Ordering::SeqCst) != 0
+                    && monotonic_ms().wrapping_sub(now) < PANIC_WAIT_MS
+                {
+                    pause_1ms();
+                }
+                return;
+            }
+            continue;
+        }
+        pause_1ms();
+    }
+}
+
+/// Waits while another thread's unexpired claim on the process's death
+/// holds (see [`claim_death`]); returns at once when there is none.
+/// Async-signal-safe.
+pub(crate) fn wait_while_dying() {
+    while dying_elsewhere() {
+        pause_1ms();
+    }
+}
+
+/// `CLOCK_MONOTONIC` in milliseconds, truncated to 32 bits (only
+/// differences of a few seconds are ever taken). Async-signal-safe.
+fn monotonic_ms() -> u32 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000) as u32
+}
+
+fn pause_1ms() {
+    let pause = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 1_000_000,
+    };
+    // SAFETY: a valid timespec; waking early only means one more look.
+    unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
+}
 
 /// Installs the panic hook, the exit handler and the signal handlers, all
 /// writing to the file opened by [`Builder::layer`](crate::Builder::layer) or

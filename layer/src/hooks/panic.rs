@@ -51,6 +51,10 @@ pub(crate) fn install() {
 }
 
 fn record_panic(message: &str, location: String) {
+    // Another thread ending the process (a fatal or termination signal)
+    // waits for this record, or this one waits for the end: the death's
+    // record is never followed by a panic record.
+    let _writing = super::panic_record();
     // Ignored: after this thread's locals are destroyed there is nowhere to
     // keep the panic for `current_panic`, and the record is still written.
     let _ = CURRENT.try_with(|current| {

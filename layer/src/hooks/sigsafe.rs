@@ -37,6 +37,9 @@ pub(crate) struct SignalRecord {
     pub(crate) fault_address: Option<usize>,
     /// Whether the fault was the thread running off its stack.
     pub(crate) overflow: Overflow,
+    /// Whether the signal changes nothing: its action is the default and
+    /// the process is PID 1, for which the kernel ignores it.
+    pub(crate) ignored: bool,
 }
 
 /// What a fatal handler found out about a stack overflow.
@@ -102,7 +105,7 @@ pub(crate) fn write(sink: &Sink, record: &SignalRecord) -> u64 {
         tail.put(b"[]");
     }
     tail.put(b"}\n");
-    let seq = sink.commit(head.as_bytes(), tail.as_bytes());
+    let seq = commit(sink, head.as_bytes(), tail.as_bytes());
     SCRATCH.busy.store(false, Ordering::Release);
     mirror(sink, record);
     seq
@@ -120,8 +123,19 @@ fn write_small(sink: &Sink, record: &SignalRecord) -> u64 {
     if tail.overflowed {
         return 0; // cannot happen with the fields above; never write half a line
     }
-    let seq = sink.commit(head.as_bytes(), tail.as_bytes());
+    let seq = commit(sink, head.as_bytes(), tail.as_bytes());
     mirror(sink, record);
+    seq
+}
+
+/// [`Sink::commit`] with the termination signals blocked on this thread:
+/// one arriving here must not cut in between the record's `seq` and its
+/// `write`, or the record would be missing below the next signal's.
+/// Async-signal-safe.
+fn commit(sink: &Sink, head: &[u8], tail: &[u8]) -> u64 {
+    let old = super::signals::block();
+    let seq = sink.commit(head, tail);
+    super::signals::restore_mask(&old);
     seq
 }
 
@@ -163,13 +177,27 @@ fn write_fields<O: Out + ?Sized>(out: &mut O, record: &SignalRecord) {
         json::key(out, "stack_overflow");
         out.put(b"true");
     }
+    if record.ignored {
+        json::key(out, "ignored");
+        out.put(b"true");
+    }
 }
 
 /// The record's `message` (plain ASCII, nothing to escape), also used by
 /// the mirror line: `received SIGTERM`, `fatal signal SIGSEGV`, or for a
-/// stack overflow what the reader must know to match it with the death
-/// the parent sees.
+/// stack overflow or an ignored signal what the reader must know to match
+/// it with the death the parent sees (or does not).
 fn write_message<O: Out + ?Sized>(out: &mut O, record: &SignalRecord) {
+    if record.ignored {
+        out.put(if record.kind == "signal" {
+            b"received ".as_slice()
+        } else {
+            b"fatal signal ".as_slice()
+        });
+        out.put(signal_name(record.signo).as_bytes());
+        out.put(b"; ignored, as the kernel does for PID 1");
+        return;
+    }
     if record.kind == "signal" {
         out.put(b"received ");
         out.put(signal_name(record.signo).as_bytes());
@@ -258,6 +286,16 @@ pub(crate) fn signal_name(signo: libc::c_int) -> &'static str {
         libc::SIGILL => "SIGILL",
         libc::SIGFPE => "SIGFPE",
         libc::SIGABRT => "SIGABRT",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGVTALRM => "SIGVTALRM",
+        libc::SIGPROF => "SIGPROF",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGSYS => "SIGSYS",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
         _ => "SIG?",
     }
 }
@@ -294,6 +332,12 @@ mod tests {
         assert_eq!(out.as_bytes(), b"0 deadbeef");
         assert_eq!(signal_name(libc::SIGTERM), "SIGTERM");
         assert_eq!(signal_name(libc::SIGABRT), "SIGABRT");
+        for signo in super::super::signals::SIGNALS
+            .into_iter()
+            .chain(super::super::fatal::SIGNALS)
+        {
+            assert_ne!(signal_name(signo), "SIG?", "{signo}");
+        }
     }
 
     fn message(kind: &'static str, signo: libc::c_int, overflow: Overflow) -> String {
@@ -303,6 +347,7 @@ mod tests {
             signo,
             fault_address: None,
             overflow,
+            ignored: false,
         };
         // The mirror's buffer: the longest message must fit in it whole.
         let mut out = StackBuf::<160>::new();
@@ -310,6 +355,27 @@ mod tests {
         write_message(&mut out, &record);
         assert!(!out.overflowed);
         String::from_utf8(out.as_bytes().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn ignored_message_fits_the_mirror_line() {
+        let record = SignalRecord {
+            kind: "fatal_signal",
+            level: "ERROR",
+            signo: libc::SIGVTALRM,
+            fault_address: None,
+            overflow: Overflow::No,
+            ignored: true,
+        };
+        let mut out = StackBuf::<160>::new();
+        out.put(b"[lastwords] ERROR fatal_signal: ");
+        write_message(&mut out, &record);
+        assert!(!out.overflowed);
+        assert_eq!(
+            String::from_utf8(out.as_bytes().to_vec()).unwrap(),
+            "[lastwords] ERROR fatal_signal: fatal signal SIGVTALRM; \
+             ignored, as the kernel does for PID 1"
+        );
     }
 
     #[test]
