@@ -20,6 +20,7 @@ mod builder;
 mod clock;
 mod hooks;
 mod json;
+mod json_read;
 mod layer;
 mod mirror;
 mod previous_run;
