@@ -13,7 +13,7 @@ use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
-use tracing_subscriber::registry::{LookupSpan, Registry};
+use tracing_subscriber::registry::LookupSpan;
 
 use crate::clock::Timestamp;
 use crate::json;
@@ -47,6 +47,12 @@ impl fmt::Debug for Sink {
 impl LastwordsLayer {
     pub(crate) fn new(sink: &'static Sink, mirror_level: Option<Level>) -> LastwordsLayer {
         LastwordsLayer { sink, mirror_level }
+    }
+
+    /// Tells this layer's spans from another lastwords layer's in the
+    /// panic hook's span stacks (span ids are per registry).
+    fn owner(&self) -> usize {
+        self.sink as *const Sink as usize
     }
 
     fn mirrors(&self, kind: &str, level: Level) -> bool {
@@ -111,6 +117,26 @@ where
         if let Some(SpanJson(out)) = ext.get_mut::<SpanJson>() {
             out.extend_from_slice(&more);
         }
+        drop(ext);
+        if crate::hooks::panic_spans::in_any() {
+            crate::hooks::panic_spans::recorded(self.owner(), |id, out| {
+                if let Some(span) = ctx.span(&Id::from_u64(id)) {
+                    write_span_members(out, &span);
+                }
+            });
+        }
+    }
+
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        crate::hooks::panic_spans::entered(self.owner(), id.into_u64(), |out| {
+            if let Some(span) = ctx.span(id) {
+                write_span_members(out, &span);
+            }
+        });
+    }
+
+    fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
+        crate::hooks::panic_spans::exited(self.owner(), id.into_u64());
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
@@ -182,77 +208,19 @@ where
     }
 }
 
-/// How long the panic hook waits for the spans to be read (see
-/// [`write_current_spans`]).
-const SPANS_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
-
-/// Writes `,"span":{…},"spans":[…]` for the calling thread's current span
-/// into a record that is not a `tracing` event (the `panic` record), the
-/// same members [`LastwordsLayer::on_event`] writes for an event logged at
-/// this point; writes nothing when there is no current span.
+/// Writes `,"span":{…},"spans":[…]` for `leaf` and its parents, the
+/// members [`LastwordsLayer::on_event`] writes for an event in `leaf`. The
+/// panic hook's copy of them is kept by [`panic_spans`].
 ///
-/// The spans come from the thread's default dispatcher, global or scoped,
-/// when it is (or wraps, through [`Layered`]) a [`Registry`]: the stack
-/// `install()` builds, or any stack a user builds on `registry()`. Only
-/// spans this layer saw (they carry a [`SpanJson`]) are listed, so spans
-/// that a per-layer filter hides from the lastwords layer are left out
-/// here too, as `Context::event_span` leaves them out for events. Any other
-/// subscriber, or a span already closed, simply gives no span members.
-///
-/// Does not panic (a panic inside the panic hook aborts the process): the
-/// registry's lookups return `Option`s. Reading a span's fields takes its
-/// extensions lock, which another layer may hold on this very thread: the
-/// `fmt` layer formats span fields while holding it, so a `Debug` impl
-/// panicking inside `Span::record` lands here with the lock taken, and a
-/// read from this thread would wait forever. So the current span is found
-/// here (the span stack is per thread), and its fields are read by a
-/// short-lived thread, waited for at most [`SPANS_WAIT`]; if it cannot
-/// finish (or cannot be started) the record goes without spans.
-///
-/// [`Layered`]: tracing_subscriber::layer::Layered
-pub(crate) fn write_current_spans(out: &mut Vec<u8>) {
-    let Some((dispatch, leaf)) = tracing_core::dispatcher::get_default(|dispatch| {
-        let registry = dispatch.downcast_ref::<Registry>()?;
-        let leaf = registry.current_span().id()?.clone();
-        Some((dispatch.clone(), leaf))
-    }) else {
-        return;
-    };
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    let reader = std::thread::Builder::new()
-        .name("lastwords-panic-spans".into())
-        .spawn(move || {
-            let mut spans = Vec::new();
-            if let Some(registry) = dispatch.downcast_ref::<Registry>() {
-                write_spans_of(registry, &leaf, &mut spans);
-            }
-            // Ignored: the panic hook stopped waiting.
-            let _ = tx.send(spans);
-        });
-    if reader.is_ok() {
-        if let Ok(spans) = rx.recv_timeout(SPANS_WAIT) {
-            out.extend_from_slice(&spans);
-        }
-    }
-}
-
-/// The `span` and `spans` members for the span `leaf` and its parents.
-fn write_spans_of(registry: &Registry, leaf: &Id, out: &mut Vec<u8>) {
-    let Some(leaf) = registry.span(leaf) else {
-        return;
-    };
-    // Innermost first, as `scope()` walks.
-    let ours: Vec<_> = leaf
-        .scope()
-        .filter(|span| span.extensions().get::<SpanJson>().is_some())
-        .collect();
-    let Some(innermost) = ours.first() else {
-        return;
-    };
+/// [`panic_spans`]: crate::hooks::panic_spans
+fn write_span_members<S>(out: &mut Vec<u8>, leaf: &tracing_subscriber::registry::SpanRef<'_, S>)
+where
+    S: for<'a> LookupSpan<'a>,
+{
     out.extend_from_slice(b",\"span\":");
-    write_span(out, innermost.name(), &innermost.extensions());
+    write_span(out, leaf.name(), &leaf.extensions());
     out.extend_from_slice(b",\"spans\":[");
-    for (i, span) in ours.iter().rev().enumerate() {
+    for (i, span) in leaf.scope().from_root().enumerate() {
         if i > 0 {
             out.push(b',');
         }
@@ -1037,10 +1005,10 @@ mod tests {
         assert!(fmt_out.contains("filtered from the file"), "{fmt_out}");
     }
 
-    /// `write_current_spans` as an object, `{}` when it wrote nothing.
+    /// The panic hook's spans as an object, `{}` when it wrote nothing.
     fn current_spans() -> serde_json::Map<String, Value> {
         let mut out = b"{\"x\":0".to_vec();
-        write_current_spans(&mut out);
+        crate::hooks::panic_spans::write_current(&mut out);
         out.push(b'}');
         let mut map: serde_json::Map<String, Value> = serde_json::from_slice(&out).unwrap();
         map.remove("x");
@@ -1085,28 +1053,26 @@ mod tests {
     }
 
     #[test]
-    fn a_span_locked_by_this_thread_leaves_the_spans_out_instead_of_hanging() {
+    fn a_span_locked_by_this_thread_is_still_listed_without_waiting() {
+        use tracing_subscriber::registry::Registry;
         let (layer, _path) = layer("locked-span", 64 * 1024);
         let subscriber = tracing_subscriber::registry().with(layer);
-        let (locked, free) = tracing::subscriber::with_default(subscriber, || {
+        let locked = tracing::subscriber::with_default(subscriber, || {
             let span = tracing::info_span!("conn", peer = "10.0.0.7");
             let _entered = span.enter();
             // Outside `get_default`: a nested call sees no dispatcher.
             let dispatch = tracing::dispatcher::get_default(Clone::clone);
             let registry = dispatch.downcast_ref::<Registry>().unwrap();
             let data = registry.span(&span.id().unwrap()).unwrap();
-            // What the `fmt` layer holds while it formats a field.
-            let held = data.extensions_mut();
-            let started = std::time::Instant::now();
-            let locked = current_spans();
-            let waited = started.elapsed();
-            assert!(waited >= SPANS_WAIT, "{waited:?}: the reader did not wait");
-            assert!(waited < SPANS_WAIT * 10, "{waited:?}");
-            drop(held);
-            (locked, current_spans())
+            // What the `fmt` layer holds while it formats a field: reading
+            // the span from the registry now would wait forever.
+            let _held = data.extensions_mut();
+            current_spans()
         });
-        assert!(locked.is_empty(), "{locked:?}");
-        assert_eq!(free["span"]["name"], "conn", "{free:?}");
+        assert_eq!(
+            locked["span"],
+            serde_json::json!({"name": "conn", "peer": "10.0.0.7"})
+        );
     }
 
     #[test]

@@ -37,6 +37,7 @@ use crate::sink::Sink;
 pub mod exit;
 pub(crate) mod fatal;
 pub mod panic;
+pub(crate) mod panic_spans;
 pub(crate) mod signals;
 pub(crate) mod sigsafe;
 
