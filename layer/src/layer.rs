@@ -118,6 +118,7 @@ where
             out.extend_from_slice(&more);
         }
         drop(ext);
+        crate::hooks::panic_spans::changed();
         if crate::hooks::panic_spans::in_any() {
             crate::hooks::panic_spans::recorded(self.owner(), |id, out| {
                 if let Some(span) = ctx.span(&Id::from_u64(id)) {
@@ -137,6 +138,11 @@ where
 
     fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
         crate::hooks::panic_spans::exited(self.owner(), id.into_u64());
+    }
+
+    fn on_close(&self, _id: Id, _ctx: Context<'_, S>) {
+        // Its id may be given to a new span.
+        crate::hooks::panic_spans::changed();
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {

@@ -18,12 +18,21 @@
 //! thread interrupted while updating its own stack (which runs no user
 //! code) gives a record without spans rather than a wait. Rendered buffers
 //! are reused, so entering and leaving spans allocates nothing once a
-//! thread's stack has been as deep before.
+//! thread's stack has been as deep before; and a span entered again at the
+//! depth it was last left (a loop over requests, a task polled again) keeps
+//! its rendering when no span field was recorded and no span closed since
+//! ([`changed`]), so that it costs a comparison rather than a rendering.
 //!
 //! A field recorded from *another* thread into a span this thread is in
 //! shows up here from the next time this thread enters a span.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counts span field records and span closes, in any thread: a rendering
+/// made when it had another value may be out of date (a field changed, or
+/// a closed span's id was given to a new span).
+static GENERATION: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
     static STACK: RefCell<Stack> = const { RefCell::new(Stack { entries: Vec::new(), len: 0 }) };
@@ -40,8 +49,16 @@ struct Entry {
     /// Which lastwords layer entered the span (span ids are per registry).
     owner: usize,
     id: u64,
+    /// [`GENERATION`] when `rendered` was made.
+    generation: u64,
     /// The `span` and `spans` members for this span and its parents.
     rendered: Vec<u8>,
+}
+
+/// Some span's fields were recorded, or a span closed: renderings kept for
+/// reuse are out of date.
+pub(crate) fn changed() {
+    GENERATION.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Records that this thread entered span `id` of layer `owner`;
@@ -53,19 +70,25 @@ pub(crate) fn entered(owner: usize, id: u64, render: impl FnOnce(&mut Vec<u8>)) 
             return;
         };
         let stack = &mut *stack;
+        let generation = GENERATION.load(Ordering::Relaxed);
         if stack.len == stack.entries.len() {
             stack.entries.push(Entry {
                 owner,
                 id,
+                generation: generation.wrapping_sub(1),
                 rendered: Vec::new(),
             });
         }
         let entry = &mut stack.entries[stack.len];
+        stack.len += 1;
+        if (entry.owner, entry.id, entry.generation) == (owner, id, generation) {
+            return; // left here last time, and still up to date
+        }
         entry.owner = owner;
         entry.id = id;
+        entry.generation = generation;
         entry.rendered.clear();
         render(&mut entry.rendered);
-        stack.len += 1;
     });
 }
 
@@ -103,8 +126,10 @@ pub(crate) fn recorded(owner: usize, mut render: impl FnMut(u64, &mut Vec<u8>)) 
             return;
         };
         let len = stack.len;
+        let generation = GENERATION.load(Ordering::Relaxed);
         for entry in &mut stack.entries[..len] {
             if entry.owner == owner {
+                entry.generation = generation;
                 entry.rendered.clear();
                 render(entry.id, &mut entry.rendered);
             }
@@ -185,6 +210,36 @@ mod tests {
             let after = STACK.with(|s| s.borrow().entries[0].rendered.as_ptr());
             assert_eq!(before, after);
             assert_eq!(current(), "y".repeat(50));
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_span_entered_again_keeps_its_rendering_until_something_changed() {
+        std::thread::spawn(|| {
+            // Other tests in this process record fields meanwhile: a hit
+            // needs no change between leaving and entering again.
+            let hit = (0..1_000).any(|i| {
+                entered(1, 7, |o| o.extend_from_slice(b"first"));
+                exited(1, 7);
+                entered(1, 7, |o| {
+                    o.extend_from_slice(format!("again {i}").as_bytes())
+                });
+                let kept = current() == "first";
+                exited(1, 7);
+                kept
+            });
+            assert!(hit, "never reused a rendering");
+            entered(1, 7, |o| o.extend_from_slice(b"first"));
+            exited(1, 7);
+            changed();
+            entered(1, 7, |o| o.extend_from_slice(b"after a change"));
+            assert_eq!(current(), "after a change");
+            // Another span at the same depth is rendered, of course.
+            exited(1, 7);
+            entered(1, 8, |o| o.extend_from_slice(b"eight"));
+            assert_eq!(current(), "eight");
         })
         .join()
         .unwrap();
