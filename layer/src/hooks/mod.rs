@@ -2,7 +2,7 @@
 //!
 //! | ending | hook | record |
 //! |---|---|---|
-//! | panic, any thread | [`panic`](mod@panic) hook, chained | `panic` |
+//! | panic, any thread | [`panic`](mod@panic) hook, chained; its spans kept by [`panic_spans`] | `panic` |
 //! | return from `main`, `process::exit` | glibc `on_exit` ([`exit`](mod@exit)) | `process_exit` |
 //! | SIGTERM, SIGINT, SIGHUP, SIGQUIT | [`signals`] | `signal` |
 //! | SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT | [`fatal`] | `fatal_signal` |
