@@ -101,15 +101,19 @@ pub(crate) fn exited(owner: usize, id: u64) {
             return;
         };
         let len = stack.len;
+        // Spans are left in the reverse order of entering, almost always.
+        if len > 0 && (stack.entries[len - 1].owner, stack.entries[len - 1].id) == (owner, id) {
+            stack.len -= 1;
+            return;
+        }
         let Some(at) = stack.entries[..len]
             .iter()
             .rposition(|e| e.owner == owner && e.id == id)
         else {
             return;
         };
-        // Spans are left in the reverse order of entering, almost always:
-        // then this is the top. Otherwise keep the order of the others,
-        // and keep the removed entry's buffer for reuse.
+        // Left out of order: keep the order of the others, and the removed
+        // entry's buffer for reuse.
         let entry = stack.entries.remove(at);
         stack.entries.push(entry);
         stack.len -= 1;
