@@ -100,13 +100,16 @@ struct Report {
     exit_code: Option<String>,
     signal: Option<String>,
     stack_overflow: bool,
+    /// How many panics and signals the run went on after (all of them,
+    /// not only the ones `earlier` lists).
+    earlier: usize,
     /// The whole `previous_run` object.
     json: Vec<u8>,
 }
 
 impl Report {
     /// `; previous run ended: signal (SIGTERM)` for the `process_start`
-    /// message. Only what the reader validated goes in: a number's text,
+    /// message, and how many panics and signals the run outlived. Only what the reader validated goes in: a number's text,
     /// and a signal name made of letters and digits.
     fn summary(&self) -> String {
         let signal = self
@@ -119,7 +122,12 @@ impl Report {
             (None, Some(signal)) => format!(" ({signal})"),
             (None, None) => String::new(),
         };
-        format!("; previous run ended: {}{how}", self.ended)
+        let after = match self.earlier {
+            0 => String::new(),
+            1 => "; it went on after 1 panic or signal".to_owned(),
+            n => format!("; it went on after {n} panics or signals"),
+        };
+        format!("; previous run ended: {}{how}{after}", self.ended)
     }
 }
 
@@ -344,6 +352,7 @@ fn previous_run(tail: &[u8], our_pid: u32, alive: &dyn Fn(u32) -> bool) -> Optio
         }),
         signal: signal.and_then(|s| s.as_str().map(str::to_owned)),
         stack_overflow,
+        earlier: earlier.len(),
         json: out,
     })
 }
@@ -737,6 +746,15 @@ mod tests {
         assert_eq!(
             report.summary(),
             "; previous run ended: exit (exit code -3)"
+        );
+        let tail = rec("r", 1, "process_start", json!({}))
+            + &rec("r", 2, "panic", json!({}))
+            + &rec("r", 3, "signal", json!({"signal": "SIGHUP"}))
+            + &rec("r", 4, "event", json!({}));
+        let report = previous_run(tail.as_bytes(), 7, &|_| false).unwrap();
+        assert_eq!(
+            report.summary(),
+            "; previous run ended: no_final_record; it went on after 2 panics or signals"
         );
     }
 
