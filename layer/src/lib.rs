@@ -21,6 +21,7 @@ mod clock;
 mod fields;
 mod hooks;
 mod json;
+mod json_read;
 mod layer;
 mod mirror;
 mod previous_run;

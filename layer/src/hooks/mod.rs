@@ -2,7 +2,7 @@
 //!
 //! | ending | hook | record |
 //! |---|---|---|
-//! | panic, any thread | [`panic`](mod@panic) hook, chained | `panic` |
+//! | panic, any thread | [`panic`](mod@panic) hook, chained; its spans kept by [`panic_spans`] | `panic` |
 //! | return from `main`, `process::exit` | glibc `on_exit` ([`exit`](mod@exit)) | `process_exit` |
 //! | SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGALRM, SIGUSR1, SIGUSR2, SIGVTALRM, SIGPROF, SIGPIPE | [`signals`] | `signal` |
 //! | SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS, SIGTRAP, SIGXCPU, SIGXFSZ | [`fatal`] | `fatal_signal` |
@@ -57,6 +57,7 @@ use crate::sink::Sink;
 pub mod exit;
 pub(crate) mod fatal;
 pub mod panic;
+pub(crate) mod panic_spans;
 pub(crate) mod signals;
 pub(crate) mod sigsafe;
 

@@ -6,12 +6,29 @@
 //! spawned thread or a tokio task, which leaves the exit status at 0.
 //!
 //! The record carries the message, `location` (`file:line:col`), the
-//! thread, a `backtrace` (captured whatever `RUST_BACKTRACE` says: a panic
-//! is rare and this is the moment it is needed), the last breadcrumbs, and
-//! the panicking thread's `span` and `spans`, as an event logged at the
-//! panic's location would have them.
+//! thread, a `backtrace`, the last breadcrumbs, and the panicking thread's
+//! `span` and `spans`, as an event logged at the panic's location would
+//! have them.
+//!
+//! # Backtraces follow `RUST_BACKTRACE`, as std's panic message does
+//!
+//! A panic is not always rare: a web framework's panic guard, a tokio task
+//! or any `catch_unwind` turns panics into ordinary errors, and a service
+//! may see thousands of them. Resolving a backtrace costs milliseconds and
+//! loads the debug information into memory for good (tens of MB), so a
+//! hook that always captured one made every caught panic ~100× dearer and
+//! grew the process. So the record's `backtrace` is captured exactly when
+//! std's own panic message prints one: when `RUST_BACKTRACE` is set and is
+//! not `0` (read at the first panic, as std does). Otherwise it is the
+//! string `"disabled backtrace"` (what [`std::backtrace::Backtrace`]
+//! displays then), and what locates the bug is the `location`, the
+//! message, the spans and the breadcrumbs. Without a backtrace a panic
+//! costs the hook a few microseconds: it formats one record, writes it
+//! with one `write(2)`, and takes no lock and starts no thread (the spans
+//! are kept ready by [`panic_spans`](super::panic_spans)).
 
 use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use tracing_core::Level;
 
@@ -66,7 +83,11 @@ fn record_panic(message: &str, location: String) {
         return;
     }
     if let Some(sink) = Sink::global() {
-        let backtrace = std::backtrace::Backtrace::force_capture().to_string();
+        let backtrace = if backtraces_wanted() {
+            std::backtrace::Backtrace::force_capture().to_string()
+        } else {
+            String::from(NO_BACKTRACE)
+        };
         let crumbs = crate::ring::last(super::CRUMBS);
         record::emit(sink, Level::ERROR, "panic", &message, |f| {
             f.str("location", &location);
@@ -75,11 +96,31 @@ fn record_panic(message: &str, location: String) {
             // The hook runs on the panicking thread, before unwinding leaves
             // any span: the spans it is in are those an event logged at the
             // panic's location would list.
-            crate::layer::write_current_spans(f.out);
+            super::panic_spans::write_current(f.out);
         });
     }
     // Ignored: see above.
     let _ = IN_HOOK.try_with(|flag| flag.set(false));
+}
+
+/// The `backtrace` of a panic record when `RUST_BACKTRACE` asks for none.
+const NO_BACKTRACE: &str = "disabled backtrace";
+
+/// Whether `RUST_BACKTRACE` asks for backtraces: set, and not `0` (`1`,
+/// `full`, …), as std's panic message decides. Read once, at the first
+/// panic, as std reads it.
+fn backtraces_wanted() -> bool {
+    /// 0: not read yet; 1: no; 2: yes.
+    static WANTED: AtomicU8 = AtomicU8::new(0);
+    match WANTED.load(Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => {
+            let wanted = std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0");
+            WANTED.store(if wanted { 2 } else { 1 }, Ordering::Relaxed);
+            wanted
+        }
+    }
 }
 
 /// The message and location (`file:line:col`) of the calling thread's
