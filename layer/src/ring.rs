@@ -2,8 +2,10 @@
 //! in memory so that the record of the process's death can say what it was
 //! doing last, even when breadcrumb records themselves are filtered out.
 //!
-//! Writers never lock and never allocate: a push claims a slot with one
-//! `fetch_add` and fills it under a per-slot sequence number (a seqlock).
+//! Writers never lock and never allocate: a push takes a position with one
+//! `fetch_add`, claims that position's slot with one compare-and-swap of
+//! the slot's sequence number (so that two pushes a lap apart never write
+//! the same slot at once) and fills it under that number (a seqlock).
 //! Readers, including signal handlers, copy slots and keep only those whose
 //! sequence number did not move while they read, so a torn entry is skipped,
 //! never reported. Entries point at `&'static` [`CrumbSite`]s, so nothing in
@@ -63,11 +65,36 @@ pub struct Crumb {
 }
 
 /// Leaves a breadcrumb in the ring. Lock-free and allocation-free.
+///
+/// A slot is written by one push at a time: the push claims it by moving
+/// its version from a complete entry of an earlier lap (even, smaller) to
+/// its own odd "being written" value in one compare-and-swap. Without the
+/// claim, a push that stalled (preempted) for a whole lap of the ring would
+/// finish its stores on top of the newer entry that a later push completed
+/// in the same slot meanwhile, and a reader could take the newer entry's
+/// version with the stalled push's thread id. When the claim fails (the
+/// slot is being written by a push a lap away, or already holds a newer
+/// entry) this breadcrumb is dropped: it is then more than a lap old or its
+/// slot is busy, and readers skip a slot whose version is not the one they
+/// expect, so the ring reports one entry fewer rather than a torn one.
 #[inline]
 pub fn push(site: &'static CrumbSite) {
     let index = PUSHES.fetch_add(1, Ordering::Relaxed);
     let slot = &RING[(index % CAPACITY as u64) as usize];
-    slot.version.store(2 * index + 1, Ordering::Relaxed);
+    let writing = 2 * index + 1;
+    let seen = slot.version.load(Ordering::Relaxed);
+    // Versions only grow, so a successful swap from `seen` cannot be an
+    // ABA: nobody else writes the slot until this push stores its even
+    // version.
+    if seen % 2 == 1
+        || seen > writing
+        || slot
+            .version
+            .compare_exchange(seen, writing, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
     fence(Ordering::Release);
     slot.site.store(
         site as *const CrumbSite as *mut CrumbSite,
@@ -76,7 +103,7 @@ pub fn push(site: &'static CrumbSite) {
     slot.tid.store(thread::tid(), Ordering::Relaxed);
     slot.micros
         .store(Timestamp::now_coarse().as_micros(), Ordering::Relaxed);
-    slot.version.store(2 * index + 2, Ordering::Release);
+    slot.version.store(writing + 1, Ordering::Release);
 }
 
 /// Copies the most recent breadcrumbs into `out`, oldest first, and returns
