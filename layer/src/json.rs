@@ -717,6 +717,72 @@ fn finish_cut<O: Out + ?Sized>(esc: Escaper<'_, O>) {
     out.put(b"\"");
 }
 
+/// Appends `value` as JSON, made to end by `limit` total bytes if it can:
+/// long strings are cut (with the usual marker) and long arrays keep their
+/// last elements (breadcrumbs are oldest first), ever shorter until the
+/// value fits; `null` when even the shortest form does not.
+pub(crate) fn fit_value(out: &mut Vec<u8>, value: &serde_json::Value, limit: usize) {
+    let start = out.len();
+    let mut cap = usize::MAX;
+    loop {
+        out.truncate(start);
+        value_capped(out, value, cap);
+        if out.len() <= limit {
+            return;
+        }
+        if cap <= 8 {
+            out.truncate(start);
+            out.put(b"null");
+            return;
+        }
+        cap = if cap == usize::MAX {
+            limit.saturating_sub(start).min(out.len() - start) / 2
+        } else {
+            cap / 2
+        };
+    }
+}
+
+/// `value` with every string cut at about `cap` bytes and every array
+/// keeping at most its last `cap / 32` elements (at least one).
+fn value_capped(out: &mut Vec<u8>, value: &serde_json::Value, cap: usize) {
+    use serde_json::Value;
+    match value {
+        Value::Null => out.put(b"null"),
+        Value::Bool(b) => boolean(out, *b),
+        Value::Number(n) => out.put(n.to_string().as_bytes()),
+        Value::String(s) if s.len() <= cap => string_vec(out, s),
+        Value::String(s) => display_string(out, s, out.len() + cap),
+        Value::Array(items) => {
+            let keep = if cap == usize::MAX {
+                items.len()
+            } else {
+                items.len().min((cap / 32).max(1))
+            };
+            out.put(b"[");
+            for (i, item) in items[items.len() - keep..].iter().enumerate() {
+                if i > 0 {
+                    out.put(b",");
+                }
+                value_capped(out, item, cap);
+            }
+            out.put(b"]");
+        }
+        Value::Object(map) => {
+            out.put(b"{");
+            for (i, (k, v)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.put(b",");
+                }
+                string_vec(out, k);
+                out.put(b":");
+                value_capped(out, v, cap);
+            }
+            out.put(b"}");
+        }
+    }
+}
+
 /// Displays an error and its sources as `outer: middle: root`.
 pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
 

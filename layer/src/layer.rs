@@ -16,7 +16,7 @@ use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::clock::Timestamp;
-use crate::fields::{FieldVisitor, MessageVisitor, OnePass, Pass};
+use crate::fields::{FieldVisitor, MessageVisitor, OnePass, Pass, SpanValues};
 use crate::record::{self, Fields};
 use crate::sink::Sink;
 /// Read by the panic hook; lives with the span storage it reads.
@@ -84,13 +84,10 @@ where
             SPANS_SEEN.store(true, Ordering::Relaxed);
         }
         let Some(span) = ctx.span(id) else { return };
-        let mut out = Vec::new();
-        attrs.record(&mut FieldVisitor::new(
-            &mut out,
-            self.sink.max_record / 4,
-            false,
-        ));
-        span.extensions_mut().insert(SpanJson(out));
+        let values = SpanValues::format(|v| attrs.record(v), self.sink.max_record / 4);
+        let mut json = SpanJson::default();
+        json.record(&values);
+        span.extensions_mut().insert(json);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
@@ -98,17 +95,10 @@ where
         // Formatted before the extensions are locked: a `Debug` impl that
         // panics here must not leave this span's extensions write-locked (or
         // poisoned) for the panic hook, which reads them on this thread.
-        // The cap is relative to the start of the new fields, so the bytes
-        // are the same as if they were formatted in place.
-        let mut more = Vec::new();
-        values.record(&mut FieldVisitor::new(
-            &mut more,
-            self.sink.max_record / 4,
-            false,
-        ));
+        let values = SpanValues::format(|v| values.record(v), self.sink.max_record / 4);
         let mut ext = span.extensions_mut();
-        if let Some(SpanJson(out)) = ext.get_mut::<SpanJson>() {
-            out.extend_from_slice(&more);
+        if let Some(json) = ext.get_mut::<SpanJson>() {
+            json.record(&values);
         }
     }
 
@@ -131,7 +121,14 @@ where
                 skip_kind: ours,
             };
             event.record(&mut one);
-            if !matches!(one.state, Pass::Fields(_)) {
+            let one_pass = match &mut one.state {
+                Pass::Fields(visitor) => {
+                    visitor.fields.close();
+                    true
+                }
+                _ => false,
+            };
+            if !one_pass {
                 bufs.reset();
                 let site = Some((meta, sink));
                 record::head(bufs, sink, at, level, target, kind, site, |out, budget| {
@@ -151,7 +148,10 @@ where
                     skip_kind: ours,
                 };
                 event.record(&mut visitor);
+                visitor.fields.close();
             }
+            let room = record::tail_room(bufs, sink);
+            record::mark(bufs);
             let out = &mut bufs.tail;
             let current = if SPANS_SEEN.load(Ordering::Relaxed) {
                 ctx.event_span(event)
@@ -159,9 +159,9 @@ where
                 None
             };
             if let Some(current) = current {
-                spans::write_event_spans(out, &current);
+                spans::write_event_spans(out, &current, room);
             }
-            out.extend_from_slice(b"}\n");
+            record::finish(bufs, sink);
             sink.commit_vec(&mut bufs.head, &bufs.tail);
             if self.mirrors(kind, *meta.level()) {
                 sink.mirror.line(&human_line(event, kind, ours));

@@ -54,7 +54,6 @@ pub(crate) fn write_process_start(sink: &Sink, tail: &[u8]) {
         }
         _ => String::new(),
     };
-    let previous = serde_json::to_vec(&previous).unwrap_or_else(|_| b"null".to_vec());
     record::emit(
         sink,
         Level::INFO,
@@ -62,8 +61,7 @@ pub(crate) fn write_process_start(sink: &Sink, tail: &[u8]) {
         &format_args!("process {} started{summary}", sink.pid),
         |f| {
             f.str("exe", &exe);
-            f.key("previous_run");
-            f.out.extend_from_slice(&previous);
+            f.json("previous_run", &previous);
         },
     );
 }
