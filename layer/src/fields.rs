@@ -198,7 +198,8 @@ impl Visit for MessageVisitor<'_> {
     }
 }
 
-/// Writes an event's or span's fields (all but `message`) as JSON members.
+/// Writes an event's fields (all but `message`) or a span's fields as JSON
+/// members.
 pub(crate) struct FieldVisitor<'a> {
     pub(crate) fields: Fields<'a>,
     /// Events of lastwords' macros carry their kind as a field too (for other
@@ -209,7 +210,9 @@ pub(crate) struct FieldVisitor<'a> {
 impl FieldVisitor<'_> {
     fn skip(&self, field: &Field) -> bool {
         let name = field.name();
-        name == "message" || (self.skip_kind && name == "kind")
+        // An event's message is in the head; a span's is one of its fields.
+        (name == "message" && self.fields.reserved == Reserved::Record)
+            || (self.skip_kind && name == "kind")
     }
 }
 
