@@ -593,6 +593,10 @@ fn max_record_bytes_caps_the_whole_line() {
         let _a = a.enter();
         let b = tracing::info_span!(target: TARGET, "b", big = huge.as_str(), more = ?huge);
         let _b = b.enter();
+        let c = tracing::info_span!(target: TARGET, "c", big = huge.as_str(), after = 3);
+        let _c = c.enter();
+        let d = tracing::info_span!(target: TARGET, "d", big = huge.as_str());
+        let _d = d.enter();
         tracing::info!(target: TARGET, x = huge.as_str(), y = huge.as_str(), "{huge}");
         let values: Vec<u64> = (0..600).collect();
         let dyn_values: Vec<&dyn tracing::Value> =
@@ -617,12 +621,31 @@ fn max_record_bytes_caps_the_whole_line() {
     assert_eq!(kept as u64 + dropped, 600, "{line}");
     assert_eq!(many_rec["f0"], 0, "{line}");
     // The small record in the same spans: the spans are shortened (the
-    // big fields do not fit), but their names and small fields are kept.
+    // big fields do not fit), but their names and small fields are kept,
+    // and the big ones are cut, not dropped.
     let (line, small) = &lines[2];
     assert_eq!(small["small"], 1);
-    assert_eq!(small["span"]["name"], "b", "{line}");
-    assert_eq!(small["spans"][0]["name"], "a", "{line}");
+    assert_eq!(small["span"]["name"], "d", "{line}");
+    let names: Vec<&Value> = small["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| &s["name"])
+        .collect();
+    assert_eq!(names, ["a", "b", "c", "d"], "{line}");
     assert_eq!(small["spans"][0]["id"], 7, "{line}");
+    assert_eq!(small["spans"][2]["after"], 3, "{line}");
+    for span in small["spans"].as_array().unwrap() {
+        let big = span["big"].as_str().unwrap();
+        // Shorter than the span keeps it (a quarter of the cap), and
+        // counting all 20,000 bytes it lost.
+        assert!(
+            big.starts_with("xxxx") && big.len() < CAP / 4 - 100,
+            "{line}"
+        );
+        let kept = big.matches('x').count();
+        assert!(big.ends_with(&format!("...[truncated {} bytes]", 20_000 - kept)));
+    }
 }
 
 #[test]

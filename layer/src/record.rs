@@ -129,7 +129,8 @@ pub(crate) fn level_name(level: Level) -> &'static str {
 }
 
 /// The names of the fixed keys; a user field with one of these names is
-/// written as `field.<name>` so that no line has a key twice.
+/// written under another key (see [`Fields`]) so that no line has a key
+/// twice.
 pub(crate) const SCHEMA_KEYS: &[&str] = &[
     "timestamp",
     "level",

@@ -44,11 +44,11 @@ impl SpanJson {
         &self.json
     }
 
-    /// Each member's bytes, first to last.
-    fn each_member(&self) -> impl Iterator<Item = &[u8]> {
+    /// Each member's key and value bytes, first to last.
+    fn each_member(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.members.iter().enumerate().map(|(i, m)| {
             let end = self.members.get(i + 1).map_or(self.json.len(), |n| n.key);
-            &self.json[m.key..end]
+            (&self.json[m.key..m.value], &self.json[m.value..end])
         })
     }
 
@@ -156,20 +156,41 @@ fn write_event_spans_within<'a, R: LookupSpan<'a>>(
     out.push(b']');
 }
 
-/// A span's object with the members that fit in `share` bytes.
+/// A span's object in `share` bytes: its name, then its members first to
+/// last, each whole if it fits, else with its string value cut so that the
+/// members after it keep their room (at least a short stub of it, if that
+/// fits), else left out.
 fn write_span_within(
     out: &mut Vec<u8>,
     name: &str,
     ext: &tracing_subscriber::registry::Extensions<'_>,
     share: usize,
 ) {
+    /// A cut value's least room past its key: the marker and a few bytes.
+    const STUB: usize = 64;
     let start = out.len();
+    // Room for the closing brace.
+    let limit = start + share.saturating_sub(1);
     out.extend_from_slice(b"{\"name\":");
     json::string(out, name);
     if let Some(span) = ext.get::<SpanJson>() {
-        for member in span.each_member() {
-            if out.len() - start + member.len() < share {
-                out.extend_from_slice(member);
+        let members: Vec<_> = span.each_member().collect();
+        let mut rest: usize = members.iter().map(|(k, v)| k.len() + v.len()).sum();
+        for (key, value) in members {
+            rest -= key.len() + value.len();
+            let at = out.len();
+            if at + key.len() + value.len() <= limit {
+                out.extend_from_slice(key);
+                out.extend_from_slice(value);
+                continue;
+            }
+            let cut = limit
+                .saturating_sub(rest)
+                .max(at + key.len() + STUB)
+                .min(limit);
+            out.extend_from_slice(key);
+            if !json::recut_string(out, value, cut) {
+                out.truncate(at);
             }
         }
     }
