@@ -150,18 +150,17 @@ where
                 event.record(&mut visitor);
                 visitor.fields.close();
             }
-            let room = record::tail_room(bufs, sink);
-            record::mark(bufs);
-            let out = &mut bufs.tail;
+            let fields_end = bufs.tail.len();
             let current = if SPANS_SEEN.load(Ordering::Relaxed) {
                 ctx.event_span(event)
             } else {
                 None
             };
             if let Some(current) = current {
-                spans::write_event_spans(out, &current, room);
+                let room = record::tail_room(bufs, sink);
+                spans::write_event_spans(&mut bufs.tail, &current, room);
             }
-            record::finish(bufs, sink);
+            record::finish(bufs, sink, Some(fields_end));
             sink.commit_vec(&mut bufs.head, &bufs.tail);
             if self.mirrors(kind, *meta.level()) {
                 sink.mirror.line(&human_line(event, kind, ours));

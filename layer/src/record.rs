@@ -279,7 +279,7 @@ const KEY_SLACK: usize = 256;
 /// keys for nearly every field of an ordinary record.
 #[derive(Default)]
 pub(crate) struct Written {
-    keys: Vec<(usize, usize)>,
+    keys: Vec<(u32, u32)>,
     filter: u64,
     /// Ends of members written other than through a key, where a line too
     /// long may be cut (see [`finish`]).
@@ -295,42 +295,55 @@ impl Written {
     }
 
     /// Notes that a whole member ends at `at`.
+    #[inline]
     pub(crate) fn mark(&mut self, at: usize) {
         self.marks.push(at);
     }
 
+    /// The key's bit in the filter.
     #[inline(always)]
     fn bit(key: &[u8]) -> u64 {
-        // `,"` name `":`: the name's first and last bytes (or the quotes).
+        // `,"` name `":`: the length and the name's first and last bytes
+        // (or the quotes), mixed by a multiply whose top bits pick the bit.
         let n = key.len();
-        let h = n
-            .wrapping_mul(0x9E37)
-            .wrapping_add(usize::from(key[2]) * 31)
-            .wrapping_add(usize::from(key[n - 3]));
-        1 << (h & 63)
+        let x = (n as u64) | u64::from(key[2]) << 16 | u64::from(key[n - 3]) << 32;
+        1 << (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58)
     }
 
-    /// Whether the key in `out[start..end]` was already written.
+    /// Whether the key in `out[start..end]`, whose filter bit is `bit`,
+    /// was already written.
     #[inline(always)]
-    fn contains(&self, out: &[u8], start: usize, end: usize) -> bool {
+    fn contains(&self, out: &[u8], start: usize, end: usize, bit: u64) -> bool {
+        self.filter & bit != 0 && self.scan(out, start, end)
+    }
+
+    /// The slow half of [`Written::contains`].
+    #[inline(never)]
+    fn scan(&self, out: &[u8], start: usize, end: usize) -> bool {
         let key = &out[start..end];
-        if self.filter & Written::bit(key) == 0 {
-            return false;
-        }
-        self.keys.iter().any(|&(s, e)| &out[s..e] == key)
+        self.keys
+            .iter()
+            .any(|&(s, e)| &out[s as usize..e as usize] == key)
+    }
+
+    /// Remembers the key in `out[start..end]`, whose filter bit is `bit`.
+    #[inline(always)]
+    fn insert_bit(&mut self, start: usize, end: usize, bit: u64) {
+        self.filter |= bit;
+        // Records are far below 4 GiB (the cap is a `usize` of bytes, but a
+        // line that long could not be written with one `write(2)` anyway).
+        self.keys.push((start as u32, end as u32));
     }
 
     /// Remembers the key in `out[start..end]`.
-    #[inline(always)]
     pub(crate) fn insert(&mut self, out: &[u8], start: usize, end: usize) {
-        self.filter |= Written::bit(&out[start..end]);
-        self.keys.push((start, end));
+        self.insert_bit(start, end, Written::bit(&out[start..end]));
     }
 
     /// The latest place at or before `room` where the object can be cut
     /// between two whole members.
     fn cut_at(&self, room: usize) -> Option<usize> {
-        let starts = self.keys.iter().map(|&(start, _)| start);
+        let starts = self.keys.iter().map(|&(start, _)| start as usize);
         starts
             .chain(self.marks.iter().copied())
             .filter(|&at| at <= room)
@@ -422,33 +435,40 @@ impl<'a> Fields<'a> {
     #[inline(always)]
     pub(crate) fn key(&mut self, name: &'static str) -> bool {
         let start = self.out.len();
-        let cached = match &self.keys {
+        let mut bit = match &self.keys {
             Some(keys) => keys.put_cached(self.out, name),
-            None => false,
+            None => 0,
         };
-        if !cached {
-            self.key_uncached(name);
+        if bit == 0 {
+            bit = self.key_uncached(name);
         }
         let end = self.out.len();
         if end + FIELD_MIN > self.limit + KEY_SLACK {
-            self.out.truncate(start);
-            self.dropped += 1;
-            return false;
+            return self.drop_key(start);
         }
-        if self.written.contains(self.out, start, end) {
-            self.out.truncate(start);
-            self.key_renamed(name);
+        if self.written.contains(self.out, start, end, bit) {
+            self.key_renamed(name, start);
+        } else {
+            self.written.insert_bit(start, end, bit);
         }
-        let end = self.out.len();
-        self.written.insert(self.out, start, end);
-        self.value_start = end;
+        self.value_start = self.out.len();
         true
     }
 
-    /// [`Fields::key`] on a cache miss: renders the key, and remembers it
-    /// when it fits an entry.
+    /// Leaves out a field whose key would not fit: takes back its key,
+    /// counts it.
+    #[cold]
     #[inline(never)]
-    fn key_uncached(&mut self, name: &'static str) {
+    fn drop_key(&mut self, start: usize) -> bool {
+        self.out.truncate(start);
+        self.dropped += 1;
+        false
+    }
+
+    /// [`Fields::key`] on a cache miss: renders the key, remembers it when
+    /// it fits an entry, and returns its [`Written`] filter bit.
+    #[inline(never)]
+    fn key_uncached(&mut self, name: &'static str) -> u64 {
         let start = self.out.len();
         if self.reserved.has(name) {
             self.out.put(b",\"field.");
@@ -457,16 +477,18 @@ impl<'a> Fields<'a> {
         } else {
             json::key_vec(self.out, name);
         }
+        let bit = Written::bit(&self.out[start..]);
         if let Some(keys) = &mut self.keys {
-            keys.insert(name, &self.out[start..]);
+            keys.insert(name, &self.out[start..], bit);
         }
+        bit
     }
 
-    /// The key of a field whose own key is taken: the first free one of
-    /// `field.<name>`, `field.<name>.2`, …
+    /// Replaces the key at `start`, already in the object, with the first
+    /// free one of `field.<name>`, `field.<name>.2`, …, and remembers it.
+    #[cold]
     #[inline(never)]
-    fn key_renamed(&mut self, name: &str) {
-        let start = self.out.len();
+    fn key_renamed(&mut self, name: &str, start: usize) {
         for n in 1usize.. {
             self.out.truncate(start);
             self.out.put(b",\"field.");
@@ -476,7 +498,10 @@ impl<'a> Fields<'a> {
                 json::int(self.out, n);
             }
             self.out.put(b"\":");
-            if !self.written.contains(self.out, start, self.out.len()) {
+            let end = self.out.len();
+            let bit = Written::bit(&self.out[start..end]);
+            if !self.written.contains(self.out, start, end, bit) {
+                self.written.insert_bit(start, end, bit);
                 return;
             }
         }
@@ -485,15 +510,22 @@ impl<'a> Fields<'a> {
     /// Ends the fields: when some were left out for want of room, says how
     /// many in a last `truncated_fields` member (whose key follows the key
     /// rule too), written past the limit into the room kept for it.
+    #[inline]
     pub(crate) fn close(&mut self) {
         if self.dropped > 0 {
-            let (limit, dropped) = (self.limit, self.dropped);
-            self.limit = usize::MAX / 2;
-            if self.key("truncated_fields") {
-                json::int(self.out, dropped);
-            }
-            self.limit = limit;
+            self.close_dropped();
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn close_dropped(&mut self) {
+        let (limit, dropped) = (self.limit, self.dropped);
+        self.limit = usize::MAX / 2;
+        if self.key("truncated_fields") {
+            json::int(self.out, dropped);
+        }
+        self.limit = limit;
     }
 
     /// A string field.
@@ -580,7 +612,9 @@ struct KeyEntry {
     len: usize,
     /// `,"name":` (or `,"field.name":`, escaped), `rendered` bytes of it.
     bytes: [u8; KEY_MAX],
-    rendered: usize,
+    rendered: u32,
+    /// The key's bit in [`Written`]'s filter.
+    bit: u32,
 }
 
 /// A thread's rendered field keys, direct-mapped by the address of the
@@ -605,6 +639,7 @@ impl KeyCache {
                 len: 0,
                 bytes: [0; KEY_MAX],
                 rendered: 0,
+                bit: 0,
             }; KEY_SLOTS],
         }
     }
@@ -618,16 +653,17 @@ impl KeyCache {
     }
 
     /// Appends `name`'s rendered key if it is cached and `out` has room for
-    /// a whole entry; else returns `false` and writes nothing.
+    /// a whole entry, and returns the key's [`Written`] filter bit; else
+    /// returns 0 and writes nothing.
     #[inline(always)]
-    fn put_cached(&self, out: &mut Vec<u8>, name: &'static str) -> bool {
+    fn put_cached(&self, out: &mut Vec<u8>, name: &'static str) -> u64 {
         let entry = &self.entries[KeyCache::slot(name)];
         let len = out.len();
         if entry.name != name.as_ptr() as usize
             || entry.len != name.len()
             || out.capacity() - len < KEY_MAX
         {
-            return false;
+            return 0;
         }
         // SAFETY: `KEY_MAX` bytes of spare capacity were checked above;
         // all of them are written (the entry's bytes past `rendered` are
@@ -638,13 +674,13 @@ impl KeyCache {
                 .add(len)
                 .cast::<[u8; KEY_MAX]>()
                 .write_unaligned(entry.bytes);
-            out.set_len(len + entry.rendered);
+            out.set_len(len + entry.rendered as usize);
         }
-        true
+        1 << entry.bit
     }
 
     /// Remembers `rendered` as `name`'s key, if it fits an entry.
-    fn insert(&mut self, name: &'static str, rendered: &[u8]) {
+    fn insert(&mut self, name: &'static str, rendered: &[u8], bit: u64) {
         if rendered.len() > KEY_MAX {
             return;
         }
@@ -652,7 +688,8 @@ impl KeyCache {
         entry.name = name.as_ptr() as usize;
         entry.len = name.len();
         entry.bytes[..rendered.len()].copy_from_slice(rendered);
-        entry.rendered = rendered.len();
+        entry.rendered = rendered.len() as u32;
+        entry.bit = bit.trailing_zeros();
     }
 }
 
@@ -684,30 +721,37 @@ pub(crate) fn write_crumbs<'c, O: Out + ?Sized>(
 
 /// Closes the record in `bufs` with `}\n`. If the line would still pass
 /// the sink's cap (members written past the fields' limit, such as spans),
-/// first cuts the tail back to the last whole member that fits.
-pub(crate) fn finish(bufs: &mut Bufs, sink: &Sink) {
+/// first cuts the tail back to the last whole member that fits; `fields_end`
+/// is where the fields end, if known, one more place to cut.
+#[inline]
+pub(crate) fn finish(bufs: &mut Bufs, sink: &Sink, fields_end: Option<usize>) {
     let room = sink
         .max_record
         .saturating_sub(bufs.head.len() + SEQ_MAX + 2);
     if bufs.tail.len() > room {
-        let cut = bufs.written.cut_at(room).unwrap_or(bufs.thread.len());
-        bufs.tail.truncate(cut.max(bufs.thread.len()));
+        if let Some(end) = fields_end {
+            bufs.written.mark(end);
+        }
+        cut_to(bufs, room);
     }
     bufs.tail.put(b"}\n");
+}
+
+/// Cuts the tail of `bufs` back to `room` bytes or less, between members.
+#[cold]
+#[inline(never)]
+fn cut_to(bufs: &mut Bufs, room: usize) {
+    let cut = bufs.written.cut_at(room).unwrap_or(bufs.thread.len());
+    bufs.tail.truncate(cut.max(bufs.thread.len()));
 }
 
 /// How many bytes of the tail `bufs` may still take for members written
 /// after the fields (the `span` members), leaving room for `seq` and the
 /// closing bytes.
+#[inline]
 pub(crate) fn tail_room(bufs: &Bufs, sink: &Sink) -> usize {
     sink.max_record
         .saturating_sub(bufs.head.len() + SEQ_MAX + 2 + bufs.tail.len())
-}
-
-/// Notes that the tail of `bufs` can be cut at its current end.
-pub(crate) fn mark(bufs: &mut Bufs) {
-    let end = bufs.tail.len();
-    bufs.written.mark(end);
 }
 
 /// Writes a record that does not come from a `tracing` event (the hooks'
@@ -734,7 +778,7 @@ pub(crate) fn emit(
         let mut f = Fields::new(bufs, sink);
         fields(&mut f);
         f.close();
-        finish(bufs, sink);
+        finish(bufs, sink, None);
         let seq = sink.commit_vec(&mut bufs.head, &bufs.tail);
         if sink.mirror.enabled() {
             sink.mirror
