@@ -2,13 +2,22 @@
 //! in memory so that the record of the process's death can say what it was
 //! doing last, even when breadcrumb records themselves are filtered out.
 //!
-//! Writers never lock and never allocate: a push takes a position with one
-//! `fetch_add`, claims that position's slot with one compare-and-swap of
-//! the slot's sequence number (so that two pushes a lap apart never write
-//! the same slot at once) and fills it under that number (a seqlock).
-//! Readers, including signal handlers, copy slots and keep only those whose
-//! sequence number did not move while they read, so a torn entry is skipped,
-//! never reported. Entries point at `&'static` [`CrumbSite`]s, so nothing in
+//! Writers never lock and never allocate: a push claims a slot with one
+//! `fetch_add` and fills it under a per-slot sequence number (a seqlock),
+//! plus a check word that ties the entry's words to its position. Readers,
+//! including signal handlers, copy slots and keep only those whose
+//! sequence number did not move while they read and whose check word
+//! matches what they read, so a torn entry is skipped, never reported.
+//!
+//! The check word is needed because two pushes can share a slot at once: a
+//! push stalled (preempted) for a whole lap of the ring finishes its stores
+//! on top of the newer entry a later push completed in the same slot
+//! meanwhile, and the sequence number alone cannot tell (the stalled push
+//! stored its own before the newer push stored its). A mix of the entry's
+//! position and words with different odd multipliers per word, the check
+//! matches a mix of two entries' words only by a 64-bit coincidence. A
+//! compare-and-swap to claim the slot would exclude the stalled push for
+//! certain, but costs a second locked instruction on every push. Entries point at `&'static` [`CrumbSite`]s, so nothing in
 //! the ring ever needs freeing.
 
 use std::ptr;
@@ -38,6 +47,8 @@ struct Slot {
     site: AtomicPtr<CrumbSite>,
     tid: AtomicI64,
     micros: AtomicI64,
+    /// [`check`] of the entry's position and the three words above.
+    check: AtomicU64,
 }
 
 #[allow(clippy::declare_interior_mutable_const)] // only used to initialise RING
@@ -46,6 +57,7 @@ const EMPTY: Slot = Slot {
     site: AtomicPtr::new(ptr::null_mut()),
     tid: AtomicI64::new(0),
     micros: AtomicI64::new(0),
+    check: AtomicU64::new(0),
 };
 
 static RING: [Slot; CAPACITY] = [EMPTY; CAPACITY];
@@ -64,46 +76,34 @@ pub struct Crumb {
     pub index: u64,
 }
 
+/// The check word of the entry at position `index`: each word times its
+/// own odd constant (a bijection), combined, so that a mix of two entries'
+/// words (or an entry's words under another position) matches only by a
+/// 64-bit coincidence.
+#[inline(always)]
+fn check(index: u64, site: *const CrumbSite, tid: i64, micros: i64) -> u64 {
+    index.wrapping_mul(0xD6E8_FEB8_6659_FD93)
+        ^ (site as usize as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (tid as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+        ^ (micros as u64).wrapping_mul(0x1656_67B1_9E37_79F9)
+}
+
 /// Leaves a breadcrumb in the ring. Lock-free and allocation-free.
-///
-/// A slot is written by one push at a time: the push claims it by moving
-/// its version from a complete entry of an earlier lap (even, smaller) to
-/// its own odd "being written" value in one compare-and-swap. Without the
-/// claim, a push that stalled (preempted) for a whole lap of the ring would
-/// finish its stores on top of the newer entry that a later push completed
-/// in the same slot meanwhile, and a reader could take the newer entry's
-/// version with the stalled push's thread id. When the claim fails (the
-/// slot is being written by a push a lap away, or already holds a newer
-/// entry) this breadcrumb is dropped: it is then more than a lap old or its
-/// slot is busy, and readers skip a slot whose version is not the one they
-/// expect, so the ring reports one entry fewer rather than a torn one.
 #[inline]
 pub fn push(site: &'static CrumbSite) {
     let index = PUSHES.fetch_add(1, Ordering::Relaxed);
     let slot = &RING[(index % CAPACITY as u64) as usize];
-    let writing = 2 * index + 1;
-    let seen = slot.version.load(Ordering::Relaxed);
-    // Versions only grow, so a successful swap from `seen` cannot be an
-    // ABA: nobody else writes the slot until this push stores its even
-    // version.
-    if seen % 2 == 1
-        || seen > writing
-        || slot
-            .version
-            .compare_exchange(seen, writing, Ordering::Relaxed, Ordering::Relaxed)
-            .is_err()
-    {
-        return;
-    }
+    slot.version.store(2 * index + 1, Ordering::Relaxed);
     fence(Ordering::Release);
-    slot.site.store(
-        site as *const CrumbSite as *mut CrumbSite,
-        Ordering::Relaxed,
-    );
-    slot.tid.store(thread::tid(), Ordering::Relaxed);
-    slot.micros
-        .store(Timestamp::now_coarse().as_micros(), Ordering::Relaxed);
-    slot.version.store(writing + 1, Ordering::Release);
+    let site = site as *const CrumbSite as *mut CrumbSite;
+    let tid = thread::tid();
+    let micros = Timestamp::now_coarse().as_micros();
+    slot.site.store(site, Ordering::Relaxed);
+    slot.tid.store(tid, Ordering::Relaxed);
+    slot.micros.store(micros, Ordering::Relaxed);
+    slot.check
+        .store(check(index, site, tid, micros), Ordering::Relaxed);
+    slot.version.store(2 * index + 2, Ordering::Release);
 }
 
 /// Copies the most recent breadcrumbs into `out`, oldest first, and returns
@@ -123,9 +123,13 @@ pub fn recent(out: &mut [Option<Crumb>]) -> usize {
         let site = slot.site.load(Ordering::Relaxed);
         let tid = slot.tid.load(Ordering::Relaxed);
         let micros = slot.micros.load(Ordering::Relaxed);
+        let sum = slot.check.load(Ordering::Relaxed);
         fence(Ordering::Acquire);
-        if slot.version.load(Ordering::Relaxed) != before || site.is_null() {
-            continue;
+        if slot.version.load(Ordering::Relaxed) != before
+            || site.is_null()
+            || sum != check(index, site, tid, micros)
+        {
+            continue; // being rewritten, or torn by a push a lap behind
         }
         // SAFETY: non-null `site` pointers in the ring all come from
         // `&'static CrumbSite` in `push`.
