@@ -84,9 +84,12 @@ impl Builder {
         self
     }
 
-    /// Cap on one record's size in bytes (default 64 KiB). A longer value is
-    /// cut and ends with `...[truncated N bytes]`; a record is never split
-    /// across lines.
+    /// Cap on one record's whole line in bytes, `span`, `spans` and
+    /// `previous_run` included (default 64 KiB, at least 1 KiB). A longer
+    /// value is cut and ends with `...[truncated N bytes]`; fields that no
+    /// longer fit are left out and counted in a `truncated_fields` member;
+    /// spans that do not fit keep their names and the fields that fit. A
+    /// record is never split across lines.
     pub fn max_record_bytes(mut self, bytes: usize) -> Self {
         self.max_record = bytes.max(1024);
         self

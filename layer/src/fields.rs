@@ -8,13 +8,14 @@
 //! ([`MessageVisitor`]) and then the fields; both paths write the same bytes.
 
 use std::fmt;
+use std::ops::Range;
 
 use tracing_core::field::{Field, Visit};
 use tracing_core::Level;
 
 use crate::clock::Timestamp;
 use crate::json;
-use crate::record::{self, Fields};
+use crate::record::{self, Fields, Reserved, Written};
 use crate::sink::Sink;
 
 /// Where [`OnePass`] stands.
@@ -197,7 +198,8 @@ impl Visit for MessageVisitor<'_> {
     }
 }
 
-/// Writes an event's or span's fields (all but `message`) as JSON members.
+/// Writes an event's fields (all but `message`) or a span's fields as JSON
+/// members.
 pub(crate) struct FieldVisitor<'a> {
     pub(crate) fields: Fields<'a>,
     /// Events of lastwords' macros carry their kind as a field too (for other
@@ -205,29 +207,18 @@ pub(crate) struct FieldVisitor<'a> {
     pub(crate) skip_kind: bool,
 }
 
-impl<'a> FieldVisitor<'a> {
-    pub(crate) fn new(out: &'a mut Vec<u8>, limit: usize, skip_kind: bool) -> Self {
-        let limit = out.len() + limit;
-        FieldVisitor {
-            fields: Fields {
-                out,
-                limit,
-                keys: None,
-            },
-            skip_kind,
-        }
-    }
-
+impl FieldVisitor<'_> {
     fn skip(&self, field: &Field) -> bool {
         let name = field.name();
-        name == "message" || (self.skip_kind && name == "kind")
+        // An event's message is in the head; a span's is one of its fields.
+        (name == "message" && self.fields.reserved == Reserved::Record)
+            || (self.skip_kind && name == "kind")
     }
 }
 
 impl Visit for FieldVisitor<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        if !self.skip(field) {
-            self.fields.key(field.name());
+        if !self.skip(field) && self.fields.key(field.name()) {
             json::float(self.fields.out, value);
         }
     }
@@ -269,8 +260,7 @@ impl Visit for FieldVisitor<'_> {
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        if !self.skip(field) {
-            self.fields.key(field.name());
+        if !self.skip(field) && self.fields.key(field.name()) {
             json::error_string(self.fields.out, value, self.fields.limit);
         }
     }
@@ -279,5 +269,99 @@ impl Visit for FieldVisitor<'_> {
         if !self.skip(field) {
             self.fields.debug(field.name(), value);
         }
+    }
+}
+
+/// The values of one `new_span` or `record` call, formatted: the span's
+/// storage ([`SpanJson`](crate::spans::SpanJson)) takes them in under the
+/// span's lock, after the user's `Debug` impls have run.
+pub(crate) struct SpanValues {
+    /// The values' JSON, with keys in between (not used).
+    pub(crate) bytes: Vec<u8>,
+    /// Each value: its field's index in the callsite's field set, its name
+    /// and its JSON in `bytes`.
+    pub(crate) values: Vec<(usize, &'static str, Range<usize>)>,
+}
+
+impl SpanValues {
+    /// Formats the values `record` visits, all of them together cut at
+    /// `limit` bytes.
+    pub(crate) fn format(record: impl FnOnce(&mut dyn Visit), limit: usize) -> SpanValues {
+        let mut bytes = Vec::new();
+        let mut written = Written::default();
+        let mut values = Vec::new();
+        let mut visitor = SpanVisitor {
+            inner: FieldVisitor {
+                fields: Fields {
+                    out: &mut bytes,
+                    limit,
+                    keys: None,
+                    written: &mut written,
+                    reserved: Reserved::Span,
+                    dropped: 0,
+                    value_start: 0,
+                },
+                skip_kind: false,
+            },
+            values: &mut values,
+        };
+        record(&mut visitor);
+        SpanValues { bytes, values }
+    }
+}
+
+/// A [`FieldVisitor`] that also notes where each value went.
+struct SpanVisitor<'a, 'v> {
+    inner: FieldVisitor<'a>,
+    values: &'v mut Vec<(usize, &'static str, Range<usize>)>,
+}
+
+impl SpanVisitor<'_, '_> {
+    fn visit(&mut self, field: &Field, write: impl FnOnce(&mut FieldVisitor<'_>)) {
+        let before = self.inner.fields.out.len();
+        write(&mut self.inner);
+        let end = self.inner.fields.out.len();
+        if end > before {
+            let value = self.inner.fields.value_start..end;
+            self.values.push((field.index(), field.name(), value));
+        }
+    }
+}
+
+impl Visit for SpanVisitor<'_, '_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.visit(field, |v| v.record_f64(field, value));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.visit(field, |v| v.record_i64(field, value));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.visit(field, |v| v.record_u64(field, value));
+    }
+
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        self.visit(field, |v| v.record_i128(field, value));
+    }
+
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        self.visit(field, |v| v.record_u128(field, value));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.visit(field, |v| v.record_bool(field, value));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.visit(field, |v| v.record_str(field, value));
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.visit(field, |v| v.record_error(field, value));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.visit(field, |v| v.record_debug(field, value));
     }
 }

@@ -717,6 +717,70 @@ fn finish_cut<O: Out + ?Sized>(esc: Escaper<'_, O>) {
     out.put(b"\"");
 }
 
+/// Appends `value`, a JSON string as this module writes them, cut so that
+/// `out` ends by `limit` bytes, with the usual marker (the count is of the
+/// original bytes: each escape stands for one). Writes nothing and returns
+/// `false` when `value` is not a string or not even the marker fits.
+pub(crate) fn recut_string(out: &mut Vec<u8>, value: &[u8], limit: usize) -> bool {
+    // `"` `...[truncated ` 20 digits ` bytes]` `"`
+    const MARKER_MAX: usize = 2 + 14 + 20 + 7;
+    if value.len() < 2 || value[0] != b'"' || value[value.len() - 1] != b'"' {
+        return false;
+    }
+    let Some(keep) = limit.checked_sub(out.len() + MARKER_MAX) else {
+        return false;
+    };
+    let mut body = &value[1..value.len() - 1];
+    // A value cut before: its marker goes, its count adds to the new one.
+    let mut dropped = 0usize;
+    if let Some(rest) = body.strip_suffix(b" bytes]") {
+        const CUT: &[u8] = b"...[truncated ";
+        if let Some(at) = rest.windows(CUT.len()).rposition(|w| w == CUT) {
+            let digits = &rest[at + CUT.len()..];
+            if let Some(n) = std::str::from_utf8(digits)
+                .ok()
+                .and_then(|d| d.parse::<usize>().ok())
+            {
+                body = &body[..at];
+                dropped = n;
+            }
+        }
+    }
+    // The longest prefix of whole escapes and whole characters that fits.
+    let step = |b: &[u8], i: usize| match b[i] {
+        b'\\' if b.get(i + 1) == Some(&b'u') => 6,
+        b'\\' => 2,
+        lead if lead >= 0xF0 => 4,
+        lead if lead >= 0xE0 => 3,
+        lead if lead >= 0xC0 => 2,
+        _ => 1,
+    };
+    let mut cut = 0;
+    while cut < body.len() {
+        let next = cut + step(body, cut);
+        if next > keep {
+            break;
+        }
+        cut = next;
+    }
+    let mut i = cut;
+    while i < body.len() {
+        let n = step(body, i);
+        // An escape stands for one byte; a character for its bytes.
+        dropped += if body[i] == b'\\' { 1 } else { n };
+        i += n;
+    }
+    out.put(b"\"");
+    out.put(&body[..cut]);
+    if dropped > 0 {
+        out.put(b"...[truncated ");
+        int(out, dropped);
+        out.put(b" bytes]");
+    }
+    out.put(b"\"");
+    true
+}
+
 /// Displays an error and its sources as `outer: middle: root`.
 pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
 
@@ -735,6 +799,59 @@ impl fmt::Display for ErrorChain<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recut_string_is_a_prefix_with_the_count_of_what_it_lost() {
+        let pieces = ["a", "\"", "\n", "\u{1}", "é", "漢", "🦀", "\\"];
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..200 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let text: String = (0..(state % 60))
+                .map(|i| pieces[((state >> (i % 48)) % pieces.len() as u64) as usize])
+                .collect();
+            let mut whole = Vec::new();
+            string_vec(&mut whole, &text);
+            for limit in 0..whole.len() + 60 {
+                let mut out = b"{\"k\":".to_vec();
+                if !recut_string(&mut out, &whole, limit) {
+                    assert!(limit < 5 + 45, "{limit}");
+                    continue;
+                }
+                assert!(out.len() <= limit, "{} > {limit}", out.len());
+                out.push(b'}');
+                let parsed: serde_json::Value = serde_json::from_slice(&out).unwrap();
+                let got = parsed["k"].as_str().unwrap();
+                match got.split_once("...[truncated ") {
+                    None => assert_eq!(got, text),
+                    Some((kept, rest)) => {
+                        assert!(text.starts_with(kept), "{kept:?} of {text:?}");
+                        let lost: usize = rest.trim_end_matches(" bytes]").parse().unwrap();
+                        assert_eq!(kept.len() + lost, text.len(), "{got:?}");
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        assert!(!recut_string(&mut out, b"12", 100));
+        assert!(out.is_empty());
+        // A value cut before keeps one marker, counting all that was lost.
+        let mut once = Vec::new();
+        display_string(&mut once, &"x".repeat(1_000), 200);
+        let mut twice = Vec::new();
+        assert!(recut_string(&mut twice, &once, 100));
+        let twice = std::str::from_utf8(&twice).unwrap();
+        let kept = twice.matches('x').count();
+        assert_eq!(
+            twice,
+            format!(
+                "\"{}...[truncated {} bytes]\"",
+                "x".repeat(kept),
+                1_000 - kept
+            )
+        );
+    }
 
     fn escaped(s: &str) -> String {
         let mut v = Vec::new();

@@ -73,18 +73,57 @@ impl<'a> Value<'a> {
     /// Writes the value back as JSON: strings escaped as lastwords escapes
     /// them, numbers as they were written.
     pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        self.write_capped(out, usize::MAX);
+    }
+
+    /// Writes the value as JSON, made to end by `limit` total bytes of
+    /// `out` if it can: long strings are cut (with the usual marker) and
+    /// long arrays keep their last elements (breadcrumbs are oldest first),
+    /// ever shorter until the value fits; `null` when even the shortest
+    /// form does not.
+    pub(crate) fn write_fitted(&self, out: &mut Vec<u8>, limit: usize) {
+        let start = out.len();
+        let mut cap = usize::MAX;
+        loop {
+            out.truncate(start);
+            self.write_capped(out, cap);
+            if out.len() <= limit {
+                return;
+            }
+            if cap <= 8 {
+                out.truncate(start);
+                out.extend_from_slice(b"null");
+                return;
+            }
+            cap = if cap == usize::MAX {
+                limit.saturating_sub(start).min(out.len() - start) / 2
+            } else {
+                cap / 2
+            };
+        }
+    }
+
+    /// The value with every string cut at about `cap` bytes and every
+    /// array keeping at most its last `cap / 32` elements (at least one).
+    fn write_capped(&self, out: &mut Vec<u8>, cap: usize) {
         match self {
             Value::Null => out.extend_from_slice(b"null"),
             Value::Bool(b) => crate::json::boolean(out, *b),
             Value::Number(n) => out.extend_from_slice(n.as_bytes()),
-            Value::String(s) => crate::json::string_vec(out, s),
+            Value::String(s) if s.len() <= cap => crate::json::string_vec(out, s),
+            Value::String(s) => crate::json::display_string(out, s, out.len() + cap),
             Value::Array(items) => {
+                let keep = if cap == usize::MAX {
+                    items.len()
+                } else {
+                    items.len().min((cap / 32).max(1))
+                };
                 out.push(b'[');
-                for (i, item) in items.iter().enumerate() {
+                for (i, item) in items[items.len() - keep..].iter().enumerate() {
                     if i > 0 {
                         out.push(b',');
                     }
-                    item.write(out);
+                    item.write_capped(out, cap);
                 }
                 out.push(b']');
             }
@@ -96,7 +135,7 @@ impl<'a> Value<'a> {
                     }
                     crate::json::string_vec(out, key);
                     out.push(b':');
-                    value.write(out);
+                    value.write_capped(out, cap);
                 }
                 out.push(b'}');
             }

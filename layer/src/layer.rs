@@ -16,7 +16,7 @@ use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::clock::Timestamp;
-use crate::fields::{FieldVisitor, MessageVisitor, OnePass, Pass};
+use crate::fields::{FieldVisitor, MessageVisitor, OnePass, Pass, SpanValues};
 use crate::record::{self, Fields};
 use crate::sink::Sink;
 /// Read by the panic hook; lives with the span storage it reads.
@@ -89,13 +89,10 @@ where
             SPANS_SEEN.store(true, Ordering::Relaxed);
         }
         let Some(span) = ctx.span(id) else { return };
-        let mut out = Vec::new();
-        attrs.record(&mut FieldVisitor::new(
-            &mut out,
-            self.sink.max_record / 4,
-            false,
-        ));
-        span.extensions_mut().insert(SpanJson(out));
+        let values = SpanValues::format(|v| attrs.record(v), self.sink.max_record / 4);
+        let mut json = SpanJson::default();
+        json.record(&values);
+        span.extensions_mut().insert(json);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
@@ -103,24 +100,17 @@ where
         // Formatted before the extensions are locked: a `Debug` impl that
         // panics here must not leave this span's extensions write-locked (or
         // poisoned) for the panic hook, which reads them on this thread.
-        // The cap is relative to the start of the new fields, so the bytes
-        // are the same as if they were formatted in place.
-        let mut more = Vec::new();
-        values.record(&mut FieldVisitor::new(
-            &mut more,
-            self.sink.max_record / 4,
-            false,
-        ));
+        let values = SpanValues::format(|v| values.record(v), self.sink.max_record / 4);
         let mut ext = span.extensions_mut();
-        if let Some(SpanJson(out)) = ext.get_mut::<SpanJson>() {
-            out.extend_from_slice(&more);
+        if let Some(json) = ext.get_mut::<SpanJson>() {
+            json.record(&values);
         }
         drop(ext);
         crate::hooks::panic_spans::changed();
         if crate::hooks::panic_spans::in_any() {
             crate::hooks::panic_spans::recorded(self.owner(), |id, out| {
                 if let Some(span) = ctx.span(&Id::from_u64(id)) {
-                    spans::write_event_spans(out, &span);
+                    spans::write_event_spans(out, &span, self.sink.max_record / 2);
                 }
             });
         }
@@ -129,7 +119,7 @@ where
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         crate::hooks::panic_spans::entered(self.owner(), id.into_u64(), |out| {
             if let Some(span) = ctx.span(id) {
-                spans::write_event_spans(out, &span);
+                spans::write_event_spans(out, &span, self.sink.max_record / 2);
             }
         });
     }
@@ -162,7 +152,14 @@ where
                 skip_kind: ours,
             };
             event.record(&mut one);
-            if !matches!(one.state, Pass::Fields(_)) {
+            let one_pass = match &mut one.state {
+                Pass::Fields(visitor) => {
+                    visitor.fields.close();
+                    true
+                }
+                _ => false,
+            };
+            if !one_pass {
                 bufs.reset();
                 let site = Some((meta, sink));
                 record::head(bufs, sink, at, level, target, kind, site, |out, budget| {
@@ -182,17 +179,19 @@ where
                     skip_kind: ours,
                 };
                 event.record(&mut visitor);
+                visitor.fields.close();
             }
-            let out = &mut bufs.tail;
+            let fields_end = bufs.tail.len();
             let current = if SPANS_SEEN.load(Ordering::Relaxed) {
                 ctx.event_span(event)
             } else {
                 None
             };
             if let Some(current) = current {
-                spans::write_event_spans(out, &current);
+                let room = record::tail_room(bufs, sink);
+                spans::write_event_spans(&mut bufs.tail, &current, room);
             }
-            out.extend_from_slice(b"}\n");
+            record::finish(bufs, sink, Some(fields_end));
             sink.commit_vec(&mut bufs.head, &bufs.tail);
             if self.mirrors(kind, *meta.level()) {
                 sink.mirror.line(&human_line(event, kind, ours));

@@ -82,11 +82,9 @@ pub(crate) fn write_process_start(sink: &Sink, tail: &[u8]) {
         &format_args!("process {} started{summary}", sink.pid),
         |f| {
             f.str("exe", &exe);
-            f.key("previous_run");
-            match &report {
-                Some(report) => f.out.extend_from_slice(&report.json),
-                None => f.out.extend_from_slice(b"null"),
-            }
+            // Parsed back so that it can be cut to fit the record's cap.
+            let previous = report.as_ref().and_then(|r| Value::parse(&r.json));
+            f.json("previous_run", &previous.unwrap_or(Value::Null));
         },
     );
 }

@@ -23,8 +23,15 @@ use crate::json::{self, Out};
 use crate::ring::Crumb;
 use crate::sink::Sink;
 
-/// Room kept for the closing keys when a value is cut to fit the record cap.
+/// Room kept below the record cap for `seq`, the last value's cut marker,
+/// the closing bytes and the smallest `span` members.
 const RESERVE: usize = 256;
+
+/// Room `,"seq":N` takes in the head once the sink has numbered it.
+pub(crate) const SEQ_MAX: usize = 27;
+
+/// Where a thread's name is cut in its `,"thread":"…"` piece.
+const THREAD_NAME_MAX: usize = 128;
 
 /// The reusable buffers of one thread.
 pub(crate) struct Bufs {
@@ -40,6 +47,8 @@ pub(crate) struct Bufs {
     keys: Box<KeyCache>,
     /// Callsites' `,"target":…` pieces.
     sites: SiteCache,
+    /// The keys of the record being built, for the duplicate check.
+    written: Written,
 }
 
 impl Bufs {
@@ -47,7 +56,13 @@ impl Bufs {
         let mut thread = Vec::with_capacity(64);
         let current = std::thread::current();
         json::key(&mut thread, "thread");
-        json::string(&mut thread, current.name().unwrap_or("<unnamed>"));
+        // A thread name is the user's: cut so the piece always leaves the
+        // record room for its fields.
+        json::display_string(
+            &mut thread,
+            &current.name().unwrap_or("<unnamed>"),
+            THREAD_NAME_MAX,
+        );
         json::key(&mut thread, "thread_id");
         json::int(&mut thread, crate::thread::tid());
         let mut tail = Vec::with_capacity(512);
@@ -59,6 +74,7 @@ impl Bufs {
             clock: FormatCache::new(),
             keys: Box::new(KeyCache::new()),
             sites: SiteCache::new(),
+            written: Written::default(),
         }
     }
 
@@ -113,7 +129,8 @@ pub(crate) fn level_name(level: Level) -> &'static str {
 }
 
 /// The names of the fixed keys; a user field with one of these names is
-/// written as `field.<name>` so that no line has a key twice.
+/// written under another key (see [`Fields`]) so that no line has a key
+/// twice.
 pub(crate) const SCHEMA_KEYS: &[&str] = &[
     "timestamp",
     "level",
@@ -242,15 +259,150 @@ impl SiteCache {
     }
 }
 
+/// Room a field needs past its key for the smallest value and the cut
+/// marker of a longer one: a key is written only when this much room is
+/// left under the limit plus [`KEY_SLACK`].
+const FIELD_MIN: usize = 48;
+
+/// How far past the values' limit keys may still go: a huge value is cut
+/// at the limit, and the fields after it still get their keys and short
+/// values (or a cut marker) in this room.
+const KEY_SLACK: usize = 256;
+
+/// The keys written so far into one JSON object (a record's top level or a
+/// span's object), as ranges of the buffer they were written into, so that
+/// no key is written twice.
+///
+/// Keys are compared as written (`,"name":`, escaped): JSON escaping is
+/// one-to-one, so equal bytes are equal keys. A 64-bit filter on each key's
+/// length and first and last name bytes spares the scan over the earlier
+/// keys for nearly every field of an ordinary record.
+#[derive(Default)]
+pub(crate) struct Written {
+    keys: Vec<(u32, u32)>,
+    filter: u64,
+    /// Ends of members written other than through a key, where a line too
+    /// long may be cut (see [`finish`]).
+    marks: Vec<usize>,
+}
+
+impl Written {
+    /// Forgets every key (a new object begins).
+    pub(crate) fn clear(&mut self) {
+        self.keys.clear();
+        self.filter = 0;
+        self.marks.clear();
+    }
+
+    /// Notes that a whole member ends at `at`.
+    #[inline]
+    pub(crate) fn mark(&mut self, at: usize) {
+        self.marks.push(at);
+    }
+
+    /// The key's bit in the filter.
+    #[inline(always)]
+    fn bit(key: &[u8]) -> u64 {
+        // `,"` name `":`: the length and the name's first and last bytes
+        // (or the quotes), mixed by a multiply whose top bits pick the bit.
+        let n = key.len();
+        let x = (n as u64) | u64::from(key[2]) << 16 | u64::from(key[n - 3]) << 32;
+        1 << (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58)
+    }
+
+    /// Whether the key in `out[start..end]`, whose filter bit is `bit`,
+    /// was already written.
+    #[inline(always)]
+    fn contains(&self, out: &[u8], start: usize, end: usize, bit: u64) -> bool {
+        self.filter & bit != 0 && self.scan(out, start, end)
+    }
+
+    /// The slow half of [`Written::contains`].
+    #[inline(never)]
+    fn scan(&self, out: &[u8], start: usize, end: usize) -> bool {
+        let key = &out[start..end];
+        self.keys
+            .iter()
+            .any(|&(s, e)| &out[s as usize..e as usize] == key)
+    }
+
+    /// Remembers the key in `out[start..end]`, whose filter bit is `bit`.
+    #[inline(always)]
+    fn insert_bit(&mut self, start: usize, end: usize, bit: u64) {
+        self.filter |= bit;
+        // Records are far below 4 GiB (the cap is a `usize` of bytes, but a
+        // line that long could not be written with one `write(2)` anyway).
+        self.keys.push((start as u32, end as u32));
+    }
+
+    /// Remembers the key in `out[start..end]`.
+    pub(crate) fn insert(&mut self, out: &[u8], start: usize, end: usize) {
+        self.insert_bit(start, end, Written::bit(&out[start..end]));
+    }
+
+    /// The latest place at or before `room` where the object can be cut
+    /// between two whole members.
+    fn cut_at(&self, room: usize) -> Option<usize> {
+        let starts = self.keys.iter().map(|&(start, _)| start as usize);
+        starts
+            .chain(self.marks.iter().copied())
+            .filter(|&at| at <= room)
+            .max()
+    }
+}
+
+/// Which names an object keeps for itself.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reserved {
+    /// A record's top level: the [`SCHEMA_KEYS`].
+    Record,
+    /// A span's object: `name`.
+    Span,
+}
+
+impl Reserved {
+    #[inline(always)]
+    fn has(self, name: &str) -> bool {
+        match self {
+            Reserved::Record => is_schema_key(name),
+            Reserved::Span => name == "name",
+        }
+    }
+}
+
 /// Writes fields into the tail of a record, cutting values so that the whole
 /// record stays under the sink's cap.
+///
+/// # Keys
+///
+/// No object gets a key twice. A field is written under its own name unless
+/// the object reserves that name (a record's [`SCHEMA_KEYS`], a span's
+/// `name`) or an earlier member of the same object already has that key;
+/// then it is written under the first free one of `field.<name>`,
+/// `field.<name>.2`, `field.<name>.3`, … Earlier members keep their keys, so
+/// the rule depends only on the names and their order.
+///
+/// # Size
+///
+/// Values are cut at `limit` with a `...[truncated N bytes]` marker; once
+/// the object is full, further fields are left out and counted in
+/// [`Fields::dropped`].
 pub(crate) struct Fields<'a> {
     pub(crate) out: &'a mut Vec<u8>,
-    /// The tail may grow to this length before values are cut.
+    /// The tail may grow to this length before values are cut; keys may
+    /// go [`KEY_SLACK`] further.
     pub(crate) limit: usize,
     /// This thread's rendered keys; `None` for a span's fields, which are
     /// formatted once per span rather than once per record.
     pub(crate) keys: Option<&'a mut KeyCache>,
+    /// The object's keys so far.
+    pub(crate) written: &'a mut Written,
+    /// The names this object keeps for itself.
+    pub(crate) reserved: Reserved,
+    /// Fields left out because the object was full.
+    pub(crate) dropped: usize,
+    /// Where the last field's value begins in `out`.
+    pub(crate) value_start: usize,
 }
 
 impl<'a> Fields<'a> {
@@ -258,52 +410,130 @@ impl<'a> Fields<'a> {
     pub(crate) fn new(bufs: &'a mut Bufs, sink: &Sink) -> Fields<'a> {
         let limit = sink
             .max_record
-            .saturating_sub(bufs.head.len() + RESERVE)
+            .saturating_sub(bufs.head.len() + RESERVE + KEY_SLACK)
             .max(RESERVE);
+        bufs.written.clear();
         Fields {
             out: &mut bufs.tail,
             limit,
             keys: Some(&mut bufs.keys),
+            written: &mut bufs.written,
+            reserved: Reserved::Record,
+            dropped: 0,
+            value_start: 0,
         }
     }
 
-    /// `,"name":` with `name` renamed if it is one of the schema's keys.
+    /// `,"name":`, under the name the key rule above gives, when the
+    /// object has room for the field; else writes nothing, counts the field
+    /// as dropped and returns `false`.
     ///
     /// Every record writes the same few names again and again: once
     /// written, a name's rendered key is taken from this thread's
     /// [`KeyCache`] with one fixed-size copy, skipping the schema-key check,
     /// the escape check and the variable-length copies.
     #[inline(always)]
-    pub(crate) fn key(&mut self, name: &'static str) {
-        if let Some(keys) = &self.keys {
-            if keys.put_cached(self.out, name) {
-                return;
-            }
+    pub(crate) fn key(&mut self, name: &'static str) -> bool {
+        let start = self.out.len();
+        let mut bit = match &self.keys {
+            Some(keys) => keys.put_cached(self.out, name),
+            None => 0,
+        };
+        if bit == 0 {
+            bit = self.key_uncached(name);
         }
-        self.key_uncached(name);
+        let end = self.out.len();
+        if end + FIELD_MIN > self.limit + KEY_SLACK {
+            return self.drop_key(start);
+        }
+        if self.written.contains(self.out, start, end, bit) {
+            self.key_renamed(name, start);
+        } else {
+            self.written.insert_bit(start, end, bit);
+        }
+        self.value_start = self.out.len();
+        true
     }
 
-    /// [`Fields::key`] on a cache miss: renders the key, and remembers it
-    /// when it fits an entry.
+    /// Leaves out a field whose key would not fit: takes back its key,
+    /// counts it.
+    #[cold]
     #[inline(never)]
-    fn key_uncached(&mut self, name: &'static str) {
+    fn drop_key(&mut self, start: usize) -> bool {
+        self.out.truncate(start);
+        self.dropped += 1;
+        false
+    }
+
+    /// [`Fields::key`] on a cache miss: renders the key, remembers it when
+    /// it fits an entry, and returns its [`Written`] filter bit.
+    #[inline(never)]
+    fn key_uncached(&mut self, name: &'static str) -> u64 {
         let start = self.out.len();
-        if is_schema_key(name) {
+        if self.reserved.has(name) {
             self.out.put(b",\"field.");
             json::escape_into(self.out, name);
             self.out.put(b"\":");
         } else {
             json::key_vec(self.out, name);
         }
+        let bit = Written::bit(&self.out[start..]);
         if let Some(keys) = &mut self.keys {
-            keys.insert(name, &self.out[start..]);
+            keys.insert(name, &self.out[start..], bit);
         }
+        bit
+    }
+
+    /// Replaces the key at `start`, already in the object, with the first
+    /// free one of `field.<name>`, `field.<name>.2`, …, and remembers it.
+    #[cold]
+    #[inline(never)]
+    fn key_renamed(&mut self, name: &str, start: usize) {
+        for n in 1usize.. {
+            self.out.truncate(start);
+            self.out.put(b",\"field.");
+            json::escape_into(self.out, name);
+            if n > 1 {
+                self.out.put(b".");
+                json::int(self.out, n);
+            }
+            self.out.put(b"\":");
+            let end = self.out.len();
+            let bit = Written::bit(&self.out[start..end]);
+            if !self.written.contains(self.out, start, end, bit) {
+                self.written.insert_bit(start, end, bit);
+                return;
+            }
+        }
+    }
+
+    /// Ends the fields: when some were left out for want of room, says how
+    /// many in a last `truncated_fields` member (whose key follows the key
+    /// rule too), written past the limit into the room kept for it.
+    #[inline]
+    pub(crate) fn close(&mut self) {
+        if self.dropped > 0 {
+            self.close_dropped();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn close_dropped(&mut self) {
+        let (limit, dropped) = (self.limit, self.dropped);
+        self.limit = usize::MAX / 2;
+        if self.key("truncated_fields") {
+            json::int(self.out, dropped);
+        }
+        self.limit = limit;
     }
 
     /// A string field.
     #[inline(always)]
     pub(crate) fn str(&mut self, name: &'static str, value: &str) {
-        self.key(name);
+        if !self.key(name) {
+            return;
+        }
         if value.len() * 6 + self.out.len() <= self.limit {
             json::string_vec(self.out, value);
         } else {
@@ -313,34 +543,60 @@ impl<'a> Fields<'a> {
 
     /// A field shown with `Display`.
     pub(crate) fn display(&mut self, name: &'static str, value: &dyn fmt::Display) {
-        self.key(name);
-        json::display_string(self.out, value, self.limit);
+        if self.key(name) {
+            json::display_string(self.out, value, self.limit);
+        }
     }
 
     /// A field shown with `Debug`.
     pub(crate) fn debug(&mut self, name: &'static str, value: &dyn fmt::Debug) {
-        self.key(name);
-        json::debug_string(self.out, value, self.limit);
+        if self.key(name) {
+            json::debug_string(self.out, value, self.limit);
+        }
     }
 
     /// An integer field.
     #[inline(always)]
     pub(crate) fn int<I: itoa::Integer>(&mut self, name: &'static str, value: I) {
-        self.key(name);
-        json::int(self.out, value);
+        if self.key(name) {
+            json::int(self.out, value);
+        }
     }
 
     /// A boolean field.
     pub(crate) fn bool(&mut self, name: &'static str, value: bool) {
-        self.key(name);
-        json::boolean(self.out, value);
+        if self.key(name) {
+            json::boolean(self.out, value);
+        }
+    }
+
+    /// A field whose value is JSON already, cut to fit (see
+    /// [`Value::write_fitted`](crate::json_read::Value::write_fitted)).
+    pub(crate) fn json(&mut self, name: &'static str, value: &crate::json_read::Value<'_>) {
+        if self.key(name) {
+            value.write_fitted(self.out, self.limit);
+            self.written.mark(self.out.len());
+        }
     }
 
     /// `breadcrumbs`: the ring's entries, oldest first, as
-    /// `[{"name":…,"file":…,"line":…,"thread_id":…,"timestamp":…}]`.
+    /// `[{"name":…,"file":…,"line":…,"thread_id":…,"timestamp":…}]`; the
+    /// oldest are left out when they do not all fit.
     pub(crate) fn crumbs(&mut self, name: &'static str, crumbs: &[Crumb]) {
-        self.key(name);
-        write_crumbs(self.out, crumbs.iter());
+        if !self.key(name) {
+            return;
+        }
+        let start = self.out.len();
+        let mut skip = 0;
+        loop {
+            write_crumbs(self.out, crumbs[skip..].iter());
+            if self.out.len() <= self.limit || skip == crumbs.len() {
+                self.written.mark(self.out.len());
+                return;
+            }
+            self.out.truncate(start);
+            skip += 1;
+        }
     }
 }
 
@@ -356,7 +612,9 @@ struct KeyEntry {
     len: usize,
     /// `,"name":` (or `,"field.name":`, escaped), `rendered` bytes of it.
     bytes: [u8; KEY_MAX],
-    rendered: usize,
+    rendered: u32,
+    /// The key's bit in [`Written`]'s filter.
+    bit: u32,
 }
 
 /// A thread's rendered field keys, direct-mapped by the address of the
@@ -381,6 +639,7 @@ impl KeyCache {
                 len: 0,
                 bytes: [0; KEY_MAX],
                 rendered: 0,
+                bit: 0,
             }; KEY_SLOTS],
         }
     }
@@ -394,16 +653,17 @@ impl KeyCache {
     }
 
     /// Appends `name`'s rendered key if it is cached and `out` has room for
-    /// a whole entry; else returns `false` and writes nothing.
+    /// a whole entry, and returns the key's [`Written`] filter bit; else
+    /// returns 0 and writes nothing.
     #[inline(always)]
-    fn put_cached(&self, out: &mut Vec<u8>, name: &'static str) -> bool {
+    fn put_cached(&self, out: &mut Vec<u8>, name: &'static str) -> u64 {
         let entry = &self.entries[KeyCache::slot(name)];
         let len = out.len();
         if entry.name != name.as_ptr() as usize
             || entry.len != name.len()
             || out.capacity() - len < KEY_MAX
         {
-            return false;
+            return 0;
         }
         // SAFETY: `KEY_MAX` bytes of spare capacity were checked above;
         // all of them are written (the entry's bytes past `rendered` are
@@ -414,13 +674,13 @@ impl KeyCache {
                 .add(len)
                 .cast::<[u8; KEY_MAX]>()
                 .write_unaligned(entry.bytes);
-            out.set_len(len + entry.rendered);
+            out.set_len(len + entry.rendered as usize);
         }
-        true
+        1 << entry.bit
     }
 
     /// Remembers `rendered` as `name`'s key, if it fits an entry.
-    fn insert(&mut self, name: &'static str, rendered: &[u8]) {
+    fn insert(&mut self, name: &'static str, rendered: &[u8], bit: u64) {
         if rendered.len() > KEY_MAX {
             return;
         }
@@ -428,7 +688,8 @@ impl KeyCache {
         entry.name = name.as_ptr() as usize;
         entry.len = name.len();
         entry.bytes[..rendered.len()].copy_from_slice(rendered);
-        entry.rendered = rendered.len();
+        entry.rendered = rendered.len() as u32;
+        entry.bit = bit.trailing_zeros();
     }
 }
 
@@ -458,6 +719,41 @@ pub(crate) fn write_crumbs<'c, O: Out + ?Sized>(
     out.put(b"]");
 }
 
+/// Closes the record in `bufs` with `}\n`. If the line would still pass
+/// the sink's cap (members written past the fields' limit, such as spans),
+/// first cuts the tail back to the last whole member that fits; `fields_end`
+/// is where the fields end, if known, one more place to cut.
+#[inline]
+pub(crate) fn finish(bufs: &mut Bufs, sink: &Sink, fields_end: Option<usize>) {
+    let room = sink
+        .max_record
+        .saturating_sub(bufs.head.len() + SEQ_MAX + 2);
+    if bufs.tail.len() > room {
+        if let Some(end) = fields_end {
+            bufs.written.mark(end);
+        }
+        cut_to(bufs, room);
+    }
+    bufs.tail.put(b"}\n");
+}
+
+/// Cuts the tail of `bufs` back to `room` bytes or less, between members.
+#[cold]
+#[inline(never)]
+fn cut_to(bufs: &mut Bufs, room: usize) {
+    let cut = bufs.written.cut_at(room).unwrap_or(bufs.thread.len());
+    bufs.tail.truncate(cut.max(bufs.thread.len()));
+}
+
+/// How many bytes of the tail `bufs` may still take for members written
+/// after the fields (the `span` members), leaving room for `seq` and the
+/// closing bytes.
+#[inline]
+pub(crate) fn tail_room(bufs: &Bufs, sink: &Sink) -> usize {
+    sink.max_record
+        .saturating_sub(bufs.head.len() + SEQ_MAX + 2 + bufs.tail.len())
+}
+
 /// Writes a record that does not come from a `tracing` event (the hooks'
 /// records) straight to `sink`, and mirrors `human` to stderr. Returns its
 /// `seq`.
@@ -481,7 +777,8 @@ pub(crate) fn emit(
         );
         let mut f = Fields::new(bufs, sink);
         fields(&mut f);
-        bufs.tail.put(b"}\n");
+        f.close();
+        finish(bufs, sink, None);
         let seq = sink.commit_vec(&mut bufs.head, &bufs.tail);
         if sink.mirror.enabled() {
             sink.mirror
@@ -500,8 +797,12 @@ mod tests {
         let mut out = Vec::new();
         Fields {
             out: &mut out,
-            limit: usize::MAX,
+            limit: usize::MAX / 2,
             keys: None,
+            written: &mut Written::default(),
+            reserved: Reserved::Record,
+            dropped: 0,
+            value_start: 0,
         }
         .key(name);
         out
@@ -537,8 +838,12 @@ mod tests {
                 let mut out = Vec::with_capacity(if round == 1 { 1 } else { 64 });
                 Fields {
                     out: &mut out,
-                    limit: usize::MAX,
+                    limit: usize::MAX / 2,
                     keys: Some(&mut keys),
+                    written: &mut Written::default(),
+                    reserved: Reserved::Record,
+                    dropped: 0,
+                    value_start: 0,
                 }
                 .key(name);
                 assert_eq!(out, uncached(name), "{name:?}, round {round}");

@@ -3,10 +3,21 @@
 //! doing last, even when breadcrumb records themselves are filtered out.
 //!
 //! Writers never lock and never allocate: a push claims a slot with one
-//! `fetch_add` and fills it under a per-slot sequence number (a seqlock).
-//! Readers, including signal handlers, copy slots and keep only those whose
-//! sequence number did not move while they read, so a torn entry is skipped,
-//! never reported. Entries point at `&'static` [`CrumbSite`]s, so nothing in
+//! `fetch_add` and fills it under a per-slot sequence number (a seqlock),
+//! plus a check word that ties the entry's words to its position. Readers,
+//! including signal handlers, copy slots and keep only those whose
+//! sequence number did not move while they read and whose check word
+//! matches what they read, so a torn entry is skipped, never reported.
+//!
+//! The check word is needed because two pushes can share a slot at once: a
+//! push stalled (preempted) for a whole lap of the ring finishes its stores
+//! on top of the newer entry a later push completed in the same slot
+//! meanwhile, and the sequence number alone cannot tell (the stalled push
+//! stored its own before the newer push stored its). A mix of the entry's
+//! position and words with different odd multipliers per word, the check
+//! matches a mix of two entries' words only by a 64-bit coincidence. A
+//! compare-and-swap to claim the slot would exclude the stalled push for
+//! certain, but costs a second locked instruction on every push. Entries point at `&'static` [`CrumbSite`]s, so nothing in
 //! the ring ever needs freeing.
 
 use std::ptr;
@@ -36,6 +47,8 @@ struct Slot {
     site: AtomicPtr<CrumbSite>,
     tid: AtomicI64,
     micros: AtomicI64,
+    /// [`check`] of the entry's position and the three words above.
+    check: AtomicU64,
 }
 
 #[allow(clippy::declare_interior_mutable_const)] // only used to initialise RING
@@ -44,6 +57,7 @@ const EMPTY: Slot = Slot {
     site: AtomicPtr::new(ptr::null_mut()),
     tid: AtomicI64::new(0),
     micros: AtomicI64::new(0),
+    check: AtomicU64::new(0),
 };
 
 static RING: [Slot; CAPACITY] = [EMPTY; CAPACITY];
@@ -62,6 +76,18 @@ pub struct Crumb {
     pub index: u64,
 }
 
+/// The check word of the entry at position `index`: each word times its
+/// own odd constant (a bijection), combined, so that a mix of two entries'
+/// words (or an entry's words under another position) matches only by a
+/// 64-bit coincidence.
+#[inline(always)]
+fn check(index: u64, site: *const CrumbSite, tid: i64, micros: i64) -> u64 {
+    index.wrapping_mul(0xD6E8_FEB8_6659_FD93)
+        ^ (site as usize as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (tid as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+        ^ (micros as u64).wrapping_mul(0x1656_67B1_9E37_79F9)
+}
+
 /// Leaves a breadcrumb in the ring. Lock-free and allocation-free.
 #[inline]
 pub fn push(site: &'static CrumbSite) {
@@ -69,13 +95,14 @@ pub fn push(site: &'static CrumbSite) {
     let slot = &RING[(index % CAPACITY as u64) as usize];
     slot.version.store(2 * index + 1, Ordering::Relaxed);
     fence(Ordering::Release);
-    slot.site.store(
-        site as *const CrumbSite as *mut CrumbSite,
-        Ordering::Relaxed,
-    );
-    slot.tid.store(thread::tid(), Ordering::Relaxed);
-    slot.micros
-        .store(Timestamp::now_coarse().as_micros(), Ordering::Relaxed);
+    let site = site as *const CrumbSite as *mut CrumbSite;
+    let tid = thread::tid();
+    let micros = Timestamp::now_coarse().as_micros();
+    slot.site.store(site, Ordering::Relaxed);
+    slot.tid.store(tid, Ordering::Relaxed);
+    slot.micros.store(micros, Ordering::Relaxed);
+    slot.check
+        .store(check(index, site, tid, micros), Ordering::Relaxed);
     slot.version.store(2 * index + 2, Ordering::Release);
 }
 
@@ -96,9 +123,13 @@ pub fn recent(out: &mut [Option<Crumb>]) -> usize {
         let site = slot.site.load(Ordering::Relaxed);
         let tid = slot.tid.load(Ordering::Relaxed);
         let micros = slot.micros.load(Ordering::Relaxed);
+        let sum = slot.check.load(Ordering::Relaxed);
         fence(Ordering::Acquire);
-        if slot.version.load(Ordering::Relaxed) != before || site.is_null() {
-            continue;
+        if slot.version.load(Ordering::Relaxed) != before
+            || site.is_null()
+            || sum != check(index, site, tid, micros)
+        {
+            continue; // being rewritten, or torn by a push a lap behind
         }
         // SAFETY: non-null `site` pointers in the ring all come from
         // `&'static CrumbSite` in `push`.
