@@ -24,6 +24,7 @@ mod layer;
 mod mirror;
 mod previous_run;
 mod record;
+mod recorder;
 pub mod ring;
 mod rotation;
 mod sink;

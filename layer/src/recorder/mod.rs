@@ -1,0 +1,248 @@
+//! The flight recorder: the last records of the run, debug ones included,
+//! kept where they survive SIGKILL and the OOM killer, at memory speed.
+//!
+//! # What it keeps, and where
+//!
+//! Every record that passes the recorder filter (`.recorder_filter()`,
+//! default `debug`) is copied, as the complete JSONL line the layer made,
+//! into a lock-free ring in a `MAP_SHARED` file beside the log:
+//! `logs/app.jsonl` → `logs/app.ring` (a second process on the same log
+//! path uses `logs/app.<pid>.ring`; see [`file`]). A store into a shared
+//! file mapping is page cache at once, so the ring survives any death of
+//! the process, with no system call per record. The file's size is
+//! `.flight_recorder(bytes)` rounded down to a power of two (at least
+//! 64 KiB; default 4 MiB), plus a 4 KiB header page.
+//!
+//! The JSONL file still gets exactly the records that pass `.filter()`,
+//! numbered by `seq` with no gaps. A record that went to the file too is in
+//! the ring with its `seq`; a record that went only to the ring has **no
+//! `seq` key**: that is how the two are told apart.
+//!
+//! # What the next start does with it
+//!
+//! When the previous run ended without its final record (`previous_run.
+//! ended` is `no_final_record`: SIGKILL, the OOM killer, a container cut
+//! off), the next start copies that run's last records from its ring, at
+//! most [`MAX_RECOVERED`], oldest first, into the JSONL before its own
+//! `process_start`, each with `"recovered":true` as its last key (and its
+//! original `run_id`, `timestamp`, and `seq` when it had one). Records that
+//! were in the file as well therefore appear twice: once as written, once
+//! recovered; `select(.recovered and .seq == null)` keeps the ones only the
+//! ring had. `previous_run` then also carries, from the ring file's header:
+//!
+//! | key | meaning |
+//! |---|---|
+//! | `last_alive` | the run's last heartbeat (every 500 ms, see [`heartbeat`]) |
+//! | `rss_bytes` | its resident set size then |
+//! | `memory_limit_bytes` | its memory cgroup's limit at start, `null` when unlimited or none |
+//! | `cause` | `oom_kill` on the kernel's evidence (see [`evidence`]), else `unknown` (only with `no_final_record`) |
+//! | `evidence` | that evidence as text, `""` when there is none (only with `no_final_record`) |
+//! | `recovered_records` | how many records were copied (only with `no_final_record`) |
+
+mod evidence;
+mod file;
+pub(crate) mod filter;
+mod heartbeat;
+mod recover;
+mod ring;
+
+use std::fmt;
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+pub use recover::{MAX_RECOVERED, RECOVERED_KEY};
+
+use crate::clock::Timestamp;
+use crate::json;
+use crate::sink::Sink;
+pub(crate) use file::RingFile;
+use file::{Header, RunInfo};
+use ring::Ring;
+
+/// Default size of the ring: 4 MiB.
+pub const DEFAULT_RECORDER_BYTES: usize = 4 << 20;
+
+/// Smallest ring.
+const MIN_CAPACITY: u64 = 64 << 10;
+
+/// The process's running flight recorder.
+static GLOBAL: AtomicPtr<Recorder> = AtomicPtr::new(std::ptr::null_mut());
+
+/// This run's ring and its file.
+pub(crate) struct Recorder {
+    file: RingFile,
+    ring: Ring,
+}
+
+impl fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recorder")
+            .field("path", &self.file.path())
+            .field("capacity", &self.ring.capacity())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The ring's data size for `.flight_recorder(bytes)`.
+fn capacity_for(bytes: usize) -> u64 {
+    let bytes = (bytes as u64).max(MIN_CAPACITY);
+    1 << (63 - bytes.leading_zeros())
+}
+
+impl Recorder {
+    /// Starts this run's ring in `file` (taken with [`RingFile::take`]),
+    /// makes it the process's recorder and starts the heartbeat.
+    pub(crate) fn start(
+        mut file: RingFile,
+        bytes: usize,
+        run_id: &str,
+        pid: u32,
+    ) -> io::Result<&'static Recorder> {
+        let cgroup = evidence::MemoryCgroup::own();
+        let info = RunInfo {
+            run_id,
+            pid,
+            start_micros: Timestamp::now().as_micros() as u64,
+            memory_limit: cgroup.as_ref().and_then(|c| c.limit()),
+            oom_kills: cgroup.as_ref().and_then(|c| c.oom_kills()),
+            cgroup: cgroup.as_ref().map(|c| (c.dir.as_path(), c.version)),
+        };
+        file.start(capacity_for(bytes), &info)?;
+        let ring = file
+            .ring()
+            .ok_or_else(|| io::Error::other("ring header not written"))?;
+        let recorder: &'static Recorder = Box::leak(Box::new(Recorder { file, ring }));
+        if GLOBAL
+            .compare_exchange(
+                std::ptr::null_mut(),
+                recorder as *const Recorder as *mut Recorder,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
+            return Err(io::Error::other("a flight recorder already runs"));
+        }
+        heartbeat::start(recorder.header());
+        Ok(recorder)
+    }
+
+    /// The process's recorder, if one was started. Async-signal-safe.
+    pub(crate) fn global() -> Option<&'static Recorder> {
+        // SAFETY: GLOBAL holds null or a leaked, never-freed Recorder.
+        unsafe { GLOBAL.load(Ordering::Acquire).as_ref() }
+    }
+
+    fn header(&self) -> &'static Header {
+        // The recorder is leaked; its header lives as long as the process.
+        let header = self.file.header().expect("started ring has a header");
+        // SAFETY: the mapping is never unmapped after `start` (the recorder
+        // is leaked), so the reference stays valid.
+        unsafe { &*(header as *const Header) }
+    }
+
+    /// Keeps one record, given as the pieces of its line. No allocation,
+    /// no system call, no lock; async-signal-safe.
+    #[inline]
+    pub(crate) fn record(&self, parts: &[&[u8]]) {
+        if !self.ring.push(parts) {
+            self.header().too_large.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The ring file's path.
+    pub(crate) fn path(&self) -> &Path {
+        self.file.path()
+    }
+}
+
+/// What the ring of the previous run adds to `previous_run`, as a JSON
+/// object of the members in the [module docs](self); also copies its last
+/// records into the file when it `ended` without a final record. `own` is
+/// this process's ring file before [`Recorder::start`] (it may hold the
+/// previous run's ring); `log` the configured log path. `None` when no ring
+/// of that run is found and there is nothing to add.
+pub(crate) fn previous_run(
+    sink: &Sink,
+    own: Option<&RingFile>,
+    log: &Path,
+    run_id: &str,
+    pid: u32,
+    ended: &str,
+) -> Option<Vec<u8>> {
+    let theirs;
+    let file = match own.filter(|f| f.header().is_some_and(|h| h.run_id() == run_id)) {
+        Some(own) => Some(own),
+        None => {
+            theirs = RingFile::dead(&file::ring_path(log, Some(pid)))
+                .ok()
+                .flatten()
+                .filter(|f| f.header().is_some_and(|h| h.run_id() == run_id));
+            theirs.as_ref()
+        }
+    };
+    let dead = ended == "no_final_record";
+    if file.is_none() && !dead {
+        return None;
+    }
+    // Members, each `,"key":value`.
+    let mut out = Vec::with_capacity(256);
+    let header = file.and_then(RingFile::header);
+    if let Some(h) = header {
+        json::key_vec(&mut out, "last_alive");
+        let at = Timestamp::from_micros(h.last_alive_micros.load(Ordering::Acquire) as i64);
+        out.push(b'"');
+        out.extend_from_slice(&at.format());
+        out.push(b'"');
+        json::key_vec(&mut out, "rss_bytes");
+        put_known(&mut out, h.rss_bytes.load(Ordering::Relaxed));
+        json::key_vec(&mut out, "memory_limit_bytes");
+        put_known(&mut out, h.memory_limit);
+    }
+    if dead {
+        let mut lines = Vec::new();
+        let recovered = match file.and_then(RingFile::ring) {
+            Some(ring) => recover::lines(&ring, MAX_RECOVERED, &mut lines),
+            None => 0,
+        };
+        if recovered > 0 {
+            sink.append_lines(&lines);
+        }
+        let verdict = evidence::judge(
+            header.and_then(Header::cgroup),
+            header.and_then(|h| Header::known(h.oom_kills_at_start)),
+            pid,
+        );
+        json::key_vec(&mut out, "cause");
+        json::string_vec(&mut out, verdict.cause);
+        json::key_vec(&mut out, "evidence");
+        json::string_vec(&mut out, &verdict.evidence);
+        json::key_vec(&mut out, "recovered_records");
+        json::int(&mut out, recovered);
+    }
+    let mut object = Vec::with_capacity(out.len() + 2);
+    object.push(b'{');
+    object.extend_from_slice(out.get(1..).unwrap_or_default());
+    object.push(b'}');
+    if let Some(f) = file.filter(|f| own.map_or(true, |own| !std::ptr::eq(*f, own))) {
+        f.remove(); // a `<stem>.<pid>.ring` whose records are now in the file
+    }
+    Some(object)
+}
+
+fn put_known(out: &mut Vec<u8>, value: u64) {
+    match Header::known(value) {
+        Some(v) => json::int(out, v),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// A fresh directory for a unit test.
+#[cfg(test)]
+pub(crate) fn test_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("lastwords-rec-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir); // may not exist
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
