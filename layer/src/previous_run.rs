@@ -32,11 +32,25 @@ const CRUMBS: usize = 16;
 
 /// Writes `process_start` for this run; `tail` is the end of the file as it
 /// was before this run opened it.
-pub(crate) fn write_process_start(sink: &Sink, tail: &[u8]) {
+/// `recorded(run_id, pid, ended)` returns what the flight recorder adds to
+/// the report (a JSON object) and recovers that run's last records.
+pub(crate) fn write_process_start(
+    sink: &Sink,
+    tail: &[u8],
+    recorded: &dyn Fn(&str, u32, &str) -> Option<Vec<u8>>,
+) {
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    let previous = previous_run(tail, sink.pid, &|pid| still_running(pid));
+    let mut previous = previous_run(tail, sink.pid, &|pid| still_running(pid));
+    if let Value::Object(map) = &mut previous {
+        let field = |k: &str| map.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+        let (run_id, ended) = (field("run_id"), field("ended"));
+        let pid = map.get("pid").and_then(Value::as_u64).unwrap_or(0) as u32;
+        let extra = recorded(&run_id, pid, &ended)
+            .and_then(|bytes| serde_json::from_slice::<Map<String, Value>>(&bytes).ok());
+        map.extend(extra.unwrap_or_default());
+    }
     let summary = match &previous {
         Value::Object(map) => {
             let ended = map.get("ended").and_then(Value::as_str).unwrap_or("?");

@@ -268,7 +268,8 @@ impl RingFile {
             path,
             own: true,
         };
-        file.map_existing(false)?;
+        // Writable: `start` clears the old header's magic in place.
+        file.map_existing(true)?;
         Ok(file)
     }
 
@@ -294,8 +295,7 @@ impl RingFile {
         Ok(file.header().is_some().then_some(file))
     }
 
-    /// Maps the file at its current size (read-only views of an earlier
-    /// run's content).
+    /// Maps the file at its current size, to read an earlier run's content.
     fn map_existing(&mut self, writable: bool) -> io::Result<()> {
         let len = file_len(self.fd)?;
         if len >= HEADER_BYTES && len <= (1 << 40) {

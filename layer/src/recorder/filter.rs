@@ -44,20 +44,26 @@ impl Route {
     }
 }
 
-/// Enables what either filter enables.
+/// Enables what either filter enables (only `file` when the recorder is
+/// off).
 pub(crate) struct Either {
     pub(crate) file: Arc<EnvFilter>,
-    pub(crate) ring: Arc<EnvFilter>,
+    pub(crate) ring: Option<Arc<EnvFilter>>,
 }
 
 impl<S: Subscriber> Filter<S> for Either {
     fn enabled(&self, meta: &Metadata<'_>, ctx: &Context<'_, S>) -> bool {
-        self.file.enabled(meta, ctx.clone()) || self.ring.enabled(meta, ctx.clone())
+        self.file.enabled(meta, ctx.clone())
+            || self
+                .ring
+                .as_ref()
+                .is_some_and(|r| r.enabled(meta, ctx.clone()))
     }
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
         let a = <EnvFilter as Filter<S>>::callsite_enabled(&self.file, meta);
-        let b = <EnvFilter as Filter<S>>::callsite_enabled(&self.ring, meta);
+        let Some(ring) = &self.ring else { return a };
+        let b = <EnvFilter as Filter<S>>::callsite_enabled(ring, meta);
         if a.is_always() || b.is_always() {
             Interest::always()
         } else if a.is_never() && b.is_never() {
@@ -69,32 +75,45 @@ impl<S: Subscriber> Filter<S> for Either {
 
     fn max_level_hint(&self) -> Option<LevelFilter> {
         let a = <EnvFilter as Filter<S>>::max_level_hint(&self.file)?;
-        let b = <EnvFilter as Filter<S>>::max_level_hint(&self.ring)?;
+        let Some(ring) = &self.ring else {
+            return Some(a);
+        };
+        let b = <EnvFilter as Filter<S>>::max_level_hint(ring)?;
         Some(a.max(b))
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         <EnvFilter as Filter<S>>::on_new_span(&self.file, attrs, id, ctx.clone());
-        <EnvFilter as Filter<S>>::on_new_span(&self.ring, attrs, id, ctx);
+        if let Some(ring) = &self.ring {
+            <EnvFilter as Filter<S>>::on_new_span(ring, attrs, id, ctx);
+        }
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         <EnvFilter as Filter<S>>::on_record(&self.file, id, values, ctx.clone());
-        <EnvFilter as Filter<S>>::on_record(&self.ring, id, values, ctx);
+        if let Some(ring) = &self.ring {
+            <EnvFilter as Filter<S>>::on_record(ring, id, values, ctx);
+        }
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         <EnvFilter as Filter<S>>::on_enter(&self.file, id, ctx.clone());
-        <EnvFilter as Filter<S>>::on_enter(&self.ring, id, ctx);
+        if let Some(ring) = &self.ring {
+            <EnvFilter as Filter<S>>::on_enter(ring, id, ctx);
+        }
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
         <EnvFilter as Filter<S>>::on_exit(&self.file, id, ctx.clone());
-        <EnvFilter as Filter<S>>::on_exit(&self.ring, id, ctx);
+        if let Some(ring) = &self.ring {
+            <EnvFilter as Filter<S>>::on_exit(ring, id, ctx);
+        }
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         <EnvFilter as Filter<S>>::on_close(&self.file, id.clone(), ctx.clone());
-        <EnvFilter as Filter<S>>::on_close(&self.ring, id, ctx);
+        if let Some(ring) = &self.ring {
+            <EnvFilter as Filter<S>>::on_close(ring, id, ctx);
+        }
     }
 }

@@ -51,7 +51,7 @@ use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
-pub use recover::{MAX_RECOVERED, RECOVERED_KEY};
+pub use recover::MAX_RECOVERED;
 
 use crate::clock::Timestamp;
 use crate::json;

@@ -13,9 +13,6 @@ use super::ring::Ring;
 /// Most records copied into the JSONL after a death.
 pub const MAX_RECOVERED: usize = 10_000;
 
-/// The key added to every recovered line.
-pub const RECOVERED_KEY: &str = "recovered";
-
 /// Appends to `out` the last `max` records of `ring`, oldest first, each
 /// as its line with `,"recovered":true` before the closing brace. Records
 /// that are not a one-line JSON object are left out. Returns how many
