@@ -1,0 +1,291 @@
+//! The flight recorder, tested with real deaths.
+//!
+//! Each test:
+//!
+//! 1. runs `examples/recorder_child.rs` with a scenario and
+//!    `LASTWORDS_PATH` in a fresh directory (file filter `info`, recorder
+//!    filter `debug`), waits for its `ready` line, then kills it with
+//!    SIGKILL (or lets the OOM killer do it inside a memory cgroup);
+//! 2. checks the death: killed by SIGKILL (status 137 in a shell);
+//! 3. runs the child again with `start` on the same log, which reports on
+//!    the dead run;
+//! 4. parses every line of the JSONL and checks the recovered records (the
+//!    last ones of the dead run, oldest first, `"recovered":true`, before
+//!    the new `process_start`, nothing torn, nothing twice) and
+//!    `previous_run` (`no_final_record`, `last_alive`, `cause`).
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+/// How long a child may take before the test gives up on it.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `target/` (this test runs as `target/<profile>/deps/recorder-…`).
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.ancestors().nth(3).expect("target dir").to_owned()
+}
+
+/// The child, built for this profile (`cargo test --test recorder` does not
+/// build examples by itself).
+fn child_exe() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("current_exe");
+            let profile_dir = exe.ancestors().nth(2).expect("profile dir");
+            let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+                Some("debug") | None => "dev",
+                Some(other) => other,
+            };
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "--quiet", "--profile", profile])
+                .args(["--example", "recorder_child", "--target-dir"])
+                .arg(target_dir())
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("run cargo");
+            assert!(status.success(), "building recorder_child failed");
+            profile_dir.join("examples/recorder_child")
+        })
+        .clone()
+}
+
+/// A fresh, empty directory for one test's files.
+fn scratch(name: &str) -> PathBuf {
+    let dir = target_dir().join("recorder-tests").join(name);
+    // Ignored: the directory may not exist yet.
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+fn command(scenario: &str, log: &Path) -> Command {
+    let mut cmd = Command::new(child_exe());
+    cmd.arg(scenario)
+        .env("LASTWORDS_PATH", log)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    cmd
+}
+
+/// Reads the child's stdout until `ready`.
+fn wait_ready(child: &mut Child) {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read child stdout");
+    assert_eq!(line, "ready\n", "the child did not get ready");
+}
+
+fn wait(child: &mut Child) -> ExitStatus {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            // Ignored: it may have died in between; the panic says enough.
+            let _ = child.kill();
+            panic!("child did not end within {TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
+}
+
+/// SIGKILLs the child; returns when it was killed (Unix microseconds).
+fn kill(child: &mut Child) -> i64 {
+    let at = now_micros();
+    // SAFETY: plain kill(2) of our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGKILL) }, 0);
+    let status = wait(child);
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+    at
+}
+
+/// Runs `start` on the same log: the run that reports on the dead one.
+fn start_again(log: &Path) {
+    let status = command("start", log).status().expect("run child");
+    assert!(status.success(), "{status:?}");
+}
+
+/// Every complete line of the log, parsed; a line that does not parse
+/// fails the test (nothing may be torn).
+fn records(log: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(log).expect("read log");
+    text.lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect()
+}
+
+/// The recovered records and the `process_start` after them; checks that
+/// they sit together just before it, and that it is the last start.
+fn recovered_then_start(all: &[Value]) -> (Vec<&Value>, &Value) {
+    let start = all
+        .iter()
+        .rposition(|r| r["kind"] == "process_start")
+        .expect("a process_start");
+    let first = all
+        .iter()
+        .position(|r| r["recovered"] == true)
+        .expect("recovered records");
+    let recovered: Vec<&Value> = all[first..start].iter().collect();
+    for r in &recovered {
+        assert_eq!(r["recovered"], true, "not recovered between them: {r}");
+    }
+    assert!(all[start + 1..]
+        .iter()
+        .all(|r| r.get("recovered").is_none()));
+    (recovered, &all[start])
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ` → Unix microseconds.
+fn parse_time(s: &str) -> i64 {
+    let n = |r: std::ops::Range<usize>| s[r].parse::<i64>().expect("digits");
+    let (y, m, d) = (n(0..4), n(5..7), n(8..10));
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + n(11..13) * 3600 + n(14..16) * 60 + n(17..19);
+    secs * 1_000_000 + n(20..26)
+}
+
+/// Checks `last_alive` against when the run died: not after it, and at
+/// most a few seconds before (one heartbeat period plus a loaded machine).
+fn check_last_alive(previous: &Value, died_at: i64) {
+    let alive = parse_time(previous["last_alive"].as_str().expect("last_alive"));
+    assert!(
+        alive <= died_at + 50_000,
+        "last_alive after the death: {previous}"
+    );
+    assert!(
+        died_at - alive < 3_000_000,
+        "last_alive {} s before the death",
+        (died_at - alive) as f64 / 1e6
+    );
+}
+
+#[test]
+fn sigkill_recovers_the_last_debug_records_before_the_next_start() {
+    let dir = scratch("sigkill");
+    let log = dir.join("app.jsonl");
+    let mut child = command("debug", &log)
+        .env("RECORDER_RECORDS", "20000")
+        .spawn()
+        .unwrap();
+    wait_ready(&mut child);
+    // Idle past a few heartbeats: last_alive must follow the idle process,
+    // not its last record.
+    std::thread::sleep(Duration::from_millis(1500));
+    let killed_at = kill(&mut child);
+    let in_file_before = records(&log).len();
+    // The file got only the info records: 1 start + 200 numbered.
+    assert_eq!(in_file_before, 201);
+    start_again(&log);
+
+    let all = records(&log);
+    let (recovered, start) = recovered_then_start(&all);
+    let dead_run = all[0]["run_id"].clone();
+    assert_eq!(recovered.len(), lastwords_layer::MAX_RECOVERED);
+    assert!(recovered.len() >= 1000);
+    // The last records, oldest first, exactly as logged.
+    let first_i = 20_000 - recovered.len() as u64;
+    for (k, r) in recovered.iter().enumerate() {
+        let i = first_i + k as u64;
+        assert_eq!(r["i"], i, "{r}");
+        assert_eq!(r["run_id"], dead_run);
+        if i % 100 == 0 {
+            // Went to the file too: the same line, with its seq.
+            assert_eq!(r["level"], "INFO");
+            let seq = r["seq"].as_u64().expect("seq");
+            let original = all
+                .iter()
+                .find(|o| o["seq"] == seq && o["run_id"] == dead_run)
+                .unwrap();
+            let mut without = (*r).clone();
+            without.as_object_mut().unwrap().remove("recovered");
+            assert_eq!(&without, original);
+        } else {
+            assert_eq!(r["level"], "DEBUG");
+            assert_eq!(r["detail"], "only in the ring");
+            assert!(r.get("seq").is_none(), "a ring-only record has no seq: {r}");
+        }
+    }
+    // `recovered` is each recovered line's last key.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let marked = text
+        .lines()
+        .filter(|l| l.contains("\"recovered\""))
+        .collect::<Vec<_>>();
+    assert_eq!(marked.len(), recovered.len());
+    assert!(marked.iter().all(|l| l.ends_with(",\"recovered\":true}")));
+    let previous = &start["previous_run"];
+    assert_eq!(previous["run_id"], dead_run);
+    assert_eq!(previous["ended"], "no_final_record");
+    assert_eq!(
+        previous["cause"], "unknown",
+        "a SIGKILL is no OOM kill: {previous}"
+    );
+    assert_eq!(previous["recovered_records"], recovered.len());
+    assert!(previous["rss_bytes"].as_u64().unwrap() > 0);
+    check_last_alive(previous, killed_at);
+    // The new run's file records are numbered from 1 after the recovered
+    // ones, and the dead run's file records kept their numbering.
+    assert_eq!(start["seq"], 1);
+    let dead_seqs: Vec<u64> = all[..in_file_before]
+        .iter()
+        .map(|r| r["seq"].as_u64().unwrap())
+        .collect();
+    assert!(dead_seqs.iter().copied().eq(1..=201));
+}
+
+#[test]
+fn sigkill_during_an_eight_thread_storm_recovers_nothing_torn_or_twice() {
+    let dir = scratch("storm");
+    let log = dir.join("app.jsonl");
+    let mut child = command("storm", &log).spawn().unwrap();
+    wait_ready(&mut child);
+    std::thread::sleep(Duration::from_millis(200));
+    kill(&mut child);
+    start_again(&log);
+
+    let all = records(&log); // every line parses: nothing torn
+    let (recovered, start) = recovered_then_start(&all);
+    assert!(recovered.len() >= 1000, "{}", recovered.len());
+    let mut seen = HashSet::new();
+    let mut last = [None::<u64>; 8];
+    for r in &recovered {
+        assert_eq!(r["message"], "storm");
+        assert_eq!(r["pad"], "storm storm storm storm");
+        let (t, i) = (r["t"].as_u64().unwrap(), r["i"].as_u64().unwrap());
+        assert!(seen.insert((t, i)), "recovered twice: {r}");
+        // Each thread's records in the order it logged them.
+        assert!(
+            last[t as usize] < Some(i),
+            "{r} after {:?}",
+            last[t as usize]
+        );
+        last[t as usize] = Some(i);
+    }
+    assert_eq!(start["previous_run"]["ended"], "no_final_record");
+}
