@@ -289,3 +289,163 @@ fn sigkill_during_an_eight_thread_storm_recovers_nothing_torn_or_twice() {
     }
     assert_eq!(start["previous_run"]["ended"], "no_final_record");
 }
+
+/// A memory cgroup made for one test (below this process's own), removed
+/// when dropped.
+struct MemoryCgroup {
+    dir: PathBuf,
+    /// The file whose `oom_kill` line counts the kills.
+    counter: &'static str,
+}
+
+impl MemoryCgroup {
+    /// Creates it with a memory limit of `limit` bytes (cgroup v1 `memory`
+    /// controller, else v2). Every failure comes back with its reason.
+    fn create(name: &str, limit: u64) -> Result<MemoryCgroup, String> {
+        let cgroups = std::fs::read_to_string("/proc/self/cgroup")
+            .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo")
+            .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
+        let mount_of = |want: &dyn Fn(&str, &str) -> bool| {
+            mounts.lines().find_map(|line| {
+                let (left, right) = line.split_once(" - ")?;
+                let mount = left.split(' ').nth(4)?;
+                let mut right = right.split(' ');
+                let (fs, _, opts) = (right.next()?, right.next()?, right.next()?);
+                want(fs, opts).then(|| PathBuf::from(mount))
+            })
+        };
+        let v1 = cgroups.lines().find_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            controllers
+                .split(',')
+                .any(|c| c == "memory")
+                .then(|| path.to_owned())
+        });
+        let name = format!("{name}-{}", std::process::id());
+        if let Some(path) = v1 {
+            let root =
+                mount_of(&|fs, opts| fs == "cgroup" && opts.split(',').any(|o| o == "memory"))
+                    .ok_or("cgroup v1 memory controller listed but not mounted")?;
+            let dir = root.join(path.trim_start_matches('/')).join(name);
+            let cg = MemoryCgroup::make(dir, "memory.oom_control")?;
+            cg.write("memory.limit_in_bytes", &limit.to_string())?;
+            if cg.dir.join("memory.memsw.limit_in_bytes").exists() {
+                cg.write("memory.memsw.limit_in_bytes", &limit.to_string())?;
+            }
+            return Ok(cg);
+        }
+        let path = cgroups.lines().find_map(|l| l.strip_prefix("0::")).ok_or(
+            "no memory cgroup: neither a v1 memory line nor a v2 line in /proc/self/cgroup",
+        )?;
+        let root = mount_of(&|fs, _| fs == "cgroup2").ok_or("cgroup2 is not mounted")?;
+        let parent = root.join(path.trim_start_matches('/'));
+        // Ignored: may already be on; if it is not, the limit write fails
+        // with the reason below.
+        let _ = std::fs::write(parent.join("cgroup.subtree_control"), "+memory");
+        let cg = MemoryCgroup::make(parent.join(name), "memory.events")?;
+        cg.write("memory.max", &limit.to_string())?;
+        // Ignored: without swap the file may not exist.
+        let _ = cg.write("memory.swap.max", "0");
+        Ok(cg)
+    }
+
+    fn make(dir: PathBuf, counter: &'static str) -> Result<MemoryCgroup, String> {
+        // Ignored: a leftover of an earlier run; create_dir says what fails.
+        let _ = std::fs::remove_dir(&dir);
+        std::fs::create_dir(&dir)
+            .map_err(|e| format!("cannot create memory cgroup {}: {e}", dir.display()))?;
+        Ok(MemoryCgroup { dir, counter })
+    }
+
+    fn write(&self, file: &str, value: &str) -> Result<(), String> {
+        let path = self.dir.join(file);
+        std::fs::write(&path, value)
+            .map_err(|e| format!("cannot write {value} to {}: {e}", path.display()))
+    }
+
+    fn oom_kills(&self) -> u64 {
+        let text = std::fs::read_to_string(self.dir.join(self.counter)).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("oom_kill "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no oom_kill counter in {}: {text}", self.counter))
+    }
+
+    /// `cmd`, started inside this cgroup (a shell joins it, then execs).
+    fn command(&self, scenario: &str, log: &Path) -> Command {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg("echo $$ > \"$0\" && exec \"$@\"")
+            .arg(self.dir.join("cgroup.procs"))
+            .arg(child_exe())
+            .arg(scenario)
+            .env("LASTWORDS_PATH", log)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd
+    }
+}
+
+impl Drop for MemoryCgroup {
+    fn drop(&mut self) {
+        // The children are gone; the kernel may take a moment to let go.
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn oom_kill_in_a_memory_cgroup_is_reported_with_the_kernels_evidence() {
+    const LIMIT: u64 = 64 << 20;
+    let cg = MemoryCgroup::create("lastwords-oom", LIMIT)
+        .unwrap_or_else(|reason| panic!("this test needs a memory cgroup: {reason}"));
+    let dir = scratch("oom");
+    let log = dir.join("app.jsonl");
+    assert_eq!(cg.oom_kills(), 0);
+
+    let mut child = cg.command("oom", &log).spawn().expect("run the child");
+    let status = wait(&mut child);
+    let died_at = now_micros();
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+    assert_eq!(cg.oom_kills(), 1, "the kernel counts the kill");
+    let status = cg.command("start", &log).status().expect("run the child");
+    assert!(status.success(), "{status:?}");
+
+    let all = records(&log); // every line parses: nothing torn
+    let (recovered, start) = recovered_then_start(&all);
+    let previous = &start["previous_run"];
+    assert_eq!(previous["ended"], "no_final_record", "{previous}");
+    assert_eq!(previous["cause"], "oom_kill", "{previous}");
+    let evidence = previous["evidence"].as_str().unwrap();
+    assert!(
+        evidence.contains("oom_kill") && evidence.contains("rose from 0 to 1"),
+        "{evidence}"
+    );
+    assert_eq!(previous["memory_limit_bytes"], LIMIT);
+    assert!(
+        previous["rss_bytes"].as_u64().unwrap() > 1 << 20,
+        "{previous}"
+    );
+    check_last_alive(previous, died_at);
+    // The debug records of the allocation loop, in order, up to the end.
+    assert!(recovered.len() >= 10, "{}", recovered.len());
+    let mut want = recovered[0]["i"].as_u64().unwrap();
+    for r in &recovered {
+        assert_eq!(r["message"], "allocated");
+        assert_eq!(r["level"], "DEBUG");
+        assert_eq!(r["i"], want, "{r}");
+        want += 1;
+    }
+    // Its last record is about the last block it held (to within the
+    // records its allocator was killed between).
+    let held = recovered.last().unwrap()["held_mib"].as_u64().unwrap();
+    assert!(held > 16 && held < LIMIT >> 20, "{held}");
+}
