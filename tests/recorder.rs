@@ -437,12 +437,11 @@ fn oom_kill_in_a_memory_cgroup_is_reported_with_the_kernels_evidence() {
     check_last_alive(previous, died_at);
     // The debug records of the allocation loop, in order, up to the end.
     assert!(recovered.len() >= 10, "{}", recovered.len());
-    let mut want = recovered[0]["i"].as_u64().unwrap();
-    for r in &recovered {
+    let first = recovered[0]["i"].as_u64().unwrap();
+    for (want, r) in (first..).zip(&recovered) {
         assert_eq!(r["message"], "allocated");
         assert_eq!(r["level"], "DEBUG");
         assert_eq!(r["i"], want, "{r}");
-        want += 1;
     }
     // Its last record is about the last block it held (to within the
     // records its allocator was killed between).

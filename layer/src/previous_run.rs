@@ -30,15 +30,15 @@ use crate::sink::Sink;
 /// Most breadcrumbs reported.
 const CRUMBS: usize = 16;
 
+/// What the flight recorder adds to the report on a run, given its
+/// `run_id`, `pid` and `ended`: a JSON object of members (having recovered
+/// that run's last records into the file first).
+pub(crate) type Recorded<'a> = &'a dyn Fn(&str, u32, &str) -> Option<Vec<u8>>;
+
 /// Writes `process_start` for this run; `tail` is the end of the file as it
-/// was before this run opened it.
-/// `recorded(run_id, pid, ended)` returns what the flight recorder adds to
-/// the report (a JSON object) and recovers that run's last records.
-pub(crate) fn write_process_start(
-    sink: &Sink,
-    tail: &[u8],
-    recorded: &dyn Fn(&str, u32, &str) -> Option<Vec<u8>>,
-) {
+/// was before this run opened it; `recorded` adds the flight recorder's
+/// members to `previous_run`.
+pub(crate) fn write_process_start(sink: &Sink, tail: &[u8], recorded: Recorded<'_>) {
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_default();

@@ -298,7 +298,7 @@ impl RingFile {
     /// Maps the file at its current size, to read an earlier run's content.
     fn map_existing(&mut self, writable: bool) -> io::Result<()> {
         let len = file_len(self.fd)?;
-        if len >= HEADER_BYTES && len <= (1 << 40) {
+        if (HEADER_BYTES..=(1 << 40)).contains(&len) {
             self.ptr = map(self.fd, len as usize, writable)?;
             self.len = len as usize;
         }
