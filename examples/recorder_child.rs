@@ -10,6 +10,7 @@
 //!   once each thread has logged 1,000;
 //! - `oom`: debug records while allocating 1 MiB blocks, each touched,
 //!   until the OOM killer ends it;
+//! - `panic`: 50 debug records, then a panic on the main thread;
 //! - `start`: installs lastwords and returns from `main`.
 
 use std::io::Write;
@@ -69,6 +70,12 @@ fn main() {
                     ready();
                 }
             }
+        }
+        "panic" => {
+            for i in 0..50u64 {
+                tracing::debug!(i, "before the panic");
+            }
+            panic!("the child panics");
         }
         "start" => {}
         other => panic!("unknown scenario {other:?}"),

@@ -448,3 +448,27 @@ fn oom_kill_in_a_memory_cgroup_is_reported_with_the_kernels_evidence() {
     let held = recovered.last().unwrap()["held_mib"].as_u64().unwrap();
     assert!(held > 16 && held < LIMIT >> 20, "{held}");
 }
+
+#[test]
+fn after_a_panic_the_ring_says_what_led_there() {
+    let dir = scratch("panic");
+    let log = dir.join("app.jsonl");
+    let mut child = command("panic", &log).spawn().unwrap();
+    assert_eq!(wait(&mut child).code(), Some(101));
+    start_again(&log);
+
+    let all = records(&log);
+    let (recovered, start) = recovered_then_start(&all);
+    // The panic record came after the debug records in the file, so the
+    // file's last record of the dead run is still its death record.
+    let is: Vec<u64> = recovered.iter().map(|r| r["i"].as_u64().unwrap()).collect();
+    assert!(is.iter().copied().eq(0..50), "{is:?}");
+    let previous = &start["previous_run"];
+    assert_eq!(previous["ended"], "panic", "{previous}");
+    assert_eq!(previous["recovered_records"], 50);
+    assert!(
+        previous.get("cause").is_none(),
+        "a cause only without a final record: {previous}"
+    );
+    assert!(previous["last_alive"].is_string());
+}

@@ -235,6 +235,9 @@ impl Builder {
         crate::previous_run::write_process_start(sink, &tail, &|run_id, pid, ended| {
             crate::recorder::previous_run(sink, ring_file.as_ref(), &path, run_id, pid, ended)
         });
+        if ring_file.is_some() {
+            crate::recorder::remove_stale(&path);
+        }
         let route = ring_file.zip(ring_filter).and_then(|(file, ring)| {
             let recorder = Recorder::start(file, self.recorder_bytes, &sink.run_id, sink.pid)
                 .map_err(|e| eprintln!("[lastwords] flight recorder off: {e}"))

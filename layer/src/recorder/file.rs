@@ -149,6 +149,23 @@ pub(crate) fn ring_path(log: &Path, pid: Option<u32>) -> PathBuf {
     log.with_file_name(name)
 }
 
+/// Deletes the file at `path` if no live process holds its lock (the lock
+/// is held while deleting). Returns whether it was deleted.
+pub(crate) fn remove_if_unused(path: &Path) -> bool {
+    let Ok(fd) = open(path, libc::O_RDONLY, 0) else {
+        return false;
+    };
+    let free = try_lock(fd).unwrap_or(false);
+    let removed = free
+        && cpath(path)
+            // SAFETY: a valid C string.
+            .map(|c| unsafe { libc::unlink(c.as_ptr()) } == 0)
+            .unwrap_or(false);
+    // SAFETY: our descriptor; closing it drops the lock.
+    unsafe { libc::close(fd) };
+    removed
+}
+
 /// A mapped ring file.
 pub(crate) struct RingFile {
     fd: libc::c_int,

@@ -37,7 +37,17 @@
 //! | `memory_limit_bytes` | its memory cgroup's limit at start, `null` when unlimited or none |
 //! | `cause` | `oom_kill` on the kernel's evidence (see [`evidence`]), else `unknown` (only with `no_final_record`) |
 //! | `evidence` | that evidence as text, `""` when there is none (only with `no_final_record`) |
-//! | `recovered_records` | how many records were copied (only with `no_final_record`) |
+//! | `recovered_records` | how many records were copied |
+//!
+//! After a run that ended with a `panic`, `signal` or `fatal_signal`
+//! record, its last ring records are copied in the same way (the death
+//! record says how it ended; the ring says what led there), with
+//! `recovered_records` but no `cause`. A run that exited, or still runs,
+//! gets no copy.
+//!
+//! With several processes on one log, only the run whose record is last in
+//! the file is the previous run: the `<stem>.<pid>.ring` files of other dead
+//! runs are deleted at start without being copied.
 
 mod evidence;
 mod file;
@@ -182,7 +192,11 @@ pub(crate) fn previous_run(
             theirs.as_ref()
         }
     };
+    // A run that died without a word has only its ring to tell; one that
+    // died of a panic or a signal said how, and its ring says what led
+    // there. A run that exited, or still runs, gets no copy.
     let dead = ended == "no_final_record";
+    let recover = dead || matches!(ended, "panic" | "signal" | "fatal_signal");
     if file.is_none() && !dead {
         return None;
     }
@@ -200,7 +214,7 @@ pub(crate) fn previous_run(
         json::key_vec(&mut out, "memory_limit_bytes");
         put_known(&mut out, h.memory_limit);
     }
-    if dead {
+    if recover {
         let mut lines = Vec::new();
         let recovered = match file.and_then(RingFile::ring) {
             Some(ring) => recover::lines(&ring, MAX_RECOVERED, &mut lines),
@@ -209,6 +223,10 @@ pub(crate) fn previous_run(
         if recovered > 0 {
             sink.append_lines(&lines);
         }
+        json::key_vec(&mut out, "recovered_records");
+        json::int(&mut out, recovered);
+    }
+    if dead {
         let verdict = evidence::judge(
             header.and_then(Header::cgroup),
             header.and_then(|h| Header::known(h.oom_kills_at_start)),
@@ -218,8 +236,6 @@ pub(crate) fn previous_run(
         json::string_vec(&mut out, verdict.cause);
         json::key_vec(&mut out, "evidence");
         json::string_vec(&mut out, &verdict.evidence);
-        json::key_vec(&mut out, "recovered_records");
-        json::int(&mut out, recovered);
     }
     let mut object = Vec::with_capacity(out.len() + 2);
     object.push(b'{');
@@ -231,10 +247,90 @@ pub(crate) fn previous_run(
     Some(object)
 }
 
+/// Deletes the `<stem>.<pid>.ring` files beside `log` that no live process
+/// holds: rings of earlier second processes on the same log, which no
+/// start will report on (only the run whose record is last in the file is
+/// the previous run). Called after [`previous_run`], so that a ring that
+/// was the previous run's has been recovered first.
+pub(crate) fn remove_stale(log: &Path) {
+    let Some(dir) = log.parent().map(|d| {
+        if d.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            d
+        }
+    }) else {
+        return;
+    };
+    let Some(stem) = log.file_stem().and_then(|s| s.to_str()) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return; // nothing to tidy that can be listed
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| {
+            n.strip_prefix(stem)?
+                .strip_prefix('.')?
+                .strip_suffix(".ring")
+        }) else {
+            continue;
+        };
+        if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        file::remove_if_unused(&entry.path());
+    }
+}
+
 fn put_known(out: &mut Vec<u8>, value: u64) {
     match Header::known(value) {
         Some(v) => json::int(out, v),
         None => out.extend_from_slice(b"null"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_pid_rings_go_and_held_ones_stay() {
+        let dir = test_dir("stale");
+        let log = dir.join("app.jsonl");
+        let info = RunInfo {
+            run_id: "r",
+            pid: 1,
+            start_micros: 0,
+            memory_limit: None,
+            oom_kills: None,
+            cgroup: None,
+        };
+        let mut main = RingFile::take(&log, 0o600).unwrap();
+        main.start(1 << 16, &info).unwrap();
+        // Held by this process: a second take gets `app.<pid>.ring`.
+        let held = RingFile::take(&log, 0o600).unwrap();
+        std::fs::write(dir.join("app.123.ring"), b"a dead run's ring").unwrap();
+        std::fs::write(dir.join("app.x.ring"), b"not ours").unwrap();
+        std::fs::write(dir.join("app.7.ring.bak"), b"not a ring").unwrap();
+        std::fs::write(dir.join("other.123.ring"), b"another log's").unwrap();
+        remove_stale(&log);
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        let mut want = vec![
+            "app.ring".to_owned(),
+            format!("app.{}.ring", std::process::id()),
+            "app.x.ring".to_owned(),
+            "app.7.ring.bak".to_owned(),
+            "other.123.ring".to_owned(),
+        ];
+        want.sort();
+        assert_eq!(names, want);
+        drop(held);
     }
 }
 
