@@ -146,8 +146,9 @@ impl Builder {
     /// JSONL lines, in a ring in a `MAP_SHARED` file beside the log
     /// (`logs/app.jsonl` → `logs/app.ring`), which survives SIGKILL and the
     /// OOM killer without a system call per record. After a run that ended
-    /// without its final record, the next start copies that run's last
-    /// records into the JSONL, marked `"recovered":true`, before its
+    /// without its final record, or with a panic or a signal, the next start
+    /// copies that run's last records that the file lacks (the ones only
+    /// the ring kept) into the JSONL, marked `"recovered":true`, before its
     /// `process_start`. The size is rounded down to a power of two, at
     /// least 64 KiB; the file adds a 4 KiB header.
     pub fn flight_recorder(mut self, bytes: usize) -> Self {

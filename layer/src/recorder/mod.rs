@@ -22,13 +22,17 @@
 //!
 //! When the previous run ended without its final record (`previous_run.
 //! ended` is `no_final_record`: SIGKILL, the OOM killer, a container cut
-//! off), the next start copies that run's last records from its ring, at
-//! most [`MAX_RECOVERED`], oldest first, into the JSONL before its own
-//! `process_start`, each with `"recovered":true` as its last key (and its
-//! original `run_id`, `timestamp`, and `seq` when it had one). Records that
-//! were in the file as well therefore appear twice: once as written, once
-//! recovered; `select(.recovered and .seq == null)` keeps the ones only the
-//! ring had. `previous_run` then also carries, from the ring file's header:
+//! off), the next start copies that run's last records that the file does
+//! not have (those without `seq`), at most [`MAX_RECOVERED`], oldest first,
+//! into the JSONL before its own `process_start`, each with
+//! `"recovered":true` as its last key and otherwise exactly as the layer
+//! made it (its original `run_id` and `timestamp`). Records that went to
+//! the file too are already there and are not copied again, so every record
+//! is in the file once and counts stay right; the dead run's records, file
+//! and recovered, sorted by `timestamp`, are its last seconds. Recovered
+//! lines are older than the file's last lines: tools that sort by time see
+//! them in place. `previous_run` then also carries, from the ring file's
+//! header:
 //!
 //! | key | meaning |
 //! |---|---|

@@ -213,25 +213,6 @@ impl Ring {
         }
         found
     }
-
-    /// Calls `f(payload)` for the last `last` complete records, oldest
-    /// first (two passes: count, then report). Async-signal-safe.
-    pub(crate) fn last(&self, buf: &mut [u8], last: usize, mut f: impl FnMut(&[u8])) -> usize {
-        // In a live ring more records may arrive between the passes; the
-        // second pass then reports `last` records that start a little later.
-        let skip = self.scan(buf, |_, _| true).saturating_sub(last);
-        let mut seen = 0;
-        let mut reported = 0;
-        self.scan(buf, |_, payload| {
-            seen += 1;
-            if seen > skip {
-                f(payload);
-                reported += 1;
-            }
-            reported < last
-        });
-        reported
-    }
 }
 
 /// The checksum of a payload: a word-at-a-time multiply-rotate hash,
@@ -382,22 +363,6 @@ mod tests {
         let bytes: usize = got.iter().map(|r| 16 + r.len().next_multiple_of(16)).sum();
         assert!(bytes <= 4096);
         assert!(bytes > 4096 - 2 * (16 + 80), "{bytes}");
-    }
-
-    #[test]
-    fn last_reports_the_newest_n_oldest_first() {
-        let h = heap(1 << 16);
-        for i in 0..100 {
-            h.ring.push(&[format!("{i}").as_bytes()]);
-        }
-        let mut buf = vec![0; 4096];
-        let mut got = Vec::new();
-        let n = h.ring.last(&mut buf, 10, |p| {
-            got.push(String::from_utf8(p.to_vec()).unwrap())
-        });
-        assert_eq!(n, 10);
-        let want: Vec<String> = (90..100).map(|i| i.to_string()).collect();
-        assert_eq!(got, want);
     }
 
     #[test]
