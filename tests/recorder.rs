@@ -227,6 +227,43 @@ fn sigkill_recovers_the_last_debug_records_before_the_next_start() {
     {
         assert!(is.insert(r["i"].as_u64().unwrap()), "twice: {r}");
     }
+    // The recipe of docs/reading-the-log.md, as written, shows the last 20
+    // of the dead run: here its last debug records.
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/reading-the-log.md"),
+    )
+    .unwrap();
+    let recipe = doc
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                "jq -s -c '(map(select(.kind == \"process_start\" and .previous_run.ended != null",
+            )
+        })
+        .expect("the recipe is in the doc");
+    let filter = format!(
+        "(map(select(.kind == \"process_start\" and .previous_run.ended != null{}",
+        recipe.strip_suffix("' logs/ingester.jsonl").unwrap()
+    );
+    let out = Command::new("jq")
+        .args(["-s", "-c", &filter])
+        .arg(&log)
+        .output()
+        .expect("jq is installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last20: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(last20.len(), 20);
+    assert!(last20
+        .iter()
+        .all(|r| r["recovered"] == true && r["message"] == "debug record"));
     // `recovered` is each recovered line's last key.
     let text = std::fs::read_to_string(&log).unwrap();
     let marked = text
