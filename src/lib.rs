@@ -17,6 +17,8 @@ pub use lastwords_layer::{
     exit, init, install_hooks, Builder, ErrorChain, InitError, Lastwords, LastwordsLayer, Rotation,
     DEFAULT_MAX_RECORD_BYTES,
 };
+/// The flight recorder's defaults and caps (see [`Builder::flight_recorder`]).
+pub use lastwords_layer::{DEFAULT_RECORDER_BYTES, MAX_RECOVERED};
 pub use lastwords_macros::{breadcrumb, crumb, exit_path};
 
 /// Support for the macros' expansions. Not a stable API: every item here may

@@ -295,6 +295,15 @@ fn put_known(out: &mut Vec<u8>, value: u64) {
     }
 }
 
+/// A fresh directory for a unit test.
+#[cfg(test)]
+pub(crate) fn test_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("lastwords-rec-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir); // may not exist
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,13 +345,4 @@ mod tests {
         assert_eq!(names, want);
         drop(held);
     }
-}
-
-/// A fresh directory for a unit test.
-#[cfg(test)]
-pub(crate) fn test_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("lastwords-rec-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir); // may not exist
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
