@@ -505,3 +505,42 @@ fn after_a_panic_the_ring_says_what_led_there() {
     );
     assert!(previous["last_alive"].is_string());
 }
+
+#[test]
+fn two_processes_on_one_log_keep_separate_rings() {
+    let dir = scratch("two");
+    let log = dir.join("app.jsonl");
+    let mut a = command("debug", &log)
+        .env("RECORDER_RECORDS", "3000")
+        .spawn()
+        .unwrap();
+    wait_ready(&mut a);
+    let mut b = command("debug", &log)
+        .env("RECORDER_RECORDS", "5000")
+        .spawn()
+        .unwrap();
+    wait_ready(&mut b);
+    // The first holds `app.ring`; the second found it held and took its own.
+    let b_ring = dir.join(format!("app.{}.ring", b.id()));
+    assert!(dir.join("app.ring").is_file());
+    assert!(b_ring.is_file(), "no {}", b_ring.display());
+    kill(&mut a);
+    kill(&mut b);
+    start_again(&log);
+
+    let all = records(&log);
+    let (recovered, start) = recovered_then_start(&all);
+    // The previous run is the one whose record is last in the file: the
+    // second; its ring holds its own records only, whole and in order.
+    let previous = &start["previous_run"];
+    assert_eq!(previous["pid"], b.id(), "{previous}");
+    let debug_is: Vec<u64> = (0..5000u64).filter(|i| i % 100 != 0).collect();
+    let want = &debug_is[debug_is.len() - recovered.len()..];
+    assert!(recovered.len() > 1000, "{}", recovered.len());
+    for (r, &i) in recovered.iter().zip(want) {
+        assert_eq!(r["pid"], b.id(), "{r}");
+        assert_eq!(r["i"], i, "{r}");
+    }
+    // Its ring file is gone once its records are in the log.
+    assert!(!b_ring.exists());
+}
