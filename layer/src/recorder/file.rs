@@ -235,14 +235,19 @@ fn file_len(fd: libc::c_int) -> io::Result<u64> {
     Ok(st.st_size as u64)
 }
 
-fn map(fd: libc::c_int, len: usize, writable: bool) -> io::Result<*mut u8> {
-    let (prot, flags) = if writable {
-        (
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_POPULATE,
-        )
+/// Maps `len` bytes of the file; `populate` faults every page in now (this
+/// run's own ring, so that no record pays for a page fault; never an old
+/// file, whose size is not ours to trust).
+fn map(fd: libc::c_int, len: usize, writable: bool, populate: bool) -> io::Result<*mut u8> {
+    let prot = if writable {
+        libc::PROT_READ | libc::PROT_WRITE
     } else {
-        (libc::PROT_READ, libc::MAP_SHARED)
+        libc::PROT_READ
+    };
+    let flags = if populate {
+        libc::MAP_SHARED | libc::MAP_POPULATE
+    } else {
+        libc::MAP_SHARED
     };
     // SAFETY: a fresh mapping of an open file; the kernel picks the address.
     let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, fd, 0) };
@@ -316,7 +321,7 @@ impl RingFile {
     fn map_existing(&mut self, writable: bool) -> io::Result<()> {
         let len = file_len(self.fd)?;
         if (HEADER_BYTES..=(1 << 40)).contains(&len) {
-            self.ptr = map(self.fd, len as usize, writable)?;
+            self.ptr = map(self.fd, len as usize, writable, false)?;
             self.len = len as usize;
         }
         Ok(())
@@ -389,7 +394,7 @@ impl RingFile {
                 return Err(io::Error::from_raw_os_error(err));
             }
         }
-        self.ptr = map(self.fd, len as usize, true)?;
+        self.ptr = map(self.fd, len as usize, true, true)?;
         self.len = len as usize;
         // SAFETY: the mapping is writable, page aligned and a page long at
         // least; no other thread sees it yet.

@@ -10,6 +10,10 @@
 
 use super::ring::Ring;
 
+/// Longest record recovered; a record is at most the configured
+/// `max_record_bytes`, far below this.
+const MAX_RECORD: usize = 16 << 20;
+
 /// Most records copied into the JSONL after a death.
 pub const MAX_RECOVERED: usize = 10_000;
 
@@ -20,7 +24,8 @@ pub const MAX_RECOVERED: usize = 10_000;
 /// record is in the file once. Records that are not a one-line JSON
 /// object are left out. Returns how many lines were made.
 pub(crate) fn lines(ring: &Ring, max: usize, out: &mut Vec<u8>) -> usize {
-    let mut buf = vec![0u8; ring.max_payload()];
+    // Bounded: the ring's size comes from a file another run wrote.
+    let mut buf = vec![0u8; ring.max_payload().min(MAX_RECORD)];
     fn wanted(record: &[u8]) -> Option<&[u8]> {
         object_line(record).filter(|body| !has_seq(body))
     }

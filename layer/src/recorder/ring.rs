@@ -184,7 +184,9 @@ impl Ring {
         let mask = self.capacity - 1;
         let mut pos = head.saturating_sub(self.capacity).next_multiple_of(UNIT);
         let mut found = 0;
-        while pos + UNIT <= head {
+        // `pos <= head` throughout, and every step is checked against the
+        // room left, so that a `head` from a damaged file cannot overflow.
+        while head - pos >= UNIT {
             let at = pos & mask;
             if self.word(at).load(Ordering::Acquire) != self.stamp(pos) {
                 pos += UNIT;
@@ -193,7 +195,7 @@ impl Ring {
             let meta = self.word(at + 8).load(Ordering::Relaxed);
             let len = (meta & 0xffff_ffff) as usize;
             let total = UNIT + (len as u64).next_multiple_of(UNIT);
-            if len > buf.len() || len > self.max_payload() || pos + total > head {
+            if len > buf.len() || len > self.max_payload() || total > head - pos {
                 pos += UNIT;
                 continue;
             }
@@ -363,6 +365,16 @@ mod tests {
         let bytes: usize = got.iter().map(|r| 16 + r.len().next_multiple_of(16)).sum();
         assert!(bytes <= 4096);
         assert!(bytes > 4096 - 2 * (16 + 80), "{bytes}");
+    }
+
+    #[test]
+    fn a_damaged_head_reads_as_nothing_and_never_panics() {
+        let h = heap(4096);
+        h.ring.push(&[b"a record"]);
+        for head in [u64::MAX, u64::MAX - 8, 1 << 63, 5] {
+            h.head.store(head, Ordering::Relaxed);
+            let _ = all(&h.ring);
+        }
     }
 
     #[test]
