@@ -11,18 +11,26 @@
 //! - `oom`: debug records while allocating 1 MiB blocks, each touched,
 //!   until the OOM killer ends it;
 //! - `panic`: 50 debug records, then a panic on the main thread;
-//! - `start`: installs lastwords and returns from `main`.
+//! - `start`: installs lastwords and returns from `main`;
+//! - `off`: the same with `.flight_recorder(0)`, printing its thread count;
+//! - `bad-filter`: a recorder filter that does not parse: prints the
+//!   error and exits with 2.
 
 use std::io::Write;
 use std::time::Duration;
 
 fn main() {
     let scenario = std::env::args().nth(1).unwrap_or_default();
-    lastwords::init()
-        .filter("info")
-        .recorder_filter("debug")
-        .install()
-        .expect("lastwords");
+    let builder = lastwords::init().filter("info");
+    let builder = match scenario.as_str() {
+        "off" => builder.flight_recorder(0),
+        "bad-filter" => builder.recorder_filter("debug,=[{"),
+        _ => builder.recorder_filter("debug"),
+    };
+    if let Err(e) = builder.install() {
+        println!("{e}");
+        std::process::exit(2);
+    }
     match scenario.as_str() {
         "debug" => {
             let n: u64 = std::env::var("RECORDER_RECORDS")
@@ -78,6 +86,12 @@ fn main() {
             panic!("the child panics");
         }
         "start" => {}
+        "off" => {
+            tracing::debug!("not kept anywhere with the recorder off");
+            // No heartbeat: the main thread is the only one.
+            let threads = std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count());
+            println!("threads {threads}");
+        }
         other => panic!("unknown scenario {other:?}"),
     }
 }

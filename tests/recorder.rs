@@ -544,3 +544,30 @@ fn two_processes_on_one_log_keep_separate_rings() {
     // Its ring file is gone once its records are in the log.
     assert!(!b_ring.exists());
 }
+
+#[test]
+fn off_means_no_ring_file_and_no_heartbeat_and_a_bad_filter_is_an_error() {
+    let dir = scratch("off");
+    let log = dir.join("app.jsonl");
+    let out = command("off", &log).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "threads 1\n");
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["app.jsonl"], "nothing but the log");
+    // With the recorder on, the ring file is there.
+    start_again(&log);
+    assert!(dir.join("app.ring").is_file());
+
+    let out = command("bad-filter", &dir.join("bad.jsonl"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("lastwords: invalid recorder filter"),
+        "{text}"
+    );
+}
