@@ -229,9 +229,7 @@ impl Builder {
         // that run's ring, which must be read before this run starts its own.
         let ring_file = match (self.recorder_bytes, &ring_filter) {
             (0, _) | (_, None) => None,
-            _ => RingFile::take(&path, self.mode)
-                .map_err(|e| eprintln!("[lastwords] flight recorder off: {e}"))
-                .ok(),
+            _ => RingFile::take(&path, self.mode).map_err(recorder_off).ok(),
         };
         crate::previous_run::write_process_start(sink, &tail, &|run_id, pid, ended| {
             crate::recorder::previous_run(sink, ring_file.as_ref(), &path, run_id, pid, ended)
@@ -241,7 +239,7 @@ impl Builder {
         }
         let route = ring_file.zip(ring_filter).and_then(|(file, ring)| {
             let recorder = Recorder::start(file, self.recorder_bytes, &sink.run_id, sink.pid)
-                .map_err(|e| eprintln!("[lastwords] flight recorder off: {e}"))
+                .map_err(recorder_off)
                 .ok()?;
             Some(Route {
                 recorder,
@@ -282,6 +280,13 @@ impl Builder {
         crate::install_hooks()?;
         Ok(Lastwords::current().expect("the sink was set by layer()"))
     }
+}
+
+/// Says on stderr why the flight recorder is off; the log itself works on.
+fn recorder_off(e: io::Error) {
+    use std::io::Write;
+    // Ignored: with stderr gone there is nobody left to tell.
+    let _ = writeln!(io::stderr(), "[lastwords] flight recorder off: {e}");
 }
 
 /// A handle on the installed lastwords: where it writes and how it fared.
