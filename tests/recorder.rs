@@ -571,3 +571,23 @@ fn off_means_no_ring_file_and_no_heartbeat_and_a_bad_filter_is_an_error() {
         "{text}"
     );
 }
+
+#[test]
+fn a_ring_file_that_cannot_be_made_leaves_the_log_working() {
+    let dir = scratch("unmakeable");
+    let log = dir.join("app.jsonl");
+    // A directory where the ring file would go.
+    std::fs::create_dir(dir.join("app.ring")).unwrap();
+    let out = command("start", &log)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("[lastwords] flight recorder off: "),
+        "{stderr}"
+    );
+    let all = records(&log);
+    assert_eq!(all[0]["kind"], "process_start");
+}
