@@ -8,7 +8,7 @@
 //! - `write(2)`: one raw `write(2)` of the same line to a file of its own
 //!   (the syscall floor);
 //!
-//! then the medians of the per-round ratios against the goals, plus the
+//! a disabled callsite, then the medians of the per-round ratios against the goals, plus the
 //! file record against its floor with the recorder on here and off in a
 //! child process run right after (one lastwords per process) (ring only ≤ 0.35× the floor; the
 //! recorder adds ≤ 10% to file records), and the resident memory before
@@ -38,6 +38,10 @@ fn file_and_ring(i: u64) {
 
 fn file_only(i: u64) {
     tracing::info!(target: "sans_ring", n = i, s = "short", f = 0.25_f64, "request handled");
+}
+
+fn disabled(i: u64) {
+    tracing::trace!(target: "with_ring", n = i, s = "short", f = 0.25_f64, "request handled");
 }
 
 fn per_record(batch: u64, f: impl Fn(u64)) -> f64 {
@@ -199,6 +203,15 @@ fn main() {
         "file record / write(2): recorder on {on:.3}, off {off:.3}; on/off = {:.3} (goal <= 1.10)",
         on / off
     );
+
+    // A callsite neither filter enables: the recorder must not make it
+    // dearer (DESIGN.md's anchor: 0.62 ns).
+    let disabled_ns = median(
+        (0..ROUNDS)
+            .map(|_| per_record(BATCH * 100, disabled))
+            .collect(),
+    );
+    let _ = writeln!(out, "disabled callsite (trace): {disabled_ns:.2} ns");
 
     let before = rss_bytes();
     for i in 0..10_000_000 {
