@@ -464,6 +464,13 @@ fn oom_kill_in_a_memory_cgroup_is_reported_with_the_kernels_evidence() {
     );
     assert_eq!(previous["memory_limit_bytes"], LIMIT);
     assert!(
+        start["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("no_final_record (killed by the OOM killer)"),
+        "{start}"
+    );
+    assert!(
         previous["rss_bytes"].as_u64().unwrap() > 1 << 20,
         "{previous}"
     );

@@ -62,6 +62,10 @@ pub(crate) fn write_process_start(sink: &Sink, tail: &[u8], recorded: Recorded<'
                     format!(" ({signal}, stack overflow)")
                 }
                 (None, Some(Value::String(signal))) => format!(" ({signal})"),
+                // Only on the kernel's evidence (see the flight recorder).
+                _ if map.get("cause").and_then(Value::as_str) == Some("oom_kill") => {
+                    " (killed by the OOM killer)".to_owned()
+                }
                 _ => String::new(),
             };
             format!("; previous run ended: {ended}{how}")
