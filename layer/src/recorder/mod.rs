@@ -52,6 +52,12 @@
 //! With several processes on one log, only the run whose record is last in
 //! the file is the previous run: the `<stem>.<pid>.ring` files of other dead
 //! runs are deleted at start without being copied.
+//!
+//! Records the ring does not keep: those longer than an eighth of the ring
+//! (counted in the header's `too_large`), and the hooks' own records
+//! (`process_start`, `panic`, `signal`…), which are written to the file
+//! directly. A file record whose write failed (a full disk) is in the ring
+//! with its `seq` and so is not recovered either.
 
 mod evidence;
 mod file;
