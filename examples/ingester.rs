@@ -13,6 +13,7 @@
 //! | `loop-bug`   | the backfill's "never-ending" loop returns `Ok(())`            |
 //! | `killed`     | the process is SIGKILLed (as by the OOM killer) after startup  |
 //! | `healthy`    | runs until SIGTERM, then shuts down gracefully                 |
+//! | `oom`        | a task allocates until the OOM killer ends the process         |
 //!
 //! ```sh
 //! cargo run --example ingester -- --scenario task-error
@@ -20,6 +21,18 @@
 //! cargo run --example ingester -- --scenario killed     # dies of SIGKILL, no last word
 //! cargo run --example ingester -- --scenario loop-bug   # its process_start reports the kill
 //! jq -c 'select(.kind == "process_start") | .previous_run' logs/ingester.jsonl
+//! ```
+//!
+//! `oom` needs a memory limit, or it would take the machine's memory; run it
+//! under one, then start any scenario again: its `process_start` says
+//! `cause: "oom_kill"` with the kernel's evidence, and the flight recorder's
+//! last debug records of the dead run come just before it, marked
+//! `"recovered":true`:
+//!
+//! ```sh
+//! systemd-run --scope -p MemoryMax=64M cargo run --example ingester -- --scenario oom
+//! cargo run --example ingester -- --scenario healthy
+//! jq -c 'select(.recovered) | {timestamp, message, held_mib}' logs/ingester.jsonl
 //! ```
 //!
 //! The log goes to `$LASTWORDS_PATH`, else `logs/ingester.jsonl`. The example
@@ -42,15 +55,17 @@ enum Scenario {
     LoopBug,
     Killed,
     Healthy,
+    Oom,
 }
 
 impl Scenario {
-    const ALL: [(&'static str, Scenario); 5] = [
+    const ALL: [(&'static str, Scenario); 6] = [
         ("task-error", Scenario::TaskError),
         ("task-panic", Scenario::TaskPanic),
         ("loop-bug", Scenario::LoopBug),
         ("killed", Scenario::Killed),
         ("healthy", Scenario::Healthy),
+        ("oom", Scenario::Oom),
     ];
 
     fn from_args() -> Result<Scenario, String> {
@@ -257,6 +272,9 @@ async fn serve(scenario: Scenario) -> io::Result<ExitCode> {
     if scenario == Scenario::Killed {
         tokio::spawn(kill_self_later());
     }
+    if scenario == Scenario::Oom {
+        tokio::spawn(eat_memory());
+    }
 
     lastwords::crumb!("entering select with all three tasks", task_count = 3);
     println!("ready");
@@ -292,6 +310,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if scenario == Scenario::Oom && memory_limit().is_none() {
+        eprintln!(
+            "ingester: --scenario oom allocates until the OOM killer ends it; run it under a \
+             memory limit:\n  systemd-run --scope -p MemoryMax=64M cargo run --example ingester \
+             -- --scenario oom\n  docker run -m 64m …"
+        );
+        return ExitCode::from(2);
+    }
     let lastwords = match lastwords::init().install() {
         Ok(lastwords) => lastwords,
         Err(e) => {
@@ -326,4 +352,55 @@ fn main() -> ExitCode {
         tracing::error!(error = &e as &dyn Error, "cannot listen for SIGTERM");
         ExitCode::from(2)
     })
+}
+
+// ---- The `oom` scenario ------------------------------------------------
+
+/// Allocates 1 MiB at a time, touching every page, with a debug record for
+/// each: the file (filter `info`) gets none of them, the flight recorder all.
+async fn eat_memory() {
+    sleep(TICK * FAULT_AT as u32).await;
+    lastwords::crumb!("allocating until the OOM killer comes");
+    let mut held: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let mut block = vec![0u8; 1 << 20];
+        for page in block.iter_mut().step_by(4096) {
+            *page = 1;
+        }
+        held.push(block);
+        tracing::debug!(held_mib = held.len(), "allocated another MiB");
+        if held.len() % 16 == 0 {
+            tracing::info!(held_mib = held.len(), "still allocating");
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+/// This process's memory cgroup limit in bytes (cgroup v1 or v2), if any.
+fn memory_limit() -> Option<u64> {
+    let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let candidates = cgroups.lines().filter_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let path = path.trim_start_matches('/');
+        if controllers.split(',').any(|c| c == "memory") {
+            Some(format!(
+                "/sys/fs/cgroup/memory/{path}/memory.limit_in_bytes"
+            ))
+        } else if controllers.is_empty() {
+            Some(format!("/sys/fs/cgroup/{path}/memory.max"))
+        } else {
+            None
+        }
+    });
+    candidates
+        .filter_map(|file| {
+            std::fs::read_to_string(file)
+                .ok()?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        // cgroup v1 says "unlimited" with the largest page-aligned i64.
+        .find(|&limit| limit < 1 << 62)
 }

@@ -5,6 +5,8 @@ pub use lastwords_layer::{
     exit, init, install_hooks, Builder, ErrorChain, InitError, Lastwords, LastwordsLayer, Rotation,
     DEFAULT_MAX_RECORD_BYTES,
 };
+/// The flight recorder's defaults and caps (see [`Builder::flight_recorder`]).
+pub use lastwords_layer::{DEFAULT_RECORDER_BYTES, MAX_RECOVERED};
 
 #[doc = include_str!("../docs/api/exit_path.md")]
 pub use lastwords_macros::exit_path;

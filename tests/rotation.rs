@@ -85,7 +85,12 @@ fn each_day_gets_its_own_file_and_the_next_start_reads_the_newest() {
     let second_file = printed_path(&second.stdout);
     assert_eq!(second_file, dir.join(&format!("svc.{day}.jsonl")));
     let second_records = records(&second_file, false);
-    let start = &second_records[0];
+    // The first run's last records, recovered from its flight recorder,
+    // come before the second run's start.
+    let start = second_records
+        .iter()
+        .find(|r| r.get("recovered").is_none())
+        .unwrap();
     assert_eq!(start["kind"], "process_start");
     let previous = &start["previous_run"];
     assert_eq!(previous["run_id"], first_run_id, "{previous}");
@@ -109,6 +114,7 @@ fn each_day_gets_its_own_file_and_the_next_start_reads_the_newest() {
     let mut expected: Vec<String> = (4..=9)
         .map(|d| format!("svc.2020-01-0{d}.jsonl"))
         .chain([format!("svc.{day}.jsonl"), "svc.jsonl.bak".to_owned()])
+        .chain(["svc.ring".to_owned()]) // the flight recorder's file
         .collect();
     expected.sort();
     assert_eq!(names(dir.path()), expected);

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tracing_appender::rolling::Rotation;
 use tracing_core::Level;
@@ -12,6 +13,8 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::layer::LastwordsLayer;
 use crate::mirror::Mirror;
+use crate::recorder::filter::{Either, Route};
+use crate::recorder::{Recorder, RingFile};
 use crate::rotation::Roller;
 use crate::sink::Sink;
 
@@ -36,6 +39,8 @@ pub fn init() -> Builder {
         mode: 0o640,
         rotation: Rotation::NEVER,
         max_files: None,
+        recorder_bytes: crate::recorder::DEFAULT_RECORDER_BYTES,
+        recorder_filter: None,
     }
 }
 
@@ -52,6 +57,8 @@ pub struct Builder {
     mode: u32,
     rotation: Rotation,
     max_files: Option<usize>,
+    recorder_bytes: usize,
+    recorder_filter: Option<String>,
 }
 
 impl Builder {
@@ -136,6 +143,32 @@ impl Builder {
         self
     }
 
+    /// Size of the flight recorder's ring in bytes (default 4 MiB; `0`
+    /// turns the recorder off). Records that pass
+    /// [`recorder_filter`](Builder::recorder_filter) are kept, as their
+    /// JSONL lines, in a ring in a `MAP_SHARED` file beside the log
+    /// (`logs/app.jsonl` → `logs/app.ring`), which survives SIGKILL and the
+    /// OOM killer without a system call per record. After a run that ended
+    /// without its final record, or with a panic or a signal, the next start
+    /// copies that run's last records that the file lacks (the ones only
+    /// the ring kept) into the JSONL, marked `"recovered":true`, before its
+    /// `process_start`. The size is rounded down to a power of two, at
+    /// least 64 KiB; the file adds a 4 KiB header.
+    pub fn flight_recorder(mut self, bytes: usize) -> Self {
+        self.recorder_bytes = bytes;
+        self
+    }
+
+    /// `EnvFilter` directives for what the flight recorder keeps (default
+    /// `"debug"`), independent of [`filter`](Builder::filter), which still
+    /// decides the file. A record only the recorder keeps carries no `seq`.
+    /// With [`layer`](Builder::layer) in a stack of your own, the recorder
+    /// sees only what your filter lets through to the layer.
+    pub fn recorder_filter(mut self, directives: impl Into<String>) -> Self {
+        self.recorder_filter = Some(directives.into());
+        self
+    }
+
     /// The file this builder will write to; with
     /// [`rotation`](Builder::rotation), the name each period's file is
     /// derived from.
@@ -175,6 +208,13 @@ impl Builder {
     /// When the file or its directory cannot be created or opened for
     /// appending, or when lastwords already writes to a file in this process.
     pub fn layer(self) -> Result<LastwordsLayer, InitError> {
+        let ring_filter = match self.recorder_bytes {
+            0 => None,
+            _ => Some(
+                EnvFilter::try_new(self.recorder_filter.as_deref().unwrap_or("debug"))
+                    .map_err(|e| InitError::new(format!("invalid recorder filter: {e}")))?,
+            ),
+        };
         let path = self.resolved_path();
         let roll = Roller::new(&path, &self.rotation, self.max_files, self.mode);
         let mirror = Mirror::new(self.mirror);
@@ -188,8 +228,29 @@ impl Builder {
                 Sink::global().map_or_else(|| "a file".into(), |s| s.path().display().to_string())
             ))
         })?;
-        crate::previous_run::write_process_start(sink, &tail);
-        Ok(LastwordsLayer::new(sink, self.mirror_level))
+        // Taken before the report on the previous run: this file may hold
+        // that run's ring, which must be read before this run starts its own.
+        let ring_file = match (self.recorder_bytes, &ring_filter) {
+            (0, _) | (_, None) => None,
+            _ => RingFile::take(&path, self.mode).map_err(recorder_off).ok(),
+        };
+        crate::previous_run::write_process_start(sink, &tail, &|run_id, pid, ended| {
+            crate::recorder::previous_run(sink, ring_file.as_ref(), &path, run_id, pid, ended)
+        });
+        if ring_file.is_some() {
+            crate::recorder::remove_stale(&path);
+        }
+        let route = ring_file.zip(ring_filter).and_then(|(file, ring)| {
+            let recorder = Recorder::start(file, self.recorder_bytes, &sink.run_id, sink.pid)
+                .map_err(recorder_off)
+                .ok()?;
+            Some(Route {
+                recorder,
+                ring: Arc::new(ring),
+                file: None,
+            })
+        });
+        Ok(LastwordsLayer::new(sink, self.mirror_level).with_route(route))
     }
 
     /// Sets up everything: opens the file, installs a global subscriber (the
@@ -209,14 +270,26 @@ impl Builder {
             },
         }
         .map_err(|e| InitError::new(format!("invalid filter: {e}")))?;
-        let layer = self.layer()?;
+        let mut layer = self.layer()?;
+        let file = Arc::new(filter);
+        let ring = layer.route_mut().map(|route| {
+            route.file = Some(file.clone());
+            route.ring.clone()
+        });
         tracing_subscriber::registry()
-            .with(layer.with_filter(filter))
+            .with(layer.with_filter(Either { file, ring }))
             .try_init()
             .map_err(|e| InitError::new(format!("cannot set the global subscriber: {e}")))?;
         crate::install_hooks()?;
         Ok(Lastwords::current().expect("the sink was set by layer()"))
     }
+}
+
+/// Says on stderr why the flight recorder is off; the log itself works on.
+fn recorder_off(e: io::Error) {
+    use std::io::Write;
+    // Ignored: with stderr gone there is nobody left to tell.
+    let _ = writeln!(io::stderr(), "[lastwords] flight recorder off: {e}");
 }
 
 /// A handle on the installed lastwords: where it writes and how it fared.
@@ -240,6 +313,12 @@ impl Lastwords {
     /// This run's `run_id`.
     pub fn run_id(&self) -> &str {
         &self.sink.run_id
+    }
+
+    /// The flight recorder's ring file, while the recorder runs (see
+    /// [`Builder::flight_recorder`]).
+    pub fn flight_recorder_path(&self) -> Option<PathBuf> {
+        Recorder::global().map(|r| r.path().to_owned())
     }
 
     /// Records that could not be written so far (full disk, I/O errors).

@@ -18,6 +18,7 @@ use tracing_subscriber::registry::LookupSpan;
 use crate::clock::Timestamp;
 use crate::fields::{FieldVisitor, MessageVisitor, OnePass, Pass, SpanValues};
 use crate::record::{self, Fields};
+use crate::recorder::filter::Route;
 use crate::sink::Sink;
 /// Read by the panic hook; lives with the span storage it reads.
 use crate::spans::{self, SpanJson};
@@ -35,6 +36,8 @@ pub const KIND_PREFIX: &str = "lastwords::";
 pub struct LastwordsLayer {
     sink: &'static Sink,
     mirror_level: Option<Level>,
+    /// The flight recorder and what goes where, when the recorder is on.
+    route: Option<Route>,
 }
 
 impl fmt::Debug for Sink {
@@ -48,7 +51,22 @@ impl fmt::Debug for Sink {
 
 impl LastwordsLayer {
     pub(crate) fn new(sink: &'static Sink, mirror_level: Option<Level>) -> LastwordsLayer {
-        LastwordsLayer { sink, mirror_level }
+        LastwordsLayer {
+            sink,
+            mirror_level,
+            route: None,
+        }
+    }
+
+    /// Sends records to the flight recorder as `route` says.
+    pub(crate) fn with_route(mut self, route: Option<Route>) -> LastwordsLayer {
+        self.route = route;
+        self
+    }
+
+    /// The recorder's route, to tell it which filter decides the file.
+    pub(crate) fn route_mut(&mut self) -> Option<&mut Route> {
+        self.route.as_mut()
     }
 
     /// Tells this layer's spans from another lastwords layer's in the
@@ -135,6 +153,15 @@ where
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let meta = event.metadata();
+        // The file gets what `.filter()` passes, the flight recorder what
+        // the recorder filter passes; the layer sees what either wants.
+        let (to_file, to_ring) = match &self.route {
+            Some(route) => route.decide(meta, &ctx),
+            None => (true, false),
+        };
+        if !to_file && !to_ring {
+            return;
+        }
         let kind = meta.name().strip_prefix(KIND_PREFIX).unwrap_or("event");
         let ours = kind != "event";
         let sink = self.sink;
@@ -192,9 +219,20 @@ where
                 spans::write_event_spans(&mut bufs.tail, &current, room);
             }
             record::finish(bufs, sink, Some(fields_end));
-            sink.commit_vec(&mut bufs.head, &bufs.tail);
-            if self.mirrors(kind, *meta.level()) {
-                sink.mirror.line(&human_line(event, kind, ours));
+            if to_file {
+                sink.commit_vec(&mut bufs.head, &bufs.tail);
+                if let Some(route) = self.route.as_ref().filter(|_| to_ring) {
+                    // `commit_vec` left the whole line, `seq` included, in
+                    // the head.
+                    route.recorder.record(&[&bufs.head]);
+                }
+                if self.mirrors(kind, *meta.level()) {
+                    sink.mirror.line(&human_line(event, kind, ours));
+                }
+            } else if let Some(route) = &self.route {
+                // Only for the ring: no `seq`, which numbers the file's
+                // records (see the recorder's docs).
+                route.recorder.record(&[&bufs.head, &bufs.tail]);
             }
         });
     }

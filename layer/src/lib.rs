@@ -26,6 +26,7 @@ mod layer;
 mod mirror;
 mod previous_run;
 mod record;
+mod recorder;
 pub mod ring;
 mod rotation;
 mod sink;
@@ -43,5 +44,6 @@ pub use hooks::exit::exit;
 pub use hooks::install_hooks;
 pub use json::ErrorChain;
 pub use layer::LastwordsLayer;
+pub use recorder::{DEFAULT_RECORDER_BYTES, MAX_RECOVERED};
 /// How often [`Builder::rotation`] starts a new file: tracing-appender's type.
 pub use tracing_appender::rolling::Rotation;

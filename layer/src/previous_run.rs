@@ -67,13 +67,38 @@ pub(crate) const MESSAGE_BYTES: usize = 256;
 /// much longer than this.
 pub(crate) const DYING_MICROS: i64 = 10_000;
 
+/// What the flight recorder adds to the report on a run, given its
+/// `run_id`, `pid` and `ended`: a JSON object of members (having recovered
+/// that run's last records into the file first).
+pub(crate) type Recorded<'a> = &'a dyn Fn(&str, u32, &str) -> Option<Vec<u8>>;
+
 /// Writes `process_start` for this run; `tail` is the end of the file as it
-/// was before this run opened it.
-pub(crate) fn write_process_start(sink: &Sink, tail: &[u8]) {
+/// was before this run opened it; `recorded` adds the flight recorder's
+/// members to `previous_run`.
+pub(crate) fn write_process_start(sink: &Sink, tail: &[u8], recorded: Recorded<'_>) {
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    let report = previous_run(tail, sink.pid, &|pid| still_running(pid));
+    let mut report = previous_run(tail, sink.pid, &|pid| still_running(pid));
+    if let Some(report) = &mut report {
+        let ids = Value::parse(&report.json).map(|v| {
+            let run_id = v
+                .get("run_id")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            (
+                run_id,
+                v.get("pid").and_then(Value::as_u64).unwrap_or(0) as u32,
+            )
+        });
+        if let Some(extra) = ids.and_then(|(run_id, pid)| recorded(&run_id, pid, report.ended)) {
+            // Only on the kernel's evidence (see the flight recorder).
+            report.oom_kill = Value::parse(&extra)
+                .is_some_and(|v| v.get("cause").and_then(Value::as_str) == Some("oom_kill"));
+            add_members(&mut report.json, &extra);
+        }
+    }
     let summary = report.as_ref().map(Report::summary).unwrap_or_default();
     record::emit(
         sink,
@@ -89,6 +114,22 @@ pub(crate) fn write_process_start(sink: &Sink, tail: &[u8]) {
     );
 }
 
+/// Appends the members of the JSON object `extra` to the JSON object
+/// `object`.
+fn add_members(object: &mut Vec<u8>, extra: &[u8]) {
+    let (Some(b'}'), Some(b'{'), Some(b'}')) = (object.last(), extra.first(), extra.last()) else {
+        return;
+    };
+    if extra.len() <= 2 {
+        return;
+    }
+    object.pop();
+    if object.last() != Some(&b'{') {
+        object.push(b',');
+    }
+    object.extend_from_slice(&extra[1..]);
+}
+
 /// The report on the previous run: its JSON, and what the one-line summary
 /// on stderr says.
 #[derive(Debug)]
@@ -98,6 +139,8 @@ struct Report {
     exit_code: Option<String>,
     signal: Option<String>,
     stack_overflow: bool,
+    /// The flight recorder found the kernel's evidence of an OOM kill.
+    oom_kill: bool,
     /// How many panics and signals the run went on after (all of them,
     /// not only the ones `earlier` lists).
     earlier: usize,
@@ -118,6 +161,7 @@ impl Report {
             (Some(code), _) => format!(" (exit code {code})"),
             (None, Some(signal)) if self.stack_overflow => format!(" ({signal}, stack overflow)"),
             (None, Some(signal)) => format!(" ({signal})"),
+            (None, None) if self.oom_kill => " (killed by the OOM killer)".to_owned(),
             (None, None) => String::new(),
         };
         let after = match self.earlier {
@@ -350,6 +394,7 @@ fn previous_run(tail: &[u8], our_pid: u32, alive: &dyn Fn(u32) -> bool) -> Optio
         }),
         signal: signal.and_then(|s| s.as_str().map(str::to_owned)),
         stack_overflow,
+        oom_kill: false,
         earlier: earlier.len(),
         json: out,
     })

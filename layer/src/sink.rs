@@ -259,6 +259,21 @@ impl Sink {
         })
     }
 
+    /// Appends complete lines that are not records of this run (no `seq`
+    /// is taken): the previous run's records recovered from its flight
+    /// recorder. A failure counts one dropped record. Not async-signal-safe.
+    pub(crate) fn append_lines(&self, lines: &[u8]) {
+        let newline = self.needs_newline.swap(false, Ordering::Relaxed);
+        let parts: [&[u8]; 2] = [if newline { b"\n" } else { b"" }, lines];
+        if let Err((errno, partial)) = write_all_vectored(self.fd, &parts) {
+            if partial || newline {
+                self.needs_newline.store(true, Ordering::Relaxed);
+            }
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.report_failure(errno);
+        }
+    }
+
     /// Takes the next `seq` and runs `write(seq, newline)`, where `newline`
     /// says the line must start with `\n`; then accounts for the outcome.
     #[inline]
