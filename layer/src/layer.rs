@@ -176,7 +176,8 @@ where
             out.extend_from_slice(b"}\n");
             sink.commit_vec(&mut bufs.head, &bufs.tail);
             if self.mirrors(kind, *meta.level()) {
-                sink.mirror.line(&human_line(event, kind, ours));
+                sink.mirror
+                    .line(&crate::mirror::human_line(event, kind, ours));
             }
         });
     }
@@ -268,67 +269,6 @@ fn write_span(out: &mut Vec<u8>, name: &str, ext: &tracing_subscriber::registry:
         out.extend_from_slice(fields);
     }
     out.push(b'}');
-}
-
-/// Fields of a `fn_exit` record that its message already states.
-const IN_FN_EXIT_MESSAGE: [&str; 7] = ["fn", "site", "file", "line", "col", "outcome", "error"];
-
-/// The stderr line for a mirrored event:
-/// `[lastwords] LEVEL kind target: message k=v …`. A `fn_exit` line leaves
-/// out the fields its message already says (`fn`, `site`, position,
-/// `outcome`, `error`), so that the line stays readable.
-fn human_line(event: &Event<'_>, kind: &str, ours: bool) -> Vec<u8> {
-    /// Message, other fields, whether `kind` is already in the line, and
-    /// whether the record is a `fn_exit`.
-    struct Human(String, String, bool, bool);
-    impl Human {
-        fn skips(&self, name: &str) -> bool {
-            (self.2 && name == "kind") || (self.3 && IN_FN_EXIT_MESSAGE.contains(&name))
-        }
-    }
-    impl Visit for Human {
-        fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-            use fmt::Write;
-            // Writing to a String cannot fail.
-            let _ = match field.name() {
-                "message" => write!(self.0, "{value:?}"),
-                name if self.skips(name) => Ok(()),
-                name => write!(self.1, " {name}={value:?}"),
-            };
-        }
-        fn record_str(&mut self, field: &Field, value: &str) {
-            match field.name() {
-                "message" => self.0.push_str(value),
-                name if self.skips(name) => {}
-                name => {
-                    self.1.push(' ');
-                    self.1.push_str(name);
-                    self.1.push('=');
-                    self.1.push_str(value);
-                }
-            }
-        }
-    }
-    let meta = event.metadata();
-    let mut human = Human(
-        String::new(),
-        String::new(),
-        ours,
-        ours && kind == "fn_exit",
-    );
-    event.record(&mut human);
-    let mut line = format!(
-        "[lastwords] {} {} {}: {}{}",
-        record::level_name(*meta.level()),
-        kind,
-        meta.target(),
-        human.0,
-        human.1
-    );
-    // One record, one line: embedded newlines would split it.
-    line = line.replace('\n', "\\n");
-    line.push('\n');
-    line.into_bytes()
 }
 
 /// Where [`OnePass`] stands.
@@ -642,44 +582,6 @@ mod tests {
                 .map(|_| PIECES[(self.next() % PIECES.len() as u64) as usize])
                 .collect()
         }
-    }
-
-    #[test]
-    fn a_fn_exit_mirror_line_does_not_repeat_its_message() {
-        struct Human(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
-        impl<S: Subscriber> Layer<S> for Human {
-            fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
-                let line = human_line(event, "fn_exit", true);
-                self.0
-                    .lock()
-                    .unwrap()
-                    .push(String::from_utf8(line).unwrap());
-            }
-        }
-        let lines = std::sync::Arc::default();
-        let subscriber = tracing_subscriber::registry().with(Human(std::sync::Arc::clone(&lines)));
-        tracing::subscriber::with_default(subscriber, || {
-            tracing::event!(
-                name: "lastwords::fn_exit",
-                tracing::Level::ERROR,
-                "kind" = "fn_exit",
-                "fn" = "app::run",
-                site = "?",
-                file = "src/app.rs",
-                line = 7,
-                col = 23,
-                outcome = "err",
-                error = "reset",
-                elapsed_us = 42,
-                unexpected = true,
-                "app::run left via `?` at src/app.rs:7:23: err: reset"
-            );
-        });
-        assert_eq!(
-            *lines.lock().unwrap(),
-            ["[lastwords] ERROR fn_exit lastwords_layer::layer::tests: app::run left via `?` at \
-              src/app.rs:7:23: err: reset elapsed_us=42 unexpected=true\n"]
-        );
     }
 
     #[test]

@@ -18,6 +18,7 @@
 
 mod builder;
 mod clock;
+mod fd;
 mod hooks;
 mod json;
 mod layer;

@@ -25,12 +25,13 @@
 //!
 //! Everything reachable from [`Sink::commit`] is async-signal-safe.
 
-use std::ffi::CString;
 use std::io;
+use std::os::fd::IntoRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, Ordering};
 
+use crate::fd::{self, Written};
 use crate::json::{Out, StackBuf};
 use crate::mirror::Mirror;
 use crate::rotation::Roller;
@@ -213,7 +214,7 @@ impl Sink {
                 seq_buf.as_bytes(),
                 tail,
             ];
-            write_all_vectored(self.fd, &parts)
+            fd::write_record(self.fd, &parts)
         })
     }
 
@@ -244,25 +245,24 @@ impl Sink {
                 // SAFETY: `head` is a live, readable buffer.
                 let n = unsafe { libc::write(self.fd, head.as_ptr().cast(), head.len()) };
                 if n == head.len() as isize {
-                    return Ok(());
+                    return Written::All;
                 }
                 if n > 0 {
-                    // A short write: finish it; the line is already begun.
-                    return write_all_vectored(self.fd, &[&head[n as usize..]])
-                        .map_err(|(errno, _)| (errno, true));
+                    // A short write: never finished (see `fd::write_record`).
+                    return fd::end_cut_line(self.fd);
                 }
                 // Failed before writing anything (EINTR included): the
                 // general path retries or reports.
             }
             let parts: [&[u8]; 2] = [if newline { b"\n" } else { b"" }, head];
-            write_all_vectored(self.fd, &parts)
+            fd::write_record(self.fd, &parts)
         })
     }
 
     /// Takes the next `seq` and runs `write(seq, newline)`, where `newline`
     /// says the line must start with `\n`; then accounts for the outcome.
     #[inline]
-    fn numbered(&self, write: impl FnOnce(u64, bool) -> Result<(), (i32, bool)>) -> u64 {
+    fn numbered(&self, write: impl FnOnce(u64, bool) -> Written) -> u64 {
         // SeqCst on these three: `wait_for_earlier` relies on their total
         // order (on x86 they cost what Relaxed read-modify-writes cost).
         let parity = (self.epoch.load(Ordering::SeqCst) & 1) as usize;
@@ -272,16 +272,28 @@ impl Sink {
         // is almost never set.
         let newline = self.needs_newline.load(Ordering::Relaxed)
             && self.needs_newline.swap(false, Ordering::Relaxed);
-        match write(seq, newline) {
-            Ok(()) => {
+        let failed = match write(seq, newline) {
+            Written::All => None,
+            Written::Nothing(errno) => {
+                if newline {
+                    self.needs_newline.store(true, Ordering::Relaxed);
+                }
+                Some(errno)
+            }
+            Written::Cut { errno, closed } => {
+                if !closed {
+                    self.needs_newline.store(true, Ordering::Relaxed);
+                }
+                Some(errno)
+            }
+        };
+        match failed {
+            None => {
                 if self.failing.load(Ordering::Relaxed) != 0 {
                     self.report_recovery();
                 }
             }
-            Err((errno, partial)) => {
-                if partial || newline {
-                    self.needs_newline.store(true, Ordering::Relaxed);
-                }
+            Some(errno) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 self.report_failure(errno);
             }
@@ -357,62 +369,6 @@ impl Sink {
     }
 }
 
-/// Writes all of `parts` with as few `writev(2)` calls as the kernel allows
-/// (one, unless it writes short), retrying on `EINTR`. On failure returns the
-/// errno and whether part of the record reached the file.
-/// Async-signal-safe.
-pub(crate) fn write_all_vectored(fd: libc::c_int, parts: &[&[u8]]) -> Result<(), (i32, bool)> {
-    let mut iov = [libc::iovec {
-        iov_base: std::ptr::null_mut(),
-        iov_len: 0,
-    }; 8];
-    let mut n = 0;
-    for part in parts.iter().filter(|p| !p.is_empty()).take(iov.len()) {
-        iov[n] = libc::iovec {
-            iov_base: part.as_ptr() as *mut libc::c_void,
-            iov_len: part.len(),
-        };
-        n += 1;
-    }
-    let mut first = 0;
-    let mut wrote_any = false;
-    while first < n {
-        // One piece left: write(2), which the kernel takes faster than a
-        // one-element writev(2).
-        let written = if n - first == 1 {
-            // SAFETY: iov[first] describes a live, readable slice.
-            unsafe { libc::write(fd, iov[first].iov_base, iov[first].iov_len) }
-        } else {
-            // SAFETY: iov[first..n] describe live, readable slices.
-            unsafe { libc::writev(fd, iov[first..].as_ptr(), (n - first) as libc::c_int) }
-        };
-        if written < 0 {
-            let errno = io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(libc::EIO);
-            if errno == libc::EINTR {
-                continue;
-            }
-            return Err((errno, wrote_any));
-        }
-        if written == 0 {
-            return Err((libc::EIO, wrote_any));
-        }
-        wrote_any = true;
-        let mut left = written as usize;
-        while first < n && left >= iov[first].iov_len {
-            left -= iov[first].iov_len;
-            first += 1;
-        }
-        if first < n && left > 0 {
-            // SAFETY: `left` is less than this iovec's length.
-            iov[first].iov_base = unsafe { (iov[first].iov_base as *mut u8).add(left) } as *mut _;
-            iov[first].iov_len -= left;
-        }
-    }
-    Ok(())
-}
-
 /// `CLOCK_MONOTONIC` in milliseconds. Async-signal-safe.
 fn monotonic_ms() -> u64 {
     let mut ts = libc::timespec {
@@ -428,25 +384,13 @@ fn monotonic_ms() -> u64 {
 /// previous run's last records, whatever the file's size.
 pub(crate) const TAIL_BYTES: u64 = 256 * 1024;
 
-/// Opens `path` for appending (creating it and its directories).
+/// Opens `path` for appending (creating it and its directories); only a
+/// regular file (or a link to one) is accepted, see [`fd::open_append`].
 fn open_fd(path: &Path, mode: u32) -> io::Result<libc::c_int> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    let c_path = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
-    // SAFETY: `c_path` is a valid NUL-terminated string.
-    let fd = unsafe {
-        libc::open(
-            c_path.as_ptr(),
-            libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC,
-            mode as libc::c_uint,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(fd)
+    Ok(fd::open_append(path, mode)?.into_raw_fd())
 }
 
 /// The last `max` bytes of the file at `path` (empty if it is empty).
@@ -570,9 +514,16 @@ mod tests {
 
     #[test]
     fn a_full_disk_drops_and_counts_records_without_blocking() {
-        let (sink, tail) =
-            Sink::open(Path::new("/dev/full"), 0o600, 4096, Mirror::new(false)).unwrap();
+        let path = temp("full.jsonl");
+        let (sink, tail) = Sink::open(&path, 0o600, 4096, Mirror::new(false)).unwrap();
         assert!(tail.is_empty());
+        // A disk that is full from now on.
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        // SAFETY: both descriptors are open; `sink.fd` now refers to /dev/full.
+        assert!(unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&full), sink.fd) } >= 0);
         for n in 1..=3 {
             assert_eq!(sink.commit(b"{\"x\":1", b"}\n"), n);
         }

@@ -105,6 +105,7 @@ fn write_process_exit(status: libc::c_int) {
     record::emit(sink, level, "process_exit", &message, |f| {
         f.int("exit_code", code);
         f.int("dropped_records", dropped);
+        f.int("mirror_dropped", crate::mirror::dropped());
         if let Some(caller) = caller {
             f.display("location", caller);
         }
