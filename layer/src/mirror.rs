@@ -354,7 +354,7 @@ pub(crate) fn human_line(event: &Event<'_>, kind: &str, ours: bool) -> Vec<u8> {
     event.record(&mut human);
     let mut line = format!(
         "[lastwords] {} {} {}: {}{}",
-        crate::record::level_name(*meta.level()),
+        meta.level().as_str(),
         kind,
         meta.target(),
         human.0,
