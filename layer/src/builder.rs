@@ -170,21 +170,13 @@ impl Builder {
     /// # Errors
     ///
     /// When the file or its directory cannot be created or opened for
-    /// appending, or when lastwords already writes to a file in this process.
+    /// appending, when something other than a regular file is at the path
+    /// (a FIFO, a directory, a device: the error says which; a symbolic
+    /// link is followed and its target must be a regular file), or when
+    /// lastwords already writes to a file in this process. Never blocks,
+    /// whatever is at the path.
     pub fn layer(self) -> Result<LastwordsLayer, InitError> {
-        let path = self.resolved_path();
-        let roll = Roller::new(&path, &self.rotation, self.max_files, self.mode);
-        let mirror = Mirror::new(self.mirror);
-        let (sink, tail) = Sink::open_rolling(&path, self.mode, self.max_record, mirror, roll)
-            .map_err(|(file, e)| {
-                InitError::io(format!("cannot open {} for appending", file.display()), e)
-            })?;
-        let sink = Sink::set_global(sink).ok_or_else(|| {
-            InitError::new(format!(
-                "lastwords already writes to {}; install it once per process",
-                Sink::global().map_or_else(|| "a file".into(), |s| s.path().display().to_string())
-            ))
-        })?;
+        let (sink, tail) = self.open()?;
         crate::previous_run::write_process_start(sink, &tail);
         Ok(LastwordsLayer::new(sink, self.mirror_level))
     }
@@ -192,6 +184,11 @@ impl Builder {
     /// Sets up everything: opens the file, installs a global subscriber (the
     /// lastwords layer behind an `EnvFilter`) and the panic, exit and signal
     /// hooks. Call it at the start of `main`, before spawning threads.
+    ///
+    /// A failed `install` changes nothing that matters (at most it leaves an
+    /// empty log file or directory it created): nothing is written, no hook
+    /// is installed, and it can be called again, or replaced by
+    /// [`layer`](Builder::layer).
     ///
     /// # Errors
     ///
@@ -206,14 +203,60 @@ impl Builder {
             },
         }
         .map_err(|e| InitError::new(format!("invalid filter: {e}")))?;
-        let layer = self.layer()?;
-        tracing_subscriber::registry()
+        // Checked before the file is opened: once `process_start` is
+        // written, this run is in the log.
+        if tracing_core::dispatcher::has_been_set() {
+            return Err(subscriber_already_set());
+        }
+        let (sink, tail) = self.open()?;
+        let layer = LastwordsLayer::new(sink, self.mirror_level);
+        if tracing_subscriber::registry()
             .with(layer.with_filter(filter))
             .try_init()
-            .map_err(|e| InitError::new(format!("cannot set the global subscriber: {e}")))?;
+            .is_err()
+        {
+            // Another thread set one since the check: give the file back.
+            sink.unset_global();
+            return Err(subscriber_already_set());
+        }
+        crate::previous_run::write_process_start(sink, &tail);
         crate::install_hooks()?;
-        Ok(Lastwords::current().expect("the sink was set by layer()"))
+        Ok(Lastwords::current().expect("the sink was set by open()"))
     }
+
+    /// Opens the file and makes it the process-wide sink, without writing
+    /// anything; returns it with the end of what the file held before.
+    fn open(&self) -> Result<(&'static Sink, Vec<u8>), InitError> {
+        if let Some(sink) = Sink::global() {
+            return Err(already_writes(sink));
+        }
+        let path = self.resolved_path();
+        let roll = Roller::new(&path, &self.rotation, self.max_files, self.mode);
+        let mirror = Mirror::new(self.mirror);
+        let (sink, tail) = Sink::open_rolling(&path, self.mode, self.max_record, mirror, roll)
+            .map_err(|(file, e)| {
+                InitError::io(format!("cannot open {} for appending", file.display()), e)
+            })?;
+        let sink = Sink::set_global(sink)
+            .ok_or_else(|| already_writes(Sink::global().expect("set by another thread")))?;
+        crate::fork::install();
+        Ok((sink, tail))
+    }
+}
+
+fn already_writes(sink: &Sink) -> InitError {
+    InitError::new(format!(
+        "lastwords already writes to {}; install it once per process",
+        sink.path().display()
+    ))
+}
+
+fn subscriber_already_set() -> InitError {
+    InitError::new(
+        "cannot set the global subscriber: one is already set; add lastwords to it with \
+         lastwords::init().layer() and lastwords::install_hooks()"
+            .into(),
+    )
 }
 
 /// A handle on the installed lastwords: where it writes and how it fared.
@@ -236,7 +279,7 @@ impl Lastwords {
 
     /// This run's `run_id`.
     pub fn run_id(&self) -> &str {
-        &self.sink.run_id
+        self.sink.run_id()
     }
 
     /// Records that could not be written so far (full disk, I/O errors).

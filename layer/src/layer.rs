@@ -39,7 +39,7 @@ impl fmt::Debug for Sink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sink")
             .field("path", &self.path())
-            .field("run_id", &self.run_id)
+            .field("run_id", &self.run_id())
             .finish_non_exhaustive()
     }
 }
@@ -697,7 +697,7 @@ mod tests {
         // run id.
         let (a, path_a) = layer("sites-a", 64 * 1024);
         let (b, path_b) = layer("sites-b", 64 * 1024);
-        let run_ids = [a.sink.run_id.clone(), b.sink.run_id.clone()];
+        let run_ids = [a.sink.run_id().to_owned(), b.sink.run_id().to_owned()];
         assert_ne!(run_ids[0], run_ids[1]);
         let subscriber = tracing_subscriber::registry().with(a).with(b);
         macro_rules! sites {

@@ -19,6 +19,7 @@
 mod builder;
 mod clock;
 mod fd;
+mod fork;
 mod hooks;
 mod json;
 mod layer;

@@ -36,7 +36,7 @@ pub(crate) fn write_process_start(sink: &Sink, tail: &[u8]) {
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    let previous = previous_run(tail, sink.pid, &|pid| still_running(pid));
+    let previous = previous_run(tail, sink.pid(), &|pid| still_running(pid));
     let summary = match &previous {
         Value::Object(map) => {
             let ended = map.get("ended").and_then(Value::as_str).unwrap_or("?");
@@ -59,7 +59,7 @@ pub(crate) fn write_process_start(sink: &Sink, tail: &[u8]) {
         sink,
         Level::INFO,
         "process_start",
-        &format_args!("process {} started{summary}", sink.pid),
+        &format_args!("process {} started{summary}", sink.pid()),
         |f| {
             f.str("exe", &exe);
             f.key("previous_run");

@@ -40,6 +40,9 @@ pub(crate) struct Bufs {
     keys: Box<KeyCache>,
     /// Callsites' `,"target":…` pieces.
     sites: SiteCache,
+    /// The fork generation these were made in: a child of `fork()` has a
+    /// new pid, run id and thread id, so it starts afresh.
+    generation: u64,
 }
 
 impl Bufs {
@@ -59,6 +62,7 @@ impl Bufs {
             clock: FormatCache::new(),
             keys: Box::new(KeyCache::new()),
             sites: SiteCache::new(),
+            generation: crate::thread::generation(),
         }
     }
 
@@ -82,6 +86,9 @@ pub(crate) fn with_bufs<R>(f: impl FnOnce(&mut Bufs) -> R) -> R {
     let reused = BUFS.try_with(|cell| {
         let mut slot = cell.try_borrow_mut().ok()?;
         let bufs = slot.get_or_insert_with(Bufs::new);
+        if bufs.generation != crate::thread::generation() {
+            *bufs = Bufs::new();
+        }
         bufs.reset();
         let f = f.take()?;
         let result = f(bufs);
@@ -192,7 +199,7 @@ fn site_piece(out: &mut Vec<u8>, sink: &Sink, target: &str, kind: &str) {
     json::string(out, target);
     out.put(b",\"kind\":\"");
     out.put(kind.as_bytes());
-    out.put(&sink.pid_run_id);
+    out.put(sink.pid_run_id());
 }
 
 /// Entries of a [`SiteCache`].

@@ -25,6 +25,7 @@
 //!
 //! Everything reachable from [`Sink::commit`] is async-signal-safe.
 
+use std::cell::UnsafeCell;
 use std::io;
 use std::os::fd::IntoRawFd;
 use std::os::unix::ffi::OsStrExt;
@@ -58,11 +59,13 @@ pub(crate) struct Sink {
     failing: AtomicI32,
     /// `dropped` when the current run of failures began.
     dropped_at_failure: AtomicU64,
-    pub(crate) pid: u32,
-    pub(crate) run_id: String,
-    /// `","pid":N,"run_id":"…"`: the end of the `kind` value and the two
-    /// keys after it, the same in every record of the run.
-    pub(crate) pid_run_id: Vec<u8>,
+    /// This run's pid and run id. Written when the sink is made and, in a
+    /// child created by `fork()`, by [`Sink::after_fork`]; read through
+    /// [`Sink::pid`], [`Sink::run_id`] and [`Sink::pid_run_id`].
+    ident: UnsafeCell<Ident>,
+    /// Set in a child created by `fork()`: its first record is preceded by
+    /// its own `process_start` (see [`Sink::after_fork`]).
+    start_pending: AtomicBool,
     /// Largest record in bytes; longer values are cut with a marker.
     pub(crate) max_record: usize,
     pub(crate) mirror: Mirror,
@@ -71,6 +74,10 @@ pub(crate) struct Sink {
     in_flight: [AtomicU64; 2],
     epoch: AtomicU64,
 }
+
+// SAFETY: the only field that is not `Sync` by itself is `ident`, which is
+// written only while no other thread runs (see `Sink::ident`).
+unsafe impl Sync for Sink {}
 
 impl Sink {
     /// Opens (creating it and its directories if needed) `path` for
@@ -108,8 +115,6 @@ impl Sink {
             None => (path.to_owned(), None),
         };
         let fd = open_fd(&file, mode).map_err(|e| (file.clone(), e))?;
-        let pid = std::process::id();
-        let run_id = new_run_id();
         let sink = Sink {
             fd,
             path: path.to_owned(),
@@ -119,9 +124,8 @@ impl Sink {
             needs_newline: AtomicBool::new(false),
             failing: AtomicI32::new(0),
             dropped_at_failure: AtomicU64::new(0),
-            pid,
-            pid_run_id: format!("\",\"pid\":{pid},\"run_id\":\"{run_id}\"").into_bytes(),
-            run_id,
+            ident: UnsafeCell::new(Ident::new()),
+            start_pending: AtomicBool::new(false),
             max_record,
             mirror,
             in_flight: [AtomicU64::new(0), AtomicU64::new(0)],
@@ -170,10 +174,132 @@ impl Sink {
         }
     }
 
+    /// Undoes [`Sink::set_global`] for an `install()` that failed after it:
+    /// nothing was written and no hook uses the sink yet. Its descriptor is
+    /// closed; the sink itself is leaked, as a set sink always is.
+    pub(crate) fn unset_global(&'static self) {
+        let this = std::ptr::from_ref(self).cast_mut();
+        if GLOBAL
+            .compare_exchange(
+                this,
+                std::ptr::null_mut(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+        {
+            // SAFETY: the descriptor is ours, and nothing writes to it: the
+            // layer that held the sink was dropped with the subscriber that
+            // could not be set.
+            unsafe { libc::close(self.fd) };
+        }
+    }
+
     /// The process-wide sink, if one was installed. Async-signal-safe.
     pub(crate) fn global() -> Option<&'static Sink> {
         // SAFETY: GLOBAL only ever holds null or a leaked, never-freed Sink.
         unsafe { GLOBAL.load(Ordering::Acquire).as_ref() }
+    }
+
+    /// This run's process id. Async-signal-safe.
+    pub(crate) fn pid(&self) -> u32 {
+        self.ident().pid
+    }
+
+    /// This run's id. Async-signal-safe.
+    pub(crate) fn run_id(&self) -> &str {
+        // The id is ASCII hex digits, written by `Ident::new`.
+        std::str::from_utf8(&self.ident().run_id).unwrap_or("")
+    }
+
+    /// `","pid":N,"run_id":"…"`: the end of the `kind` value and the two
+    /// keys after it, the same in every record of the run.
+    /// Async-signal-safe.
+    pub(crate) fn pid_run_id(&self) -> &[u8] {
+        self.ident().pid_run_id.as_bytes()
+    }
+
+    fn ident(&self) -> &Ident {
+        // SAFETY: `ident` is only written while no other thread can read
+        // it: when the sink is made, and in the child of a `fork()`, where
+        // the forking thread is the only one, inside the atfork handler.
+        unsafe { &*self.ident.get() }
+    }
+
+    /// In the child of a `fork()`, from the atfork handler: gives the child
+    /// its own run (its pid, a new run id, `seq` from 1) and clears what
+    /// the parent's other threads may have left half-done (records in
+    /// flight, a failure report, the mirror's state). The child's first
+    /// record is preceded by a `process_start` naming the parent's run, so
+    /// the file shows two runs. Async-signal-safe.
+    pub(crate) fn after_fork(&self) {
+        let parent = (self.pid(), self.ident().run_id);
+        // SAFETY: see `ident`: the forking thread is the only thread.
+        unsafe {
+            let ident = &mut *self.ident.get();
+            *ident = Ident::new();
+            ident.forked_from = Some(parent);
+        }
+        self.seq.store(0, Ordering::SeqCst);
+        self.dropped.store(0, Ordering::Relaxed);
+        self.failing.store(0, Ordering::Relaxed);
+        self.dropped_at_failure.store(0, Ordering::Relaxed);
+        self.in_flight[0].store(0, Ordering::SeqCst);
+        self.in_flight[1].store(0, Ordering::SeqCst);
+        self.epoch.store(0, Ordering::SeqCst);
+        self.mirror.reset_after_fork();
+        self.start_pending.store(true, Ordering::Release);
+    }
+
+    /// The `process_start` of a child created by `fork()`, written before
+    /// its first record: `previous_run` is `null` (the parent's run is not
+    /// over) and `forked_from` names the parent's `pid` and `run_id`.
+    /// Async-signal-safe (a signal may be the child's first record).
+    #[cold]
+    fn write_fork_start(&self) {
+        let ident = self.ident();
+        let Some((parent_pid, parent_run)) = ident.forked_from else {
+            return;
+        };
+        let mut head = StackBuf::<256>::new();
+        head.put(b"{\"timestamp\":\"");
+        head.put(&crate::clock::Timestamp::now().format());
+        head.put(b"\",\"level\":\"INFO\",\"message\":\"process ");
+        crate::json::int(&mut head, ident.pid);
+        head.put(b" started (forked from process ");
+        crate::json::int(&mut head, parent_pid);
+        head.put(b")\",\"target\":\"lastwords\",\"kind\":\"process_start");
+        head.put(self.pid_run_id());
+        let mut exe = [0u8; 1024];
+        // SAFETY: `exe` is writable for its length; readlink does not
+        // terminate the string, the returned length says where it ends.
+        let len = unsafe {
+            libc::readlink(
+                c"/proc/self/exe".as_ptr(),
+                exe.as_mut_ptr().cast(),
+                exe.len(),
+            )
+        };
+        let exe = match usize::try_from(len) {
+            Ok(len) if len < exe.len() => std::str::from_utf8(&exe[..len]).unwrap_or(""),
+            _ => "",
+        };
+        let mut tail = StackBuf::<1536>::new();
+        // In the child the forking thread is the main thread: its id is
+        // the pid.
+        tail.put(b",\"thread\":\"main\",\"thread_id\":");
+        crate::json::int(&mut tail, ident.pid);
+        tail.put(b",\"exe\":");
+        crate::json::string(&mut tail, exe);
+        tail.put(b",\"forked_from\":{\"pid\":");
+        crate::json::int(&mut tail, parent_pid);
+        tail.put(b",\"run_id\":\"");
+        tail.put(&parent_run);
+        tail.put(b"\"},\"previous_run\":null}\n");
+        if head.overflowed || tail.overflowed {
+            return; // cannot happen with the buffers above; never half a line
+        }
+        self.commit(head.as_bytes(), tail.as_bytes());
     }
 
     /// The file this sink appends to now.
@@ -263,6 +389,11 @@ impl Sink {
     /// says the line must start with `\n`; then accounts for the outcome.
     #[inline]
     fn numbered(&self, write: impl FnOnce(u64, bool) -> Written) -> u64 {
+        if self.start_pending.load(Ordering::Relaxed)
+            && self.start_pending.swap(false, Ordering::AcqRel)
+        {
+            self.write_fork_start();
+        }
         // SeqCst on these three: `wait_for_earlier` relies on their total
         // order (on x86 they cost what Relaxed read-modify-writes cost).
         let parity = (self.epoch.load(Ordering::SeqCst) & 1) as usize;
@@ -425,20 +556,62 @@ fn newest(paths: Vec<PathBuf>) -> Option<PathBuf> {
         .map(|(_, p)| p)
 }
 
-/// A fresh run id: milliseconds since the epoch and 32 random bits, in hex,
-/// so run ids sort by start time and do not collide across restarts.
-fn new_run_id() -> String {
-    let millis = crate::clock::Timestamp::now().as_micros() / 1000;
-    let mut random = [0u8; 4];
-    // SAFETY: `random` is a valid 4-byte buffer.
-    let got = unsafe { libc::getrandom(random.as_mut_ptr().cast(), random.len(), 0) };
-    let random = if got == 4 {
-        u32::from_ne_bytes(random)
-    } else {
-        // No entropy source: the pid still separates concurrent starts.
-        std::process::id()
-    };
-    format!("{millis:012x}{random:08x}")
+/// A run's identity: its pid and run id, and the pieces of every record
+/// made from them. Fixed-size, so that a child of `fork()` can get its own
+/// without allocating.
+struct Ident {
+    pid: u32,
+    run_id: [u8; RUN_ID_LEN],
+    pid_run_id: StackBuf<64>,
+    /// The parent's pid and run id, in a child created by `fork()`.
+    forked_from: Option<(u32, [u8; RUN_ID_LEN])>,
+}
+
+/// 12 hex digits of milliseconds, 8 of randomness.
+const RUN_ID_LEN: usize = 20;
+
+impl Ident {
+    /// The calling process's identity, with a fresh run id: milliseconds
+    /// since the epoch and 32 random bits, in hex, so run ids sort by
+    /// start time and do not collide across restarts. Async-signal-safe.
+    fn new() -> Ident {
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() } as u32;
+        let millis = crate::clock::Timestamp::now().as_micros() / 1000;
+        let mut random = [0u8; 4];
+        // SAFETY: `random` is a valid 4-byte buffer.
+        let got = unsafe { libc::getrandom(random.as_mut_ptr().cast(), random.len(), 0) };
+        let random = if got == 4 {
+            u32::from_ne_bytes(random)
+        } else {
+            // No entropy source: the pid still separates concurrent starts.
+            pid
+        };
+        let mut run_id = [0u8; RUN_ID_LEN];
+        hex_digits(&mut run_id[..12], millis as u64);
+        hex_digits(&mut run_id[12..], u64::from(random));
+        let mut pid_run_id = StackBuf::new();
+        pid_run_id.put(b"\",\"pid\":");
+        crate::json::int(&mut pid_run_id, pid);
+        pid_run_id.put(b",\"run_id\":\"");
+        pid_run_id.put(&run_id);
+        pid_run_id.put(b"\"");
+        Ident {
+            pid,
+            run_id,
+            pid_run_id,
+            forked_from: None,
+        }
+    }
+}
+
+/// Writes the low `out.len()` hex digits of `value` into `out`, zero-padded.
+fn hex_digits(out: &mut [u8], mut value: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for digit in out.iter_mut().rev() {
+        *digit = DIGITS[(value & 0xf) as usize];
+        value >>= 4;
+    }
 }
 
 /// A short name for the errno values a log write can meet. Async-signal-safe.
