@@ -177,7 +177,7 @@ impl Builder {
     /// whatever is at the path.
     pub fn layer(self) -> Result<LastwordsLayer, InitError> {
         let (sink, tail) = self.open()?;
-        crate::previous_run::write_process_start(sink, &tail);
+        self.start(sink, &tail);
         Ok(LastwordsLayer::new(sink, self.mirror_level))
     }
 
@@ -219,7 +219,7 @@ impl Builder {
             sink.unset_global();
             return Err(subscriber_already_set());
         }
-        crate::previous_run::write_process_start(sink, &tail);
+        self.start(sink, &tail);
         crate::install_hooks()?;
         Ok(Lastwords::current().expect("the sink was set by open()"))
     }
@@ -239,8 +239,17 @@ impl Builder {
             })?;
         let sink = Sink::set_global(sink)
             .ok_or_else(|| already_writes(Sink::global().expect("set by another thread")))?;
-        crate::fork::install();
         Ok((sink, tail))
+    }
+
+    /// After the point of no return: readies stderr for the mirror, makes
+    /// a `fork()`ed child start its own run, and writes `process_start`.
+    fn start(&self, sink: &'static Sink, tail: &[u8]) {
+        if self.mirror {
+            crate::mirror::prepare_stderr();
+        }
+        crate::fork::install();
+        crate::previous_run::write_process_start(sink, tail);
     }
 }
 

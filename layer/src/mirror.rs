@@ -64,8 +64,8 @@ pub(crate) fn dropped() -> u64 {
 }
 
 /// Opens the non-blocking descriptor for stderr if it is a pipe, FIFO or
-/// terminal. Called once, at install; not async-signal-safe (it runs
-/// before any handler is installed).
+/// terminal. Called at install (later calls do nothing), before any
+/// handler is installed; until then lines are written after a `poll(2)`.
 pub(crate) fn prepare_stderr() {
     if PREPARED.swap(true, Ordering::AcqRel) {
         return;
@@ -148,9 +148,6 @@ struct Repeat {
 impl Mirror {
     /// A mirror that writes (`enabled`) or stays silent.
     pub(crate) fn new(enabled: bool) -> Mirror {
-        if enabled {
-            prepare_stderr();
-        }
         Mirror {
             enabled,
             fd: libc::STDERR_FILENO,

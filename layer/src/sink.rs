@@ -674,6 +674,47 @@ mod tests {
     }
 
     #[test]
+    fn after_a_fork_the_run_starts_afresh_with_its_own_process_start() {
+        let path = temp("fork.jsonl");
+        let (sink, _) = Sink::open(&path, 0o600, 4096, Mirror::new(false)).unwrap();
+        let parent_run = sink.run_id().to_owned();
+        sink.commit(b"{\"a\":1", b"}\n");
+        sink.commit(b"{\"a\":2", b"}\n");
+        // What the atfork child handler does; here in the same process, so
+        // the pid stays, but the run is new.
+        sink.after_fork();
+        assert_ne!(sink.run_id(), parent_run);
+        assert_eq!(sink.run_id().len(), RUN_ID_LEN);
+        let mut head = b"{\"a\":3".to_vec();
+        assert_eq!(sink.commit_vec(&mut head, b"}\n"), 2, "seq 1 is the start");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        let start = &lines[2];
+        assert_eq!(start["kind"], "process_start");
+        assert_eq!(start["seq"], 1);
+        assert_eq!(start["run_id"], sink.run_id());
+        assert_eq!(start["pid"], std::process::id());
+        assert_eq!(start["forked_from"]["run_id"], parent_run.as_str());
+        assert_eq!(start["forked_from"]["pid"], std::process::id());
+        assert_eq!(start["previous_run"], serde_json::Value::Null);
+        assert!(start["exe"].as_str().is_some_and(|e| !e.is_empty()));
+        assert_eq!(lines[3]["seq"], 2);
+        assert_eq!(
+            sink.pid_run_id(),
+            format!(
+                "\",\"pid\":{},\"run_id\":\"{}\"",
+                std::process::id(),
+                sink.run_id()
+            )
+            .as_bytes()
+        );
+    }
+
+    #[test]
     fn new_files_get_the_requested_mode_and_missing_directories() {
         use std::os::unix::fs::PermissionsExt;
         let path = temp("nested").join("deeper/mode.jsonl");
