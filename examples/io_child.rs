@@ -30,20 +30,23 @@ fn main() -> Result<ExitCode> {
     }
     match scenario.as_str() {
         "ok" => Ok(ExitCode::SUCCESS),
+        // The errors go out while stderr still takes them; then it is
+        // full, and the death's own line is the one that cannot be written.
         "blocked_term" => {
-            fill_stderr();
             log_errors(20);
+            fill_stderr();
             say("ready");
             std::thread::sleep(Duration::from_secs(30));
             Ok(ExitCode::from(9))
         }
         "blocked_segv" => {
-            fill_stderr();
             log_errors(20);
+            fill_stderr();
             // SAFETY: none; this writes through a null pointer on purpose.
             unsafe { std::ptr::write_volatile(std::ptr::null_mut::<u8>(), 1) };
             Ok(ExitCode::SUCCESS)
         }
+        // Ordinary log calls with stderr full, then the exit.
         "blocked_exit0" => {
             fill_stderr();
             log_errors(20);

@@ -214,11 +214,24 @@ fn blocked(name: &str, scenario: &str, signal: Option<libc::c_int>, socket: bool
         let (held, stderr) = stalled_stderr(&dir.join(format!("{lastwords}")).tap_dir(), socket);
         let mut child = spawn(scenario, &log, lastwords, stderr);
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut line = String::new();
-        // The child says when its stderr is full and its records logged
-        // (`ready`, `logged`); a child that dies at once says nothing.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            // Ignored: a child that dies early closes stdout; the empty
+            // line then fails the check below.
+            let _ = stdout.read_line(&mut line);
+            // Ignored: the test may have given up waiting.
+            let _ = tx.send(line);
+        });
+        // The child says when its stderr is full and its records are
+        // logged; a child stuck on its stderr never does.
         let due = if let Some(sig) = signal {
-            stdout.read_line(&mut line).expect("read stdout");
+            let Ok(line) = rx.recv_timeout(TIMEOUT) else {
+                // Ignored: the child may have exited meanwhile.
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{scenario}: lastwords={lastwords}: the child hangs before it is ready");
+            };
             assert_eq!(line, "ready\n", "{scenario}: lastwords={lastwords}");
             // SAFETY: kill(2) to our own child.
             assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
