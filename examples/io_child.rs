@@ -29,7 +29,15 @@ fn main() -> Result<ExitCode> {
         lastwords::init().install().expect("lastwords");
     }
     match scenario.as_str() {
-        "ok" => Ok(ExitCode::SUCCESS),
+        "ok" => {
+            // SAFETY: F_GETFL on stderr.
+            let flags = unsafe { libc::fcntl(2, libc::F_GETFL) };
+            say(&format!(
+                "fd2_nonblocking={}",
+                flags & libc::O_NONBLOCK != 0
+            ));
+            Ok(ExitCode::SUCCESS)
+        }
         // The errors go out while stderr still takes them; then it is
         // full, and the death's own line is the one that cannot be written.
         "blocked_term" => {
@@ -205,6 +213,16 @@ fn fork() -> Result<ExitCode> {
         }
     });
     tracing::info!("parent before fork");
+    // A child that `exec`s at once (std forks for `pre_exec`) logs nothing
+    // and leaves no run in the log.
+    // SAFETY: the closure does nothing.
+    let status = unsafe {
+        use std::os::unix::process::CommandExt;
+        std::process::Command::new("true")
+            .pre_exec(|| Ok(()))
+            .status()?
+    };
+    assert!(status.success());
     std::thread::sleep(Duration::from_millis(2));
     // SAFETY: the child only logs and exits; glibc's malloc is fork-safe.
     let pid = unsafe { libc::fork() };

@@ -347,8 +347,13 @@ fn a_hostile_log_tail_cannot_forge_lines_or_send_escapes_to_stderr() {
         "signal": "SIGTERM)\n[lastwords] ERROR forged: all is well\r\u{1b}[2J\u{1b}]0;pwned\u{7}\u{9b}31m",
     });
     std::fs::write(&log, format!("{hostile}\n")).unwrap();
-    let (status, _, stderr) = run("ok", &log, true);
+    let (status, stdout, stderr) = run("ok", &log, true);
     assert_eq!(status.code(), Some(0), "{stderr}");
+    // The mirror's non-blocking writes use a descriptor of their own.
+    assert_eq!(
+        stdout, "fd2_nonblocking=false\n",
+        "stderr itself stays blocking"
+    );
     for bad in ['\u{1b}', '\r', '\u{7}', '\u{9b}'] {
         assert!(!stderr.contains(bad), "{bad:?} reached stderr: {stderr:?}");
     }
@@ -544,6 +549,17 @@ fn a_forked_child_logs_into_a_run_of_its_own() {
     assert_eq!(last["exit_code"], 0);
     assert!(parent.iter().all(|r| r["message"] != "in the child"));
 
+    let mut runs: Vec<&str> = records
+        .iter()
+        .map(|r| r["run_id"].as_str().unwrap())
+        .collect();
+    runs.sort_unstable();
+    runs.dedup();
+    assert_eq!(
+        runs.len(),
+        2,
+        "the parent's run and the forked child's, nothing for `pre_exec`"
+    );
     let child: Vec<&Value> = records.iter().filter(|r| r["pid"] == child_pid).collect();
     let child_run = child[0]["run_id"].as_str().unwrap().to_owned();
     assert_ne!(child_run, parent_run);

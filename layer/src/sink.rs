@@ -527,7 +527,15 @@ fn open_fd(path: &Path, mode: u32) -> io::Result<libc::c_int> {
 /// The last `max` bytes of the file at `path` (empty if it is empty).
 fn read_tail(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     use std::io::{Read, Seek, SeekFrom};
-    let mut file = match std::fs::File::open(path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NONBLOCK: opening a FIFO for reading would wait for a writer (with
+    // rotation, the configured path itself is only read, never opened for
+    // writing, so nothing checked what it is).
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path);
+    let mut file = match opened {
         Ok(file) => file,
         // A write-only file: nothing to report, and no way to check its end.
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Ok(Vec::new()),
