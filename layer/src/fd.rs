@@ -187,7 +187,7 @@ pub(crate) enum Try {
     Failed,
 }
 
-/// How to write to a descriptor without waiting, decided by [`probe`].
+/// How to write to a descriptor without waiting, decided by [`way_for`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Way {
     /// `send(2)` with `MSG_DONTWAIT | MSG_NOSIGNAL`: a socket.

@@ -21,7 +21,12 @@
 //! A failed write (full disk, I/O error, quota) never panics and never blocks:
 //! the record is counted as dropped, the first failure is reported on stderr,
 //! and when writes succeed again a summary says how many records were lost.
-//! The `process_exit` record carries the total.
+//! The `process_exit` record carries the total. A record the kernel takes
+//! only in part (a file-size limit, a disk filling up mid-record) is given
+//! up and its line closed at once, never finished later behind another
+//! record: see [`fd::write_record`].
+//!
+//! Only a regular file (or a link to one) is opened; see [`fd::open_append`].
 //!
 //! Everything reachable from [`Sink::commit`] is async-signal-safe.
 
