@@ -241,6 +241,25 @@ fn fork() -> Result<ExitCode> {
     assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
     busy.join().map_err(|_| "the logging thread panicked")?;
     say(&format!("child={pid} status={}", libc::WEXITSTATUS(status)));
+    // A second child whose first record is written by a signal handler.
+    // SAFETY: as above; the child only raises SIGTERM.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err("fork failed".into());
+    }
+    if pid == 0 {
+        // SAFETY: raise(3) in the child.
+        unsafe { libc::raise(libc::SIGTERM) };
+        std::process::exit(9); // not reached: SIGTERM's default kills
+    }
+    // SAFETY: waiting for our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    let signal = if libc::WIFSIGNALED(status) {
+        libc::WTERMSIG(status)
+    } else {
+        0
+    };
+    say(&format!("child2={pid} signal={signal}"));
     tracing::info!("parent after fork");
     Ok(ExitCode::SUCCESS)
 }

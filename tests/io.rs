@@ -557,8 +557,8 @@ fn a_forked_child_logs_into_a_run_of_its_own() {
     runs.dedup();
     assert_eq!(
         runs.len(),
-        2,
-        "the parent's run and the forked child's, nothing for `pre_exec`"
+        3,
+        "the parent's run and the forked children's, nothing for `pre_exec`"
     );
     let child: Vec<&Value> = records.iter().filter(|r| r["pid"] == child_pid).collect();
     let child_run = child[0]["run_id"].as_str().unwrap().to_owned();
@@ -583,6 +583,22 @@ fn a_forked_child_logs_into_a_run_of_its_own() {
     for r in &child {
         assert_eq!(r["thread_id"], child_pid, "{r}");
     }
+
+    // The second child's first record is a signal handler's: its own
+    // process_start comes first, from the handler too.
+    let child2_pid: u64 = stdout
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("child2="))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("stdout: {stdout}"));
+    assert!(stdout.contains("signal=15"), "{stdout}");
+    assert!(base_stdout.contains("signal=15"), "{base_stdout}");
+    let child2: Vec<&Value> = records.iter().filter(|r| r["pid"] == child2_pid).collect();
+    let kinds: Vec<&str> = child2.iter().map(|r| r["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["process_start", "signal"], "{child2:?}");
+    assert_eq!(child2[0]["forked_from"]["run_id"], parent_run.as_str());
+    assert_eq!(child2[1]["signal"], "SIGTERM");
+    run_of(&records, child2[0]["run_id"].as_str().unwrap());
 
     // The next start reports the run that wrote the last record: the
     // parent's, ended by its own exit.

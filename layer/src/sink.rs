@@ -259,23 +259,32 @@ impl Sink {
     /// The `process_start` of a child created by `fork()`, written before
     /// its first record: `previous_run` is `null` (the parent's run is not
     /// over) and `forked_from` names the parent's `pid` and `run_id`.
-    /// Async-signal-safe (a signal may be the child's first record).
+    /// Async-signal-safe (a signal may be the child's first record), and
+    /// built in a static area, not on the stack: a termination handler
+    /// runs on the small alternate signal stack.
     #[cold]
+    #[inline(never)]
     fn write_fork_start(&self) {
         let ident = self.ident();
         let Some((parent_pid, parent_run)) = ident.forked_from else {
             return;
         };
-        let mut head = StackBuf::<256>::new();
+        // SAFETY: only the caller that took `start_pending` gets here, once
+        // per process (see `ForkStart`).
+        let area = unsafe { &mut *FORK_START.0.get() };
+        let (head, tail, exe) = (&mut area.head, &mut area.tail, &mut area.exe);
+        head.truncate(0);
+        tail.truncate(0);
+        head.overflowed = false;
+        tail.overflowed = false;
         head.put(b"{\"timestamp\":\"");
         head.put(&crate::clock::Timestamp::now().format());
         head.put(b"\",\"level\":\"INFO\",\"message\":\"process ");
-        crate::json::int(&mut head, ident.pid);
+        crate::json::int(head, ident.pid);
         head.put(b" started (forked from process ");
-        crate::json::int(&mut head, parent_pid);
+        crate::json::int(head, parent_pid);
         head.put(b")\",\"target\":\"lastwords\",\"kind\":\"process_start");
         head.put(self.pid_run_id());
-        let mut exe = [0u8; 1024];
         // SAFETY: `exe` is writable for its length; readlink does not
         // terminate the string, the returned length says where it ends.
         let len = unsafe {
@@ -289,20 +298,19 @@ impl Sink {
             Ok(len) if len < exe.len() => std::str::from_utf8(&exe[..len]).unwrap_or(""),
             _ => "",
         };
-        let mut tail = StackBuf::<1536>::new();
         // In the child the forking thread is the main thread: its id is
         // the pid.
         tail.put(b",\"thread\":\"main\",\"thread_id\":");
-        crate::json::int(&mut tail, ident.pid);
+        crate::json::int(tail, ident.pid);
         tail.put(b",\"exe\":");
-        crate::json::string(&mut tail, exe);
+        crate::json::string(tail, exe);
         tail.put(b",\"forked_from\":{\"pid\":");
-        crate::json::int(&mut tail, parent_pid);
+        crate::json::int(tail, parent_pid);
         tail.put(b",\"run_id\":\"");
         tail.put(&parent_run);
         tail.put(b"\"},\"previous_run\":null}\n");
         if head.overflowed || tail.overflowed {
-            return; // cannot happen with the buffers above; never half a line
+            return; // cannot happen with the sizes above; never half a line
         }
         self.commit(head.as_bytes(), tail.as_bytes());
     }
@@ -568,6 +576,26 @@ fn newest(paths: Vec<PathBuf>) -> Option<PathBuf> {
         .max()
         .map(|(_, p)| p)
 }
+
+/// Where [`Sink::write_fork_start`] builds its record.
+struct ForkStart(UnsafeCell<ForkStartArea>);
+
+struct ForkStartArea {
+    head: StackBuf<256>,
+    tail: StackBuf<1536>,
+    exe: [u8; 1024],
+}
+
+// SAFETY: the area is used only by the one call of `write_fork_start` that
+// took `start_pending` in a forked child; `after_fork` sets the flag once
+// per process (each child is a new process with its own copy).
+unsafe impl Sync for ForkStart {}
+
+static FORK_START: ForkStart = ForkStart(UnsafeCell::new(ForkStartArea {
+    head: StackBuf::new(),
+    tail: StackBuf::new(),
+    exe: [0; 1024],
+}));
 
 /// A run's identity: its pid and run id, and the pieces of every record
 /// made from them. Fixed-size, so that a child of `fork()` can get its own
