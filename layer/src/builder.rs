@@ -206,56 +206,27 @@ impl Builder {
     /// # Errors
     ///
     /// When the file or its directory cannot be created or opened for
-    /// appending, or when lastwords already writes to a file in this process.
+    /// appending, when something other than a regular file is at the path
+    /// (a FIFO, a directory, a device: the error says which; a symbolic
+    /// link is followed and its target must be a regular file), or when
+    /// lastwords already writes to a file in this process. Never blocks,
+    /// whatever is at the path.
     pub fn layer(self) -> Result<LastwordsLayer, InitError> {
-        let ring_filter = match self.recorder_bytes {
-            0 => None,
-            _ => Some(
-                EnvFilter::try_new(self.recorder_filter.as_deref().unwrap_or("debug"))
-                    .map_err(|e| InitError::new(format!("invalid recorder filter: {e}")))?,
-            ),
-        };
-        let path = self.resolved_path();
-        let roll = Roller::new(&path, &self.rotation, self.max_files, self.mode);
-        let mirror = Mirror::new(self.mirror);
-        let (sink, tail) = Sink::open_rolling(&path, self.mode, self.max_record, mirror, roll)
-            .map_err(|(file, e)| {
-                InitError::io(format!("cannot open {} for appending", file.display()), e)
-            })?;
-        let sink = Sink::set_global(sink).ok_or_else(|| {
-            InitError::new(format!(
-                "lastwords already writes to {}; install it once per process",
-                Sink::global().map_or_else(|| "a file".into(), |s| s.path().display().to_string())
-            ))
-        })?;
-        // Taken before the report on the previous run: this file may hold
-        // that run's ring, which must be read before this run starts its own.
-        let ring_file = match (self.recorder_bytes, &ring_filter) {
-            (0, _) | (_, None) => None,
-            _ => RingFile::take(&path, self.mode).map_err(recorder_off).ok(),
-        };
-        crate::previous_run::write_process_start(sink, &tail, &|run_id, pid, ended| {
-            crate::recorder::previous_run(sink, ring_file.as_ref(), &path, run_id, pid, ended)
-        });
-        if ring_file.is_some() {
-            crate::recorder::remove_stale(&path);
-        }
-        let route = ring_file.zip(ring_filter).and_then(|(file, ring)| {
-            let recorder = Recorder::start(file, self.recorder_bytes, &sink.run_id, sink.pid)
-                .map_err(recorder_off)
-                .ok()?;
-            Some(Route {
-                recorder,
-                ring: Arc::new(ring),
-                file: None,
-            })
-        });
+        let ring = self.ring_filter()?;
+        let (sink, tail) = self.open()?;
+        self.start(sink, &tail, ring.is_some());
+        let route = ring.map(|ring| Route { ring, file: None });
         Ok(LastwordsLayer::new(sink, self.mirror_level).with_route(route))
     }
 
     /// Sets up everything: opens the file, installs a global subscriber (the
     /// lastwords layer behind an `EnvFilter`) and the panic, exit and signal
     /// hooks. Call it at the start of `main`, before spawning threads.
+    ///
+    /// A failed `install` changes nothing that matters (at most it leaves an
+    /// empty log file or directory it created): nothing is written, no hook
+    /// is installed, and it can be called again, or replaced by
+    /// [`layer`](Builder::layer).
     ///
     /// # Errors
     ///
@@ -270,19 +241,103 @@ impl Builder {
             },
         }
         .map_err(|e| InitError::new(format!("invalid filter: {e}")))?;
-        let mut layer = self.layer()?;
+        // Checked before the file is opened: once `process_start` is
+        // written, this run is in the log.
+        if tracing_core::dispatcher::has_been_set() {
+            return Err(subscriber_already_set());
+        }
+        let ring = self.ring_filter()?;
+        let recorder = ring.is_some();
+        let (sink, tail) = self.open()?;
         let file = Arc::new(filter);
-        let ring = layer.route_mut().map(|route| {
-            route.file = Some(file.clone());
-            route.ring.clone()
+        let route = ring.clone().map(|ring| Route {
+            ring,
+            file: Some(file.clone()),
         });
-        tracing_subscriber::registry()
+        let layer = LastwordsLayer::new(sink, self.mirror_level).with_route(route);
+        if tracing_subscriber::registry()
             .with(layer.with_filter(Either { file, ring }))
             .try_init()
-            .map_err(|e| InitError::new(format!("cannot set the global subscriber: {e}")))?;
+            .is_err()
+        {
+            // Another thread set one since the check: give the file back.
+            sink.unset_global();
+            return Err(subscriber_already_set());
+        }
+        self.start(sink, &tail, recorder);
         crate::install_hooks()?;
-        Ok(Lastwords::current().expect("the sink was set by layer()"))
+        Ok(Lastwords::current().expect("the sink was set by open()"))
     }
+
+    /// Opens the file and makes it the process-wide sink, without writing
+    /// anything; returns it with the end of what the file held before.
+    fn open(&self) -> Result<(&'static Sink, Vec<u8>), InitError> {
+        if let Some(sink) = Sink::global() {
+            return Err(already_writes(sink));
+        }
+        let path = self.resolved_path();
+        let roll = Roller::new(&path, &self.rotation, self.max_files, self.mode);
+        let mirror = Mirror::new(self.mirror);
+        let (sink, tail) = Sink::open_rolling(&path, self.mode, self.max_record, mirror, roll)
+            .map_err(|(file, e)| {
+                InitError::io(format!("cannot open {} for appending", file.display()), e)
+            })?;
+        let sink = Sink::set_global(sink)
+            .ok_or_else(|| already_writes(Sink::global().expect("set by another thread")))?;
+        Ok((sink, tail))
+    }
+
+    /// What the flight recorder keeps; `None` when it is off.
+    fn ring_filter(&self) -> Result<Option<Arc<EnvFilter>>, InitError> {
+        if self.recorder_bytes == 0 {
+            return Ok(None);
+        }
+        EnvFilter::try_new(self.recorder_filter.as_deref().unwrap_or("debug"))
+            .map(|filter| Some(Arc::new(filter)))
+            .map_err(|e| InitError::new(format!("invalid recorder filter: {e}")))
+    }
+
+    /// After the point of no return: readies stderr for the mirror, makes
+    /// a `fork()`ed child start its own run, writes `process_start` (with
+    /// what the previous run's ring holds) and starts this run's flight
+    /// recorder when `recorder` is on.
+    fn start(&self, sink: &'static Sink, tail: &[u8], recorder: bool) {
+        if self.mirror {
+            crate::mirror::prepare_stderr();
+        }
+        crate::fork::install();
+        let path = self.resolved_path();
+        // Taken before the report on the previous run: this file may hold
+        // that run's ring, which must be read before this run starts its own.
+        let ring_file = match recorder {
+            true => RingFile::take(&path, self.mode).map_err(recorder_off).ok(),
+            false => None,
+        };
+        crate::previous_run::write_process_start(sink, tail, &|run_id, pid, ended| {
+            crate::recorder::previous_run(sink, ring_file.as_ref(), &path, run_id, pid, ended)
+        });
+        if let Some(file) = ring_file {
+            crate::recorder::remove_stale(&path);
+            // Ignored: the recorder says on stderr why it is off.
+            let _ = Recorder::start(file, self.recorder_bytes, sink.run_id(), sink.pid())
+                .map_err(recorder_off);
+        }
+    }
+}
+
+fn already_writes(sink: &Sink) -> InitError {
+    InitError::new(format!(
+        "lastwords already writes to {}; install it once per process",
+        sink.path().display()
+    ))
+}
+
+fn subscriber_already_set() -> InitError {
+    InitError::new(
+        "cannot set the global subscriber: one is already set; add lastwords to it with \
+         lastwords::init().layer() and lastwords::install_hooks()"
+            .into(),
+    )
 }
 
 /// Says on stderr why the flight recorder is off; the log itself works on.
@@ -312,7 +367,7 @@ impl Lastwords {
 
     /// This run's `run_id`.
     pub fn run_id(&self) -> &str {
-        &self.sink.run_id
+        self.sink.run_id()
     }
 
     /// The flight recorder's ring file, while the recorder runs (see

@@ -9,7 +9,6 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
@@ -44,7 +43,7 @@ impl fmt::Debug for Sink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sink")
             .field("path", &self.path())
-            .field("run_id", &self.run_id)
+            .field("run_id", &self.run_id())
             .finish_non_exhaustive()
     }
 }
@@ -62,11 +61,6 @@ impl LastwordsLayer {
     pub(crate) fn with_route(mut self, route: Option<Route>) -> LastwordsLayer {
         self.route = route;
         self
-    }
-
-    /// The recorder's route, to tell it which filter decides the file.
-    pub(crate) fn route_mut(&mut self) -> Option<&mut Route> {
-        self.route.as_mut()
     }
 
     /// Tells this layer's spans from another lastwords layer's in the
@@ -157,9 +151,9 @@ where
         // the recorder filter passes; the layer sees what either wants.
         let (to_file, to_ring) = match &self.route {
             Some(route) => route.decide(meta, &ctx),
-            None => (true, false),
+            None => (true, None),
         };
-        if !to_file && !to_ring {
+        if !to_file && to_ring.is_none() {
             return;
         }
         let kind = meta.name().strip_prefix(KIND_PREFIX).unwrap_or("event");
@@ -221,82 +215,22 @@ where
             record::finish(bufs, sink, Some(fields_end));
             if to_file {
                 sink.commit_vec(&mut bufs.head, &bufs.tail);
-                if let Some(route) = self.route.as_ref().filter(|_| to_ring) {
+                if let Some(recorder) = to_ring {
                     // `commit_vec` left the whole line, `seq` included, in
                     // the head.
-                    route.recorder.record(&[&bufs.head]);
+                    recorder.record(&[&bufs.head]);
                 }
                 if self.mirrors(kind, *meta.level()) {
-                    sink.mirror.line(&human_line(event, kind, ours));
+                    sink.mirror
+                        .line(&crate::mirror::human_line(event, kind, ours));
                 }
-            } else if let Some(route) = &self.route {
+            } else if let Some(recorder) = to_ring {
                 // Only for the ring: no `seq`, which numbers the file's
                 // records (see the recorder's docs).
-                route.recorder.record(&[&bufs.head, &bufs.tail]);
+                recorder.record(&[&bufs.head, &bufs.tail]);
             }
         });
     }
-}
-
-/// Fields of a `fn_exit` record that its message already states.
-const IN_FN_EXIT_MESSAGE: [&str; 7] = ["fn", "site", "file", "line", "col", "outcome", "error"];
-
-/// The stderr line for a mirrored event:
-/// `[lastwords] LEVEL kind target: message k=v …`. A `fn_exit` line leaves
-/// out the fields its message already says (`fn`, `site`, position,
-/// `outcome`, `error`), so that the line stays readable.
-fn human_line(event: &Event<'_>, kind: &str, ours: bool) -> Vec<u8> {
-    /// Message, other fields, whether `kind` is already in the line, and
-    /// whether the record is a `fn_exit`.
-    struct Human(String, String, bool, bool);
-    impl Human {
-        fn skips(&self, name: &str) -> bool {
-            (self.2 && name == "kind") || (self.3 && IN_FN_EXIT_MESSAGE.contains(&name))
-        }
-    }
-    impl Visit for Human {
-        fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-            use fmt::Write;
-            // Writing to a String cannot fail.
-            let _ = match field.name() {
-                "message" => write!(self.0, "{value:?}"),
-                name if self.skips(name) => Ok(()),
-                name => write!(self.1, " {name}={value:?}"),
-            };
-        }
-        fn record_str(&mut self, field: &Field, value: &str) {
-            match field.name() {
-                "message" => self.0.push_str(value),
-                name if self.skips(name) => {}
-                name => {
-                    self.1.push(' ');
-                    self.1.push_str(name);
-                    self.1.push('=');
-                    self.1.push_str(value);
-                }
-            }
-        }
-    }
-    let meta = event.metadata();
-    let mut human = Human(
-        String::new(),
-        String::new(),
-        ours,
-        ours && kind == "fn_exit",
-    );
-    event.record(&mut human);
-    let mut line = format!(
-        "[lastwords] {} {} {}: {}{}",
-        record::level_name(*meta.level()),
-        kind,
-        meta.target(),
-        human.0,
-        human.1
-    );
-    // One record, one line: embedded newlines would split it.
-    line = line.replace('\n', "\\n");
-    line.push('\n');
-    line.into_bytes()
 }
 
 #[cfg(test)]
@@ -345,44 +279,6 @@ mod tests {
                 .map(|_| PIECES[(self.next() % PIECES.len() as u64) as usize])
                 .collect()
         }
-    }
-
-    #[test]
-    fn a_fn_exit_mirror_line_does_not_repeat_its_message() {
-        struct Human(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
-        impl<S: Subscriber> Layer<S> for Human {
-            fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
-                let line = human_line(event, "fn_exit", true);
-                self.0
-                    .lock()
-                    .unwrap()
-                    .push(String::from_utf8(line).unwrap());
-            }
-        }
-        let lines = std::sync::Arc::default();
-        let subscriber = tracing_subscriber::registry().with(Human(std::sync::Arc::clone(&lines)));
-        tracing::subscriber::with_default(subscriber, || {
-            tracing::event!(
-                name: "lastwords::fn_exit",
-                tracing::Level::ERROR,
-                "kind" = "fn_exit",
-                "fn" = "app::run",
-                site = "?",
-                file = "src/app.rs",
-                line = 7,
-                col = 23,
-                outcome = "err",
-                error = "reset",
-                elapsed_us = 42,
-                unexpected = true,
-                "app::run left via `?` at src/app.rs:7:23: err: reset"
-            );
-        });
-        assert_eq!(
-            *lines.lock().unwrap(),
-            ["[lastwords] ERROR fn_exit lastwords_layer::layer::tests: app::run left via `?` at \
-              src/app.rs:7:23: err: reset elapsed_us=42 unexpected=true\n"]
-        );
     }
 
     #[test]
@@ -498,7 +394,7 @@ mod tests {
         // run id.
         let (a, path_a) = layer("sites-a", 64 * 1024);
         let (b, path_b) = layer("sites-b", 64 * 1024);
-        let run_ids = [a.sink.run_id.clone(), b.sink.run_id.clone()];
+        let run_ids = [a.sink.run_id().to_owned(), b.sink.run_id().to_owned()];
         assert_ne!(run_ids[0], run_ids[1]);
         let subscriber = tracing_subscriber::registry().with(a).with(b);
         macro_rules! sites {

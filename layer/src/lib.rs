@@ -18,7 +18,9 @@
 
 mod builder;
 mod clock;
+mod fd;
 mod fields;
+mod fork;
 mod hooks;
 mod json;
 mod json_read;

@@ -79,7 +79,7 @@ pub(crate) fn write_process_start(sink: &Sink, tail: &[u8], recorded: Recorded<'
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    let mut report = previous_run(tail, sink.pid, &|pid| still_running(pid));
+    let mut report = previous_run(tail, sink.pid(), &|pid| still_running(pid));
     if let Some(report) = &mut report {
         let ids = Value::parse(&report.json).map(|v| {
             let run_id = v
@@ -104,7 +104,7 @@ pub(crate) fn write_process_start(sink: &Sink, tail: &[u8], recorded: Recorded<'
         sink,
         Level::INFO,
         "process_start",
-        &format_args!("process {} started{summary}", sink.pid),
+        &format_args!("process {} started{summary}", sink.pid()),
         |f| {
             f.str("exe", &exe);
             // Parsed back so that it can be cut to fit the record's cap.

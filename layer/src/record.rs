@@ -49,6 +49,9 @@ pub(crate) struct Bufs {
     sites: SiteCache,
     /// The keys of the record being built, for the duplicate check.
     written: Written,
+    /// The fork generation these were made in: a child of `fork()` has a
+    /// new pid, run id and thread id, so it starts afresh.
+    generation: u64,
 }
 
 impl Bufs {
@@ -75,6 +78,7 @@ impl Bufs {
             keys: Box::new(KeyCache::new()),
             sites: SiteCache::new(),
             written: Written::default(),
+            generation: crate::thread::generation(),
         }
     }
 
@@ -98,6 +102,9 @@ pub(crate) fn with_bufs<R>(f: impl FnOnce(&mut Bufs) -> R) -> R {
     let reused = BUFS.try_with(|cell| {
         let mut slot = cell.try_borrow_mut().ok()?;
         let bufs = slot.get_or_insert_with(Bufs::new);
+        if bufs.generation != crate::thread::generation() {
+            *bufs = Bufs::new();
+        }
         bufs.reset();
         let f = f.take()?;
         let result = f(bufs);
@@ -209,7 +216,7 @@ fn site_piece(out: &mut Vec<u8>, sink: &Sink, target: &str, kind: &str) {
     json::string(out, target);
     out.put(b",\"kind\":\"");
     out.put(kind.as_bytes());
-    out.put(&sink.pid_run_id);
+    out.put(sink.pid_run_id());
 }
 
 /// Entries of a [`SiteCache`].

@@ -26,6 +26,7 @@
 
 use std::ffi::OsStr;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -116,23 +117,15 @@ impl Period {
     }
 }
 
-/// Opens `path` for appending as the sink opens its file, creating it and,
-/// if they were removed, its directories.
-fn open_append(path: &Path, mode: u32) -> io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let open = || {
-        std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(mode)
-            .open(path)
-    };
-    match open() {
+/// Opens `path` for appending as the sink opens its file (a regular file
+/// only), creating it and, if they were removed, its directories.
+fn open_append(path: &Path, mode: u32) -> io::Result<OwnedFd> {
+    match crate::fd::open_append(path, mode) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)?;
             }
-            open()
+            crate::fd::open_append(path, mode)
         }
         other => other,
     }
@@ -279,13 +272,7 @@ impl Roller {
         // to in one step (dup2 would also clear its close-on-exec flag, and
         // children would inherit the log). `file` closes its own descriptor
         // when dropped; `fd` keeps the new file open.
-        unsafe {
-            libc::dup3(
-                std::os::unix::io::AsRawFd::as_raw_fd(&file),
-                fd,
-                libc::O_CLOEXEC,
-            )
-        };
+        unsafe { libc::dup3(std::os::fd::AsRawFd::as_raw_fd(&file), fd, libc::O_CLOEXEC) };
         drop(file);
         self.current.store(start, Ordering::Relaxed);
         self.open_failed.store(false, Ordering::Relaxed);

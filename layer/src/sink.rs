@@ -21,16 +21,23 @@
 //! A failed write (full disk, I/O error, quota) never panics and never blocks:
 //! the record is counted as dropped, the first failure is reported on stderr,
 //! and when writes succeed again a summary says how many records were lost.
-//! The `process_exit` record carries the total.
+//! The `process_exit` record carries the total. A record the kernel takes
+//! only in part (a file-size limit, a disk filling up mid-record) is given
+//! up and its line closed at once, never finished later behind another
+//! record: see [`fd::write_record`].
+//!
+//! Only a regular file (or a link to one) is opened; see [`fd::open_append`].
 //!
 //! Everything reachable from [`Sink::commit`] is async-signal-safe.
 
-use std::ffi::CString;
+use std::cell::UnsafeCell;
 use std::io;
+use std::os::fd::IntoRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, Ordering};
 
+use crate::fd::{self, Written};
 use crate::json::{Out, StackBuf};
 use crate::mirror::Mirror;
 use crate::rotation::Roller;
@@ -57,11 +64,13 @@ pub(crate) struct Sink {
     failing: AtomicI32,
     /// `dropped` when the current run of failures began.
     dropped_at_failure: AtomicU64,
-    pub(crate) pid: u32,
-    pub(crate) run_id: String,
-    /// `","pid":N,"run_id":"…"`: the end of the `kind` value and the two
-    /// keys after it, the same in every record of the run.
-    pub(crate) pid_run_id: Vec<u8>,
+    /// This run's pid and run id. Written when the sink is made and, in a
+    /// child created by `fork()`, by [`Sink::after_fork`]; read through
+    /// [`Sink::pid`], [`Sink::run_id`] and [`Sink::pid_run_id`].
+    ident: UnsafeCell<Ident>,
+    /// Set in a child created by `fork()`: its first record is preceded by
+    /// its own `process_start` (see [`Sink::after_fork`]).
+    start_pending: AtomicBool,
     /// Largest record in bytes; longer values are cut with a marker.
     pub(crate) max_record: usize,
     pub(crate) mirror: Mirror,
@@ -70,6 +79,10 @@ pub(crate) struct Sink {
     in_flight: [AtomicU64; 2],
     epoch: AtomicU64,
 }
+
+// SAFETY: the only field that is not `Sync` by itself is `ident`, which is
+// written only while no other thread runs (see `Sink::ident`).
+unsafe impl Sync for Sink {}
 
 impl Sink {
     /// Opens (creating it and its directories if needed) `path` for
@@ -107,8 +120,6 @@ impl Sink {
             None => (path.to_owned(), None),
         };
         let fd = open_fd(&file, mode).map_err(|e| (file.clone(), e))?;
-        let pid = std::process::id();
-        let run_id = new_run_id();
         let sink = Sink {
             fd,
             path: path.to_owned(),
@@ -118,9 +129,8 @@ impl Sink {
             needs_newline: AtomicBool::new(false),
             failing: AtomicI32::new(0),
             dropped_at_failure: AtomicU64::new(0),
-            pid,
-            pid_run_id: format!("\",\"pid\":{pid},\"run_id\":\"{run_id}\"").into_bytes(),
-            run_id,
+            ident: UnsafeCell::new(Ident::new()),
+            start_pending: AtomicBool::new(false),
             max_record,
             mirror,
             in_flight: [AtomicU64::new(0), AtomicU64::new(0)],
@@ -169,10 +179,140 @@ impl Sink {
         }
     }
 
+    /// Undoes [`Sink::set_global`] for an `install()` that failed after it:
+    /// nothing was written and no hook uses the sink yet. Its descriptor is
+    /// closed; the sink itself is leaked, as a set sink always is.
+    pub(crate) fn unset_global(&'static self) {
+        let this = std::ptr::from_ref(self).cast_mut();
+        if GLOBAL
+            .compare_exchange(
+                this,
+                std::ptr::null_mut(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+        {
+            // SAFETY: the descriptor is ours, and nothing writes to it: the
+            // layer that held the sink was dropped with the subscriber that
+            // could not be set.
+            unsafe { libc::close(self.fd) };
+        }
+    }
+
     /// The process-wide sink, if one was installed. Async-signal-safe.
     pub(crate) fn global() -> Option<&'static Sink> {
         // SAFETY: GLOBAL only ever holds null or a leaked, never-freed Sink.
         unsafe { GLOBAL.load(Ordering::Acquire).as_ref() }
+    }
+
+    /// This run's process id. Async-signal-safe.
+    pub(crate) fn pid(&self) -> u32 {
+        self.ident().pid
+    }
+
+    /// This run's id. Async-signal-safe.
+    pub(crate) fn run_id(&self) -> &str {
+        // The id is ASCII hex digits, written by `Ident::new`.
+        std::str::from_utf8(&self.ident().run_id).unwrap_or("")
+    }
+
+    /// `","pid":N,"run_id":"…"`: the end of the `kind` value and the two
+    /// keys after it, the same in every record of the run.
+    /// Async-signal-safe.
+    pub(crate) fn pid_run_id(&self) -> &[u8] {
+        self.ident().pid_run_id.as_bytes()
+    }
+
+    fn ident(&self) -> &Ident {
+        // SAFETY: `ident` is only written while no other thread can read
+        // it: when the sink is made, and in the child of a `fork()`, where
+        // the forking thread is the only one, inside the atfork handler.
+        unsafe { &*self.ident.get() }
+    }
+
+    /// In the child of a `fork()`, from the atfork handler: gives the child
+    /// its own run (its pid, a new run id, `seq` from 1) and clears what
+    /// the parent's other threads may have left half-done (records in
+    /// flight, a failure report, the mirror's state). The child's first
+    /// record is preceded by a `process_start` naming the parent's run, so
+    /// the file shows two runs. Async-signal-safe.
+    pub(crate) fn after_fork(&self) {
+        let parent = (self.pid(), self.ident().run_id);
+        // SAFETY: see `ident`: the forking thread is the only thread.
+        unsafe {
+            let ident = &mut *self.ident.get();
+            *ident = Ident::new();
+            ident.forked_from = Some(parent);
+        }
+        self.seq.store(0, Ordering::SeqCst);
+        self.dropped.store(0, Ordering::Relaxed);
+        self.failing.store(0, Ordering::Relaxed);
+        self.dropped_at_failure.store(0, Ordering::Relaxed);
+        self.in_flight[0].store(0, Ordering::SeqCst);
+        self.in_flight[1].store(0, Ordering::SeqCst);
+        self.epoch.store(0, Ordering::SeqCst);
+        self.mirror.reset_after_fork();
+        self.start_pending.store(true, Ordering::Release);
+    }
+
+    /// The `process_start` of a child created by `fork()`, written before
+    /// its first record: `previous_run` is `null` (the parent's run is not
+    /// over) and `forked_from` names the parent's `pid` and `run_id`.
+    /// Async-signal-safe (a signal may be the child's first record), and
+    /// built in a static area, not on the stack: a termination handler
+    /// runs on the small alternate signal stack.
+    #[cold]
+    #[inline(never)]
+    fn write_fork_start(&self) {
+        let ident = self.ident();
+        let Some((parent_pid, parent_run)) = ident.forked_from else {
+            return;
+        };
+        // SAFETY: only the caller that took `start_pending` gets here, once
+        // per process (see `ForkStart`).
+        let area = unsafe { &mut *FORK_START.0.get() };
+        let (head, tail, exe) = (&mut area.head, &mut area.tail, &mut area.exe);
+        head.truncate(0);
+        tail.truncate(0);
+        head.overflowed = false;
+        tail.overflowed = false;
+        head.put(b"{\"timestamp\":\"");
+        head.put(&crate::clock::Timestamp::now().format());
+        head.put(b"\",\"level\":\"INFO\",\"message\":\"process ");
+        crate::json::int(head, ident.pid);
+        head.put(b" started (forked from process ");
+        crate::json::int(head, parent_pid);
+        head.put(b")\",\"target\":\"lastwords\",\"kind\":\"process_start");
+        head.put(self.pid_run_id());
+        // SAFETY: `exe` is writable for its length; readlink does not
+        // terminate the string, the returned length says where it ends.
+        let len = unsafe {
+            libc::readlink(
+                c"/proc/self/exe".as_ptr(),
+                exe.as_mut_ptr().cast(),
+                exe.len(),
+            )
+        };
+        let exe = match usize::try_from(len) {
+            Ok(len) if len < exe.len() => std::str::from_utf8(&exe[..len]).unwrap_or(""),
+            _ => "",
+        };
+        // In the child the forking thread is the main thread: its id is
+        // the pid.
+        tail.put(b",\"thread\":\"main\",\"thread_id\":");
+        crate::json::int(tail, ident.pid);
+        tail.put(b",\"exe\":");
+        crate::json::string(tail, exe);
+        tail.put(b",\"forked_from\":{\"pid\":");
+        crate::json::int(tail, parent_pid);
+        tail.put(b",\"run_id\":\"");
+        tail.put(&parent_run);
+        tail.put(b"\"},\"previous_run\":null}\n");
+        if head.overflowed || tail.overflowed {
+            return; // cannot happen with the sizes above; never half a line
+        }
+        self.commit(head.as_bytes(), tail.as_bytes());
     }
 
     /// The file this sink appends to now.
@@ -213,7 +353,7 @@ impl Sink {
                 seq_buf.as_bytes(),
                 tail,
             ];
-            write_all_vectored(self.fd, &parts)
+            fd::write_record(self.fd, &parts)
         })
     }
 
@@ -244,18 +384,17 @@ impl Sink {
                 // SAFETY: `head` is a live, readable buffer.
                 let n = unsafe { libc::write(self.fd, head.as_ptr().cast(), head.len()) };
                 if n == head.len() as isize {
-                    return Ok(());
+                    return Written::All;
                 }
                 if n > 0 {
-                    // A short write: finish it; the line is already begun.
-                    return write_all_vectored(self.fd, &[&head[n as usize..]])
-                        .map_err(|(errno, _)| (errno, true));
+                    // A short write: never finished (see `fd::write_record`).
+                    return fd::end_cut_line(self.fd);
                 }
                 // Failed before writing anything (EINTR included): the
                 // general path retries or reports.
             }
             let parts: [&[u8]; 2] = [if newline { b"\n" } else { b"" }, head];
-            write_all_vectored(self.fd, &parts)
+            fd::write_record(self.fd, &parts)
         })
     }
 
@@ -265,19 +404,18 @@ impl Sink {
     pub(crate) fn append_lines(&self, lines: &[u8]) {
         let newline = self.needs_newline.swap(false, Ordering::Relaxed);
         let parts: [&[u8]; 2] = [if newline { b"\n" } else { b"" }, lines];
-        if let Err((errno, partial)) = write_all_vectored(self.fd, &parts) {
-            if partial || newline {
-                self.needs_newline.store(true, Ordering::Relaxed);
-            }
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            self.report_failure(errno);
-        }
+        self.account(fd::write_record(self.fd, &parts), newline);
     }
 
     /// Takes the next `seq` and runs `write(seq, newline)`, where `newline`
     /// says the line must start with `\n`; then accounts for the outcome.
     #[inline]
-    fn numbered(&self, write: impl FnOnce(u64, bool) -> Result<(), (i32, bool)>) -> u64 {
+    fn numbered(&self, write: impl FnOnce(u64, bool) -> Written) -> u64 {
+        if self.start_pending.load(Ordering::Relaxed)
+            && self.start_pending.swap(false, Ordering::AcqRel)
+        {
+            self.write_fork_start();
+        }
         // SeqCst on these three: `wait_for_earlier` relies on their total
         // order (on x86 they cost what Relaxed read-modify-writes cost).
         let parity = (self.epoch.load(Ordering::SeqCst) & 1) as usize;
@@ -287,22 +425,42 @@ impl Sink {
         // is almost never set.
         let newline = self.needs_newline.load(Ordering::Relaxed)
             && self.needs_newline.swap(false, Ordering::Relaxed);
-        match write(seq, newline) {
-            Ok(()) => {
+        self.account(write(seq, newline), newline);
+        self.in_flight[parity].fetch_sub(1, Ordering::Release);
+        seq
+    }
+
+    /// Accounts for one record's write, which began with `\n` if `newline`:
+    /// a failed or cut one is counted as dropped and reported, and the next
+    /// record starts with `\n` when this one left its line open.
+    #[inline]
+    fn account(&self, written: Written, newline: bool) {
+        let failed = match written {
+            Written::All => None,
+            Written::Nothing(errno) => {
+                if newline {
+                    self.needs_newline.store(true, Ordering::Relaxed);
+                }
+                Some(errno)
+            }
+            Written::Cut { errno, closed } => {
+                if !closed {
+                    self.needs_newline.store(true, Ordering::Relaxed);
+                }
+                Some(errno)
+            }
+        };
+        match failed {
+            None => {
                 if self.failing.load(Ordering::Relaxed) != 0 {
                     self.report_recovery();
                 }
             }
-            Err((errno, partial)) => {
-                if partial || newline {
-                    self.needs_newline.store(true, Ordering::Relaxed);
-                }
+            Some(errno) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 self.report_failure(errno);
             }
         }
-        self.in_flight[parity].fetch_sub(1, Ordering::Release);
-        seq
     }
 
     /// Waits, at most `timeout_ms` milliseconds, until every record that
@@ -372,62 +530,6 @@ impl Sink {
     }
 }
 
-/// Writes all of `parts` with as few `writev(2)` calls as the kernel allows
-/// (one, unless it writes short), retrying on `EINTR`. On failure returns the
-/// errno and whether part of the record reached the file.
-/// Async-signal-safe.
-pub(crate) fn write_all_vectored(fd: libc::c_int, parts: &[&[u8]]) -> Result<(), (i32, bool)> {
-    let mut iov = [libc::iovec {
-        iov_base: std::ptr::null_mut(),
-        iov_len: 0,
-    }; 8];
-    let mut n = 0;
-    for part in parts.iter().filter(|p| !p.is_empty()).take(iov.len()) {
-        iov[n] = libc::iovec {
-            iov_base: part.as_ptr() as *mut libc::c_void,
-            iov_len: part.len(),
-        };
-        n += 1;
-    }
-    let mut first = 0;
-    let mut wrote_any = false;
-    while first < n {
-        // One piece left: write(2), which the kernel takes faster than a
-        // one-element writev(2).
-        let written = if n - first == 1 {
-            // SAFETY: iov[first] describes a live, readable slice.
-            unsafe { libc::write(fd, iov[first].iov_base, iov[first].iov_len) }
-        } else {
-            // SAFETY: iov[first..n] describe live, readable slices.
-            unsafe { libc::writev(fd, iov[first..].as_ptr(), (n - first) as libc::c_int) }
-        };
-        if written < 0 {
-            let errno = io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(libc::EIO);
-            if errno == libc::EINTR {
-                continue;
-            }
-            return Err((errno, wrote_any));
-        }
-        if written == 0 {
-            return Err((libc::EIO, wrote_any));
-        }
-        wrote_any = true;
-        let mut left = written as usize;
-        while first < n && left >= iov[first].iov_len {
-            left -= iov[first].iov_len;
-            first += 1;
-        }
-        if first < n && left > 0 {
-            // SAFETY: `left` is less than this iovec's length.
-            iov[first].iov_base = unsafe { (iov[first].iov_base as *mut u8).add(left) } as *mut _;
-            iov[first].iov_len -= left;
-        }
-    }
-    Ok(())
-}
-
 /// `CLOCK_MONOTONIC` in milliseconds. Async-signal-safe.
 fn monotonic_ms() -> u64 {
     let mut ts = libc::timespec {
@@ -443,31 +545,27 @@ fn monotonic_ms() -> u64 {
 /// previous run's last records, whatever the file's size.
 pub(crate) const TAIL_BYTES: u64 = 256 * 1024;
 
-/// Opens `path` for appending (creating it and its directories).
+/// Opens `path` for appending (creating it and its directories); only a
+/// regular file (or a link to one) is accepted, see [`fd::open_append`].
 fn open_fd(path: &Path, mode: u32) -> io::Result<libc::c_int> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    let c_path = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
-    // SAFETY: `c_path` is a valid NUL-terminated string.
-    let fd = unsafe {
-        libc::open(
-            c_path.as_ptr(),
-            libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC,
-            mode as libc::c_uint,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(fd)
+    Ok(fd::open_append(path, mode)?.into_raw_fd())
 }
 
 /// The last `max` bytes of the file at `path` (empty if it is empty).
 fn read_tail(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     use std::io::{Read, Seek, SeekFrom};
-    let mut file = match std::fs::File::open(path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NONBLOCK: opening a FIFO for reading would wait for a writer (with
+    // rotation, the configured path itself is only read, never opened for
+    // writing, so nothing checked what it is).
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path);
+    let mut file = match opened {
         Ok(file) => file,
         // A write-only file: nothing to report, and no way to check its end.
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Ok(Vec::new()),
@@ -496,20 +594,82 @@ fn newest(paths: Vec<PathBuf>) -> Option<PathBuf> {
         .map(|(_, p)| p)
 }
 
-/// A fresh run id: milliseconds since the epoch and 32 random bits, in hex,
-/// so run ids sort by start time and do not collide across restarts.
-fn new_run_id() -> String {
-    let millis = crate::clock::Timestamp::now().as_micros() / 1000;
-    let mut random = [0u8; 4];
-    // SAFETY: `random` is a valid 4-byte buffer.
-    let got = unsafe { libc::getrandom(random.as_mut_ptr().cast(), random.len(), 0) };
-    let random = if got == 4 {
-        u32::from_ne_bytes(random)
-    } else {
-        // No entropy source: the pid still separates concurrent starts.
-        std::process::id()
-    };
-    format!("{millis:012x}{random:08x}")
+/// Where [`Sink::write_fork_start`] builds its record.
+struct ForkStart(UnsafeCell<ForkStartArea>);
+
+struct ForkStartArea {
+    head: StackBuf<256>,
+    tail: StackBuf<1536>,
+    exe: [u8; 1024],
+}
+
+// SAFETY: the area is used only by the one call of `write_fork_start` that
+// took `start_pending` in a forked child; `after_fork` sets the flag once
+// per process (each child is a new process with its own copy).
+unsafe impl Sync for ForkStart {}
+
+static FORK_START: ForkStart = ForkStart(UnsafeCell::new(ForkStartArea {
+    head: StackBuf::new(),
+    tail: StackBuf::new(),
+    exe: [0; 1024],
+}));
+
+/// A run's identity: its pid and run id, and the pieces of every record
+/// made from them. Fixed-size, so that a child of `fork()` can get its own
+/// without allocating.
+struct Ident {
+    pid: u32,
+    run_id: [u8; RUN_ID_LEN],
+    pid_run_id: StackBuf<64>,
+    /// The parent's pid and run id, in a child created by `fork()`.
+    forked_from: Option<(u32, [u8; RUN_ID_LEN])>,
+}
+
+/// 12 hex digits of milliseconds, 8 of randomness.
+const RUN_ID_LEN: usize = 20;
+
+impl Ident {
+    /// The calling process's identity, with a fresh run id: milliseconds
+    /// since the epoch and 32 random bits, in hex, so run ids sort by
+    /// start time and do not collide across restarts. Async-signal-safe.
+    fn new() -> Ident {
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() } as u32;
+        let millis = crate::clock::Timestamp::now().as_micros() / 1000;
+        let mut random = [0u8; 4];
+        // SAFETY: `random` is a valid 4-byte buffer.
+        let got = unsafe { libc::getrandom(random.as_mut_ptr().cast(), random.len(), 0) };
+        let random = if got == 4 {
+            u32::from_ne_bytes(random)
+        } else {
+            // No entropy source: the pid still separates concurrent starts.
+            pid
+        };
+        let mut run_id = [0u8; RUN_ID_LEN];
+        hex_digits(&mut run_id[..12], millis as u64);
+        hex_digits(&mut run_id[12..], u64::from(random));
+        let mut pid_run_id = StackBuf::new();
+        pid_run_id.put(b"\",\"pid\":");
+        crate::json::int(&mut pid_run_id, pid);
+        pid_run_id.put(b",\"run_id\":\"");
+        pid_run_id.put(&run_id);
+        pid_run_id.put(b"\"");
+        Ident {
+            pid,
+            run_id,
+            pid_run_id,
+            forked_from: None,
+        }
+    }
+}
+
+/// Writes the low `out.len()` hex digits of `value` into `out`, zero-padded.
+fn hex_digits(out: &mut [u8], mut value: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for digit in out.iter_mut().rev() {
+        *digit = DIGITS[(value & 0xf) as usize];
+        value >>= 4;
+    }
 }
 
 /// A short name for the errno values a log write can meet. Async-signal-safe.
@@ -572,6 +732,47 @@ mod tests {
     }
 
     #[test]
+    fn after_a_fork_the_run_starts_afresh_with_its_own_process_start() {
+        let path = temp("fork.jsonl");
+        let (sink, _) = Sink::open(&path, 0o600, 4096, Mirror::new(false)).unwrap();
+        let parent_run = sink.run_id().to_owned();
+        sink.commit(b"{\"a\":1", b"}\n");
+        sink.commit(b"{\"a\":2", b"}\n");
+        // What the atfork child handler does; here in the same process, so
+        // the pid stays, but the run is new.
+        sink.after_fork();
+        assert_ne!(sink.run_id(), parent_run);
+        assert_eq!(sink.run_id().len(), RUN_ID_LEN);
+        let mut head = b"{\"a\":3".to_vec();
+        assert_eq!(sink.commit_vec(&mut head, b"}\n"), 2, "seq 1 is the start");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        let start = &lines[2];
+        assert_eq!(start["kind"], "process_start");
+        assert_eq!(start["seq"], 1);
+        assert_eq!(start["run_id"], sink.run_id());
+        assert_eq!(start["pid"], std::process::id());
+        assert_eq!(start["forked_from"]["run_id"], parent_run.as_str());
+        assert_eq!(start["forked_from"]["pid"], std::process::id());
+        assert_eq!(start["previous_run"], serde_json::Value::Null);
+        assert!(start["exe"].as_str().is_some_and(|e| !e.is_empty()));
+        assert_eq!(lines[3]["seq"], 2);
+        assert_eq!(
+            sink.pid_run_id(),
+            format!(
+                "\",\"pid\":{},\"run_id\":\"{}\"",
+                std::process::id(),
+                sink.run_id()
+            )
+            .as_bytes()
+        );
+    }
+
+    #[test]
     fn new_files_get_the_requested_mode_and_missing_directories() {
         use std::os::unix::fs::PermissionsExt;
         let path = temp("nested").join("deeper/mode.jsonl");
@@ -585,9 +786,16 @@ mod tests {
 
     #[test]
     fn a_full_disk_drops_and_counts_records_without_blocking() {
-        let (sink, tail) =
-            Sink::open(Path::new("/dev/full"), 0o600, 4096, Mirror::new(false)).unwrap();
+        let path = temp("full.jsonl");
+        let (sink, tail) = Sink::open(&path, 0o600, 4096, Mirror::new(false)).unwrap();
         assert!(tail.is_empty());
+        // A disk that is full from now on.
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        // SAFETY: both descriptors are open; `sink.fd` now refers to /dev/full.
+        assert!(unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&full), sink.fd) } >= 0);
         for n in 1..=3 {
             assert_eq!(sink.commit(b"{\"x\":1", b"}\n"), n);
         }

@@ -81,6 +81,13 @@ pub fn exit(code: i32) -> ! {
     std::process::exit(code)
 }
 
+/// In the child of a `fork()`: forgets an exit the parent was in the middle
+/// of, so that the child's own exit is recorded. Async-signal-safe.
+pub(crate) fn reset_after_fork() {
+    CALLER.store(std::ptr::null_mut(), Ordering::Release);
+    WROTE.store(false, Ordering::Release);
+}
+
 extern "C" fn on_exit_handler(status: libc::c_int, _arg: *mut libc::c_void) {
     // A panic must not cross into C: it would abort with a different status.
     // Ignored result: if writing the record panicked there is nothing left
@@ -116,6 +123,7 @@ fn write_process_exit(status: libc::c_int) {
     record::emit(sink, level, "process_exit", &message, |f| {
         f.int("exit_code", code);
         f.int("dropped_records", dropped);
+        f.int("mirror_dropped", crate::mirror::dropped());
         if let Some(caller) = caller {
             f.display("location", caller);
         }

@@ -73,6 +73,12 @@ static SCRATCH: Scratch = Scratch {
     crumbs: UnsafeCell::new([None; CRUMBS]),
 };
 
+/// In the child of a `fork()`: frees the scratch area, which another thread
+/// of the parent may have held. Async-signal-safe.
+pub(crate) fn reset_after_fork() {
+    SCRATCH.busy.store(false, Ordering::Release);
+}
+
 /// Writes `record` to `sink` and its mirror line to stderr; returns its
 /// `seq`. Async-signal-safe.
 pub(crate) fn write(sink: &Sink, record: &SignalRecord) -> u64 {
@@ -150,9 +156,9 @@ fn write_head<O: Out + ?Sized>(out: &mut O, sink: &Sink, record: &SignalRecord) 
     out.put(b"\",\"target\":\"lastwords\",\"kind\":\"");
     out.put(record.kind.as_bytes());
     out.put(b"\",\"pid\":");
-    json::int(out, sink.pid);
+    json::int(out, sink.pid());
     out.put(b",\"run_id\":\"");
-    out.put(sink.run_id.as_bytes());
+    out.put(sink.run_id().as_bytes());
     out.put(b"\"");
 }
 

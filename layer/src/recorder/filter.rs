@@ -17,10 +17,11 @@ use tracing_subscriber::layer::{Context, Filter};
 
 use super::Recorder;
 
-/// Where the layer sends an event: the recorder and the filters to ask.
+/// Where the layer sends an event: the filters to ask. The recorder is the
+/// one that runs ([`Recorder::global`]): `install()` starts it only once
+/// nothing can fail any more, after the layer is in place.
 #[derive(Clone, Debug)]
 pub(crate) struct Route {
-    pub(crate) recorder: &'static Recorder,
     /// What the ring keeps.
     pub(crate) ring: Arc<EnvFilter>,
     /// What the file gets; `None`: every event that reaches the layer
@@ -29,18 +30,20 @@ pub(crate) struct Route {
 }
 
 impl Route {
-    /// `(to the file, to the ring)` for an event at `meta`.
+    /// Whether the event at `meta` goes to the file, and the recorder it
+    /// goes to, if any.
     #[inline]
     pub(crate) fn decide<S: Subscriber>(
         &self,
         meta: &Metadata<'_>,
         ctx: &Context<'_, S>,
-    ) -> (bool, bool) {
+    ) -> (bool, Option<&'static Recorder>) {
         let file = match &self.file {
             Some(file) => file.enabled(meta, ctx.clone()),
             None => true,
         };
-        (file, self.ring.enabled(meta, ctx.clone()))
+        let ring = Recorder::global().filter(|_| self.ring.enabled(meta, ctx.clone()));
+        (file, ring)
     }
 }
 

@@ -154,6 +154,12 @@ impl Recorder {
         unsafe { GLOBAL.load(Ordering::Acquire).as_ref() }
     }
 
+    /// In the child of `fork()`: stops recording into the parent's ring
+    /// (the mapping is shared with the parent). Async-signal-safe.
+    pub(crate) fn forget_after_fork() {
+        GLOBAL.store(std::ptr::null_mut(), Ordering::Release);
+    }
+
     fn header(&self) -> &'static Header {
         // The recorder is leaked; its header lives as long as the process.
         let header = self.file.header().expect("started ring has a header");
