@@ -363,9 +363,12 @@ fn a_hostile_log_tail_cannot_forge_lines_or_send_escapes_to_stderr() {
             .any(|l| l.starts_with("[lastwords] ERROR forged")),
         "a forged line reached stderr: {stderr}"
     );
+    // The summary names the signal only when it is a signal's name: this
+    // one is left out (the mirror's escaping is tested on its own in
+    // mirror.rs).
     assert!(
-        stderr.contains("previous run ended: signal (SIGTERM)\\n[lastwords] ERROR forged"),
-        "the summary is there, escaped: {stderr}"
+        stderr.contains("previous run ended: signal\n"),
+        "the summary is there, without the forged name: {stderr}"
     );
     // The JSONL keeps the value as it was.
     let start = &records(&log)[1];
