@@ -19,7 +19,7 @@ use crate::crates::Crate;
 /// Cargo could not resolve or download the crate, or its output did not name
 /// the crate's manifest.
 pub fn source_dir(krate: &Crate, scratch: &Path) -> io::Result<PathBuf> {
-    let dir = scratch.join(format!("{}-{}", krate.name, krate.version));
+    let dir = scratch.join(format!("for-{}-{}", krate.name, krate.version));
     fs::create_dir_all(dir.join("src"))?;
     fs::write(
         dir.join("Cargo.toml"),

@@ -134,6 +134,9 @@ fn test_crate(
     let lock = root.join("realcrates/locks").join(format!("{id}.lock"));
     let target_dir = base.join("target");
     let mut report = CrateReport::new(krate);
+    if !lock.exists() {
+        resolve(&source, &work, &options.lastwords, &lock)?;
+    }
 
     let run_mode = |mode: Mode, report: &mut CrateReport| -> io::Result<()> {
         let prepared = workdir::prepare(&source, &work, mode, &options.lastwords, &lock)?;
@@ -145,12 +148,6 @@ fn test_crate(
             log.display()
         );
         let outcome = testrun::cargo_test(&prepared.dir, &target_dir, krate.test_args, &log)?;
-        if mode == Mode::Annotated && !lock.exists() {
-            // The first run resolves the dev-dependencies; keep that
-            // resolution so later runs test the same code.
-            fs::create_dir_all(lock.parent().expect("locks/ has a parent"))?;
-            fs::copy(prepared.dir.join("Cargo.lock"), &lock)?;
-        }
         report.record(mode, prepared, outcome);
         Ok(())
     };
@@ -163,4 +160,24 @@ fn test_crate(
         run_mode(Mode::DepOnly, &mut report)?;
     }
     Ok(report)
+}
+
+/// Resolves the crate's dependencies (dev-dependencies from crates.io, and
+/// lastwords) once and keeps the lockfile in `realcrates/locks/`, so that
+/// later runs, and every mode of a run, test the same code.
+fn resolve(source: &Path, work: &Path, lastwords: &Path, lock: &Path) -> io::Result<()> {
+    let prepared = workdir::prepare(source, work, Mode::DepOnly, lastwords, lock)?;
+    let status = std::process::Command::new(fetch::cargo())
+        .arg("generate-lockfile")
+        .current_dir(&prepared.dir)
+        .status()?;
+    if !status.success() {
+        return Err(io::Error::other(format!(
+            "cargo generate-lockfile failed in {}",
+            prepared.dir.display()
+        )));
+    }
+    fs::create_dir_all(lock.parent().expect("locks/ has a parent"))?;
+    fs::copy(prepared.dir.join("Cargo.lock"), lock)?;
+    Ok(())
 }

@@ -61,8 +61,13 @@ pub fn prepare(
         fs::remove_dir_all(&dir)?;
     }
     copy_tree(source, &dir)?;
+    // A lockfile shipped in the package pins what its authors had; adding
+    // lastwords to it mixes old and new versions (serde and serde_derive
+    // apart). Every mode uses the one resolution the harness keeps.
     if lock.exists() {
         fs::copy(lock, dir.join("Cargo.lock"))?;
+    } else if dir.join("Cargo.lock").exists() {
+        fs::remove_file(dir.join("Cargo.lock"))?;
     }
 
     let manifest_path = dir.join("Cargo.toml");
