@@ -12,8 +12,11 @@ use crate::fetch::copy_tree;
 pub enum Mode {
     /// Nothing but being its own workspace.
     Plain,
-    /// The `lastwords` dependency added, no attribute: tells a failure of the
-    /// dependency alone from one of the macro.
+    /// The `lastwords` dependency added and linked (`extern crate lastwords
+    /// as _;` at the end of the library's root), no attribute: tells a
+    /// failure of the dependency alone from one of the macro. Linked, because
+    /// rustc does not load a dependency nothing names, and what a loaded
+    /// crate brings (its trait impls) is what can break inference.
     DepOnly,
     /// The dependency added and every function annotated.
     Annotated,
@@ -86,6 +89,13 @@ pub fn prepare(
     manifest.push_str("\n[workspace]\n");
     fs::write(&manifest_path, manifest)?;
 
+    if mode == Mode::DepOnly {
+        let root = dir.join(lib_root(&fs::read_to_string(&manifest_path)?));
+        let mut text = fs::read_to_string(&root)?;
+        text.push_str("\nextern crate lastwords as _;\n");
+        fs::write(&root, text)?;
+    }
+
     let mut prepared = Prepared {
         dir: dir.clone(),
         functions: 0,
@@ -125,6 +135,23 @@ fn build_script(manifest: &str) -> PathBuf {
         })
         .next()
         .unwrap_or_else(|| PathBuf::from("build.rs"))
+}
+
+/// The library's root as the manifest gives it (`src/lib.rs` by default):
+/// the first `path = ` after `[lib]`.
+fn lib_root(manifest: &str) -> PathBuf {
+    manifest
+        .split("\n[")
+        .find(|table| table.starts_with("lib]"))
+        .and_then(|table| {
+            table.lines().find_map(|l| {
+                l.trim()
+                    .strip_prefix("path = \"")?
+                    .strip_suffix('"')
+                    .map(PathBuf::from)
+            })
+        })
+        .unwrap_or_else(|| PathBuf::from("src/lib.rs"))
 }
 
 /// Every `.rs` file under `dir`, in a stable order; `target/` and `benches/`
