@@ -25,6 +25,20 @@ pub struct Annotated {
     pub text: String,
     /// How many functions got the attribute.
     pub functions: usize,
+    /// Every annotatable function, annotated or left out.
+    pub sites: Vec<FnSite>,
+}
+
+/// An annotatable function.
+#[derive(Clone, Debug)]
+pub struct FnSite {
+    /// Its name.
+    pub name: String,
+    /// The line of its first token after the attributes (where the
+    /// attribute goes), from 1.
+    pub line: usize,
+    /// The line of its closing brace.
+    pub end_line: usize,
 }
 
 /// Inserts [`ATTRIBUTE`] before every annotatable function of `source`.
@@ -33,6 +47,15 @@ pub struct Annotated {
 ///
 /// The file does not parse as Rust (syn's message).
 pub fn annotate(source: &str) -> syn::Result<Annotated> {
+    annotate_except(source, &|_| false)
+}
+
+/// Like [`annotate`], leaving out the functions for which `skip` is true.
+///
+/// # Errors
+///
+/// The file does not parse as Rust (syn's message).
+pub fn annotate_except(source: &str, skip: &dyn Fn(&FnSite) -> bool) -> syn::Result<Annotated> {
     // syn strips a byte order mark before parsing; the positions it reports
     // are then relative to the rest of the text.
     let bom = if source.starts_with('\u{feff}') {
@@ -46,10 +69,12 @@ pub fn annotate(source: &str) -> syn::Result<Annotated> {
     finder.visit_file(&file);
 
     let lines = LineStarts::new(body);
+    let sites: Vec<FnSite> = finder.starts.iter().map(|(_, site)| site.clone()).collect();
     let mut offsets: Vec<usize> = finder
         .starts
         .iter()
-        .map(|lc| bom + lines.offset(body, *lc))
+        .filter(|(_, site)| !skip(site))
+        .map(|(lc, _)| bom + lines.offset(body, *lc))
         .collect();
     offsets.sort_unstable();
     offsets.dedup();
@@ -65,36 +90,48 @@ pub fn annotate(source: &str) -> syn::Result<Annotated> {
     Ok(Annotated {
         text,
         functions: offsets.len(),
+        sites,
     })
 }
 
 /// Collects the position of the first token after the attributes of every
 /// annotatable function (the visibility, `default`, `async`, `unsafe`,
-/// `extern` or `fn`).
+/// `extern` or `fn`), and where it ends.
 #[derive(Default)]
 struct FnStarts {
-    starts: Vec<LineColumn>,
+    starts: Vec<(LineColumn, FnSite)>,
+}
+
+impl FnStarts {
+    fn push(&mut self, parts: &[&dyn ToTokens], sig: &syn::Signature, block: &syn::Block) {
+        let start = first_token_start(parts);
+        let site = FnSite {
+            name: sig.ident.to_string(),
+            line: start.line,
+            end_line: block.brace_token.span.close().end().line,
+        };
+        self.starts.push((start, site));
+    }
 }
 
 impl<'ast> Visit<'ast> for FnStarts {
     fn visit_item_fn(&mut self, f: &'ast syn::ItemFn) {
         if f.sig.constness.is_none() {
-            self.starts.push(first_token_start(&[&f.vis, &f.sig]));
+            self.push(&[&f.vis, &f.sig], &f.sig, &f.block);
         }
         syn::visit::visit_item_fn(self, f);
     }
 
     fn visit_impl_item_fn(&mut self, f: &'ast syn::ImplItemFn) {
         if f.sig.constness.is_none() {
-            self.starts
-                .push(first_token_start(&[&f.vis, &f.defaultness, &f.sig]));
+            self.push(&[&f.vis, &f.defaultness, &f.sig], &f.sig, &f.block);
         }
         syn::visit::visit_impl_item_fn(self, f);
     }
 
     fn visit_trait_item_fn(&mut self, f: &'ast syn::TraitItemFn) {
-        if f.sig.constness.is_none() && f.default.is_some() {
-            self.starts.push(first_token_start(&[&f.sig]));
+        if let (None, Some(block)) = (&f.sig.constness, &f.default) {
+            self.push(&[&f.sig], &f.sig, block);
         }
         syn::visit::visit_trait_item_fn(self, f);
     }

@@ -31,23 +31,29 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::{env, fs, io};
 
+use annotate::FnSite;
 use crates::{Crate, CRATES};
 use report::CrateReport;
-use workdir::Mode;
+use workdir::{Excluded, Mode};
 
 /// Options from the command line.
 struct Options {
     only: Vec<String>,
     plain: bool,
     lastwords: PathBuf,
+    /// Rounds of leaving failing functions plain and building again.
+    isolate: usize,
 }
 
 const USAGE: &str = "\
-usage: lastwords-realcrates [--no-plain] [--lastwords PATH] [CRATE ...]
+usage: lastwords-realcrates [--no-plain] [--isolate ROUNDS] [--lastwords PATH] [CRATE ...]
        lastwords-realcrates bench [--fns N] [--runs N]
 
 Annotates every function of each crate with #[lastwords::exit_path] and runs
-its own test suite against the lastwords checkout at PATH (default: this one).";
+its own test suite against the lastwords checkout at PATH (default: this one).
+When a crate fails to compile, the functions the errors point into are left
+plain and the crate is built again, up to ROUNDS times (default 4), to show
+every failure and run the tests.";
 
 fn main() -> ExitCode {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -81,11 +87,16 @@ fn parse_options(args: &[String], root: &Path) -> Result<Options, String> {
         only: Vec::new(),
         plain: true,
         lastwords: root.to_path_buf(),
+        isolate: 4,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--no-plain" => options.plain = false,
+            "--isolate" => {
+                let n = args.next().and_then(|n| n.parse().ok());
+                options.isolate = n.ok_or("--isolate needs a number of rounds")?;
+            }
             "--lastwords" => {
                 let path = args.next().ok_or("--lastwords needs a path")?;
                 options.lastwords = fs::canonicalize(path).map_err(|e| format!("{path}: {e}"))?;
@@ -138,35 +149,99 @@ fn test_crate(
         resolve(&source, &work, &options.lastwords, &lock)?;
     }
 
-    let run_mode = |mode: Mode, report: &mut CrateReport| -> io::Result<()> {
-        let prepared = workdir::prepare(&source, &work, mode, &options.lastwords, &lock)?;
-        let log = base.join("logs").join(format!("{id}.{}.log", mode.name()));
+    let run_mode = |mode: Mode, excluded: &Excluded, round: usize| {
+        let prepared = workdir::prepare(&source, &work, mode, &options.lastwords, &lock, excluded)?;
+        let suffix = if round == 0 {
+            String::new()
+        } else {
+            format!(".{round}")
+        };
+        let log = base
+            .join("logs")
+            .join(format!("{id}.{}{suffix}.log", mode.name()));
         eprintln!(
-            "   {}: cargo test ({} fns annotated) > {}",
+            "   {}{suffix}: cargo test ({} fns annotated) > {}",
             mode.name(),
             prepared.functions,
             log.display()
         );
         let outcome = testrun::cargo_test(&prepared.dir, &target_dir, krate.test_args, &log)?;
-        report.record(mode, prepared, outcome);
-        Ok(())
+        io::Result::Ok((prepared, outcome))
     };
 
     if options.plain {
-        run_mode(Mode::Plain, &mut report)?;
+        let (prepared, outcome) = run_mode(Mode::Plain, &Excluded::new(), 0)?;
+        report.record(Mode::Plain, prepared, outcome);
     }
-    run_mode(Mode::Annotated, &mut report)?;
-    if !report.annotated_passed() {
-        run_mode(Mode::DepOnly, &mut report)?;
+    let (mut prepared, outcome) = run_mode(Mode::Annotated, &Excluded::new(), 0)?;
+    let mut last = outcome.clone();
+    report.record(Mode::Annotated, prepared.clone(), outcome);
+    if report.annotated_passed() {
+        return Ok(report);
+    }
+    let (dep_prepared, dep_outcome) = run_mode(Mode::DepOnly, &Excluded::new(), 0)?;
+    let dependency_errors = dep_outcome.errors.clone();
+    report.record(Mode::DepOnly, dep_prepared, dep_outcome);
+
+    // A compile error stops cargo at the first target that fails, hiding
+    // what the others would show. Leave the functions the errors point
+    // into without the attribute and build again, to find the rest and to
+    // run the tests.
+    let mut excluded = Excluded::new();
+    for round in 1..=options.isolate {
+        let mut new = Vec::new();
+        for (error, lines) in last.errors.iter().zip(&last.error_lines) {
+            if dependency_errors.contains(error) {
+                continue;
+            }
+            if let Some((file, site)) = enclosing_fn(&prepared.sites, lines) {
+                if excluded.insert((file.clone(), site.line)) {
+                    new.push((file, site, error.clone()));
+                }
+            }
+        }
+        if new.is_empty() {
+            break;
+        }
+        report.exclude(new);
+        let (next_prepared, outcome) = run_mode(Mode::Annotated, &excluded, round)?;
+        prepared = next_prepared;
+        last = outcome.clone();
+        report.record_isolated(outcome);
+        if last.success {
+            break;
+        }
     }
     Ok(report)
+}
+
+/// The innermost annotated function containing the first of `lines` that
+/// is inside one.
+fn enclosing_fn(
+    sites: &[(PathBuf, FnSite)],
+    lines: &[(String, usize)],
+) -> Option<(PathBuf, FnSite)> {
+    lines.iter().find_map(|(file, line)| {
+        sites
+            .iter()
+            .filter(|(f, s)| f == Path::new(file) && (s.line..=s.end_line).contains(line))
+            .min_by_key(|(_, s)| s.end_line - s.line)
+            .cloned()
+    })
 }
 
 /// Resolves the crate's dependencies (dev-dependencies from crates.io, and
 /// lastwords) once and keeps the lockfile in `realcrates/locks/`, so that
 /// later runs, and every mode of a run, test the same code.
 fn resolve(source: &Path, work: &Path, lastwords: &Path, lock: &Path) -> io::Result<()> {
-    let prepared = workdir::prepare(source, work, Mode::DepOnly, lastwords, lock)?;
+    let prepared = workdir::prepare(
+        source,
+        work,
+        Mode::DepOnly,
+        lastwords,
+        lock,
+        &Excluded::new(),
+    )?;
     let status = std::process::Command::new(fetch::cargo())
         .arg("generate-lockfile")
         .current_dir(&prepared.dir)

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::annotate::FnSite;
 use crate::crates::Crate;
 use crate::testrun::Outcome;
 use crate::workdir::{Mode, Prepared};
@@ -16,6 +17,11 @@ pub struct CrateReport {
     plain: Option<Outcome>,
     annotated: Option<Outcome>,
     dep_only: Option<Outcome>,
+    /// Functions left plain because a compile error pointed into them, with
+    /// the error.
+    excluded: Vec<(PathBuf, FnSite, String)>,
+    /// The last run with those functions left plain.
+    isolated: Option<Outcome>,
     /// The harness itself failed for this crate (download, I/O).
     broken: Option<String>,
 }
@@ -32,6 +38,8 @@ impl CrateReport {
             plain: None,
             annotated: None,
             dep_only: None,
+            excluded: Vec::new(),
+            isolated: None,
             broken: None,
         }
     }
@@ -56,6 +64,16 @@ impl CrateReport {
                 self.annotated = Some(outcome);
             }
         }
+    }
+
+    /// Keeps the functions left plain in one more round.
+    pub fn exclude(&mut self, functions: Vec<(PathBuf, FnSite, String)>) {
+        self.excluded.extend(functions);
+    }
+
+    /// Keeps the result of the latest run with functions left plain.
+    pub fn record_isolated(&mut self, outcome: Outcome) {
+        self.isolated = Some(outcome);
     }
 
     /// The annotated suite ran and passed.
@@ -208,6 +226,35 @@ pub fn print(reports: &[CrateReport], logs: &Path) {
         }
         for w in r.new_warnings() {
             println!("  new {w}");
+        }
+        for (file, site, error) in &r.excluded {
+            println!(
+                "  left plain: fn {} at {}:{} for {error}",
+                site.name,
+                file.display(),
+                site.line
+            );
+        }
+        if let Some(i) = &r.isolated {
+            println!(
+                "  with {} fns left plain: {}; {} + {} doc tests passed, {} failed, {} errors left",
+                r.excluded.len(),
+                if i.success {
+                    "suite passes"
+                } else {
+                    "suite FAILS"
+                },
+                i.passed,
+                i.doc_passed,
+                i.failed,
+                i.errors.len()
+            );
+            for t in &i.failed_tests {
+                println!("    test failed: {t}");
+            }
+            for e in i.errors.iter().take(20) {
+                println!("    {e}");
+            }
         }
         if let Some(d) = r.dep_only.as_ref().filter(|d| !d.success) {
             for e in d.errors.iter().take(10) {

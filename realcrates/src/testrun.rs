@@ -11,7 +11,7 @@ use std::{fs, io};
 use crate::fetch::cargo;
 
 /// What one `cargo test` run showed.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Outcome {
     /// cargo exited with 0.
     pub success: bool,
@@ -27,6 +27,9 @@ pub struct Outcome {
     pub failed_tests: Vec<String>,
     /// Compile errors: the message line and its `-->` location.
     pub errors: Vec<String>,
+    /// For each compile error, every `(file, line)` its snippets show, in
+    /// order: the error's own line first, then macro invocations and notes.
+    pub error_lines: Vec<Vec<(String, usize)>>,
     /// Warnings: the message line and `file:line` (the column moves when an
     /// attribute is inserted on the line, the line does not).
     pub warnings: BTreeSet<String>,
@@ -100,6 +103,7 @@ pub fn parse(log: &str) -> Outcome {
             out.failed_tests.push(name.to_owned());
         } else if line.starts_with("error") && !is_summary(line) {
             out.errors.push(with_location(line, &lines[i + 1..], true));
+            out.error_lines.push(snippet_lines(&lines[i + 1..]));
         } else if line.starts_with("warning") && !is_summary(line) {
             out.warnings
                 .insert(with_location(line, &lines[i + 1..], false));
@@ -124,6 +128,33 @@ fn is_summary(line: &str) -> bool {
         || (line.starts_with("error: ") && line.contains(" targets failed"))
         || (line.starts_with("warning: `") && line.contains(" generated "))
         || line.starts_with("warning: unused manifest key")
+}
+
+/// The `(file, line)` of every source line a diagnostic quotes, up to the
+/// next diagnostic: `--> file` and `::: file` name the file of the numbered
+/// `NNN | code` lines that follow.
+fn snippet_lines(next: &[&str]) -> Vec<(String, usize)> {
+    let mut file = String::new();
+    let mut found = Vec::new();
+    for line in next
+        .iter()
+        .take_while(|l| !l.starts_with("error") && !l.starts_with("warning"))
+    {
+        let trimmed = line.trim_start();
+        if let Some(loc) = trimmed
+            .strip_prefix("--> ")
+            .or_else(|| trimmed.strip_prefix("::: "))
+        {
+            file = loc.split(':').next().unwrap_or("").to_owned();
+            continue;
+        }
+        if let Some((number, _)) = trimmed.split_once(" |") {
+            if let Ok(n) = number.parse::<usize>() {
+                found.push((file.clone(), n));
+            }
+        }
+    }
+    found
 }
 
 /// A diagnostic's first line followed by the location on the next
@@ -169,6 +200,8 @@ test result: ok. 5 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; fini
 test result: ok. 7 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.00s
 error[E0282]: type annotations needed
   --> tests/t.rs:10:5
+   |
+10 |     assert_eq!(v, vec![]);
 error: could not compile `c` (test \"t\") due to 1 previous error
 error: test failed, to rerun pass `--lib`
 ";

@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::{fs, io};
 
-use crate::annotate::annotate;
+use std::collections::BTreeSet;
+
+use crate::annotate::{annotate_except, FnSite};
 use crate::fetch::copy_tree;
 
 /// What is changed in the copy.
@@ -34,6 +36,7 @@ impl Mode {
 }
 
 /// A crate copy ready for `cargo test`.
+#[derive(Clone)]
 pub struct Prepared {
     /// Its root (with `Cargo.toml`).
     pub dir: PathBuf,
@@ -43,11 +46,18 @@ pub struct Prepared {
     pub files: usize,
     /// Files syn could not parse (left unchanged), with syn's message.
     pub unparsed: Vec<(PathBuf, String)>,
+    /// The annotated functions, by file relative to the crate's root.
+    pub sites: Vec<(PathBuf, FnSite)>,
 }
+
+/// Functions left without the attribute: (file relative to the crate's
+/// root, line of the function's first token).
+pub type Excluded = BTreeSet<(PathBuf, usize)>;
 
 /// Copies `source` to `work/<mode>` (replacing an earlier copy) and applies
 /// `mode`. `lastwords` is the checkout the crate depends on; `lock`, when it
-/// exists, becomes the copy's `Cargo.lock`.
+/// exists, becomes the copy's `Cargo.lock`; the functions in `excluded` are
+/// not annotated.
 ///
 /// # Errors
 ///
@@ -58,6 +68,7 @@ pub fn prepare(
     mode: Mode,
     lastwords: &Path,
     lock: &Path,
+    excluded: &Excluded,
 ) -> io::Result<Prepared> {
     let dir = work.join(mode.name());
     if dir.exists() {
@@ -101,15 +112,24 @@ pub fn prepare(
         functions: 0,
         files: 0,
         unparsed: Vec::new(),
+        sites: Vec::new(),
     };
     if mode == Mode::Annotated {
         for file in rust_files(&dir)? {
-            if file.strip_prefix(&dir).is_ok_and(|rel| rel == build_script) {
+            let rel = file.strip_prefix(&dir).unwrap_or(&file).to_path_buf();
+            if rel == build_script {
                 continue; // A build script cannot use normal dependencies.
             }
             let text = fs::read_to_string(&file)?;
-            match annotate(&text) {
+            let is_excluded = |site: &FnSite| excluded.contains(&(rel.clone(), site.line));
+            match annotate_except(&text, &is_excluded) {
                 Ok(out) => {
+                    prepared.sites.extend(
+                        out.sites
+                            .into_iter()
+                            .filter(|site| !is_excluded(site))
+                            .map(|site| (rel.clone(), site)),
+                    );
                     if out.functions > 0 {
                         prepared.functions += out.functions;
                         prepared.files += 1;
