@@ -146,6 +146,21 @@ impl CrateReport {
                 format!("dependency alone FAILS ({} errors)", d.errors.len())
             });
         }
+        if let Some(i) = &self.isolated {
+            why.push(format!(
+                "with {} fns left plain: {}",
+                self.excluded.len(),
+                if i.success {
+                    format!("suite passes ({}+{} tests)", i.passed, i.doc_passed)
+                } else {
+                    format!(
+                        "suite FAILS ({} errors, {} tests failed)",
+                        i.errors.len(),
+                        i.failed
+                    )
+                }
+            ));
+        }
         format!("FAIL: {}", why.join(", "))
     }
 
