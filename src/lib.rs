@@ -6,6 +6,8 @@ pub use lastwords_layer::{
     DEFAULT_MAX_RECORD_BYTES,
 };
 
+pub use lastwords_layer::TerminationLogPath;
+
 #[doc = include_str!("../docs/api/exit_path.md")]
 pub use lastwords_macros::exit_path;
 

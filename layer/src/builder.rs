@@ -36,6 +36,7 @@ pub fn init() -> Builder {
         mode: 0o640,
         rotation: Rotation::NEVER,
         max_files: None,
+        termination_log: Default::default(),
     }
 }
 
@@ -52,6 +53,7 @@ pub struct Builder {
     mode: u32,
     rotation: Rotation,
     max_files: Option<usize>,
+    termination_log: crate::termination_log::Setting,
 }
 
 impl Builder {
@@ -136,6 +138,28 @@ impl Builder {
         self
     }
 
+    /// Kubernetes' termination message: each death (a panic, a non-zero
+    /// exit, a terminating or fatal signal) also writes a short human
+    /// summary (how, where, the error, the last breadcrumbs; at most
+    /// 4 KiB) over the content of this file, which `kubectl describe pod`
+    /// shows under the container's last state. A clean exit (code 0)
+    /// empties it. Default: `/dev/termination-log` when it exists; `None`
+    /// turns it off.
+    ///
+    /// ```no_run
+    /// lastwords_layer::init()
+    ///     .termination_log("/tmp/termination-log")
+    ///     .install()
+    ///     .expect("lastwords");
+    /// ```
+    pub fn termination_log(mut self, path: impl crate::TerminationLogPath) -> Self {
+        self.termination_log = match path.into_path() {
+            Some(path) => crate::termination_log::Setting::Path(path),
+            None => crate::termination_log::Setting::Off,
+        };
+        self
+    }
+
     /// The file this builder will write to; with
     /// [`rotation`](Builder::rotation), the name each period's file is
     /// derived from.
@@ -173,8 +197,14 @@ impl Builder {
     /// # Errors
     ///
     /// When the file or its directory cannot be created or opened for
-    /// appending, or when lastwords already writes to a file in this process.
+    /// appending, when lastwords already writes to a file in this process,
+    /// or when a termination log path given explicitly cannot be opened
+    /// for writing.
     pub fn layer(self) -> Result<LastwordsLayer, InitError> {
+        // Kubernetes' termination message, opened before anything else so
+        // that an unwritable explicit path fails the install cleanly.
+        crate::termination_log::configure(&self.termination_log)?;
+
         let path = self.resolved_path();
         let roll = Roller::new(&path, &self.rotation, self.max_files, self.mode);
         let mirror = Mirror::new(self.mirror);
