@@ -298,3 +298,15 @@ fn none_turns_it_off() {
     assert_eq!(status.code(), Some(3), "{stderr}");
     assert!(!Path::new(env!("CARGO_MANIFEST_DIR")).join("off").exists());
 }
+
+#[test]
+fn stack_overflow_in_a_thread() {
+    // Written from the handler on the thread's small alternate stack.
+    let (status, text, run_id) = run("stack_overflow_thread", "stack_overflow_thread", None);
+    assert_eq!(status.signal(), Some(libc::SIGABRT));
+    assert_message(
+        &text,
+        "thread 'deep' overflowed its stack (fatal signal SIGSEGV)",
+        &run_id,
+    );
+}

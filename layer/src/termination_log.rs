@@ -166,11 +166,8 @@ pub(crate) fn configure(setting: &Setting) -> Result<(), InitError> {
     CONFIGURED.store(true, Ordering::Release);
     let fd = match setting {
         Setting::Off => -1,
-        Setting::Default => match open(Path::new(DEFAULT_PATH), false) {
-            Ok(fd) => fd,
-            // Not in Kubernetes (or told not to write there): off.
-            Err(_) => -1,
-        },
+        // Not in Kubernetes (or told not to write there): off.
+        Setting::Default => open(Path::new(DEFAULT_PATH), false).unwrap_or(-1),
         Setting::Path(path) => open(path, true).map_err(|e| {
             InitError::io(
                 format!("cannot open the termination log {}", path.display()),
