@@ -9,7 +9,8 @@
 //! Environment: `LASTWORDS_PATH` (the file), `CRASH_RECORDS` (how many
 //! numbered records to log first, default 100), `CRASH_NO_LASTWORDS=1`
 //! (do not install lastwords: the baseline the tests compare the exit
-//! status with).
+//! status with), `CRASH_TERMINATION_LOG` (see the termination log block at
+//! the end).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -121,9 +122,12 @@ fn install() {
     if std::env::var_os("CRASH_NO_LASTWORDS").is_some() {
         return;
     }
-    lastwords::init().install().expect("lastwords");
+    with_termination_log(lastwords::init())
+        .install()
+        .expect("lastwords");
     // A second call is a no-op: the tests see one record per death.
     lastwords::install_hooks().expect("install_hooks is idempotent");
+    termination_log_unexpected_exit();
 }
 
 fn log_records(n: u64) {
@@ -340,4 +344,33 @@ fn recurse(depth: u64) -> u64 {
         return depth;
     }
     recurse(depth + 1) + u64::from(frame[0])
+}
+
+// --- Kubernetes' termination message (tests/termination_log.rs) ---
+//
+// `CRASH_TERMINATION_LOG=<path>` makes the child write its termination
+// message to <path> (`off`: `.termination_log(None)`), and take one
+// `#[exit_path(unexpected)]` exit right after install, so the message has
+// an unexpected exit site to name.
+
+fn with_termination_log(builder: lastwords::Builder) -> lastwords::Builder {
+    match std::env::var_os("CRASH_TERMINATION_LOG") {
+        Some(path) if path == "off" => builder.termination_log(None),
+        Some(path) => builder.termination_log(std::path::PathBuf::from(path)),
+        None => builder,
+    }
+}
+
+fn termination_log_unexpected_exit() {
+    if std::env::var_os("CRASH_TERMINATION_LOG").is_none() {
+        return;
+    }
+    // Ignored: the error is what the termination message must name.
+    let _ = watch_upstream();
+    leave_crumb!("upstream watcher ended");
+}
+
+#[lastwords::exit_path(unexpected)]
+fn watch_upstream() -> std::io::Result<()> {
+    Err(std::io::Error::other("upstream closed the stream"))
 }

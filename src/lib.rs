@@ -8,6 +8,8 @@ pub use lastwords_layer::{
 /// The flight recorder's defaults and caps (see [`Builder::flight_recorder`]).
 pub use lastwords_layer::{DEFAULT_RECORDER_BYTES, MAX_RECOVERED};
 
+pub use lastwords_layer::TerminationLogPath;
+
 #[doc = include_str!("../docs/api/exit_path.md")]
 pub use lastwords_macros::exit_path;
 

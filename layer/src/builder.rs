@@ -41,6 +41,7 @@ pub fn init() -> Builder {
         max_files: None,
         recorder_bytes: crate::recorder::DEFAULT_RECORDER_BYTES,
         recorder_filter: None,
+        termination_log: Default::default(),
     }
 }
 
@@ -59,6 +60,7 @@ pub struct Builder {
     max_files: Option<usize>,
     recorder_bytes: usize,
     recorder_filter: Option<String>,
+    termination_log: crate::termination_log::Setting,
 }
 
 impl Builder {
@@ -169,6 +171,28 @@ impl Builder {
         self
     }
 
+    /// Kubernetes' termination message: each death (a panic, a non-zero
+    /// exit, a terminating or fatal signal) also writes a short human
+    /// summary (how, where, the error, the last breadcrumbs; at most
+    /// 4 KiB) over the content of this file, which `kubectl describe pod`
+    /// shows under the container's last state. A clean exit (code 0)
+    /// empties it. Default: `/dev/termination-log` when it exists; `None`
+    /// turns it off.
+    ///
+    /// ```no_run
+    /// lastwords_layer::init()
+    ///     .termination_log("/tmp/termination-log")
+    ///     .install()
+    ///     .expect("lastwords");
+    /// ```
+    pub fn termination_log(mut self, path: impl crate::TerminationLogPath) -> Self {
+        self.termination_log = match path.into_path() {
+            Some(path) => crate::termination_log::Setting::Path(path),
+            None => crate::termination_log::Setting::Off,
+        };
+        self
+    }
+
     /// The file this builder will write to; with
     /// [`rotation`](Builder::rotation), the name each period's file is
     /// derived from.
@@ -208,11 +232,15 @@ impl Builder {
     /// When the file or its directory cannot be created or opened for
     /// appending, when something other than a regular file is at the path
     /// (a FIFO, a directory, a device: the error says which; a symbolic
-    /// link is followed and its target must be a regular file), or when
-    /// lastwords already writes to a file in this process. Never blocks,
-    /// whatever is at the path.
+    /// link is followed and its target must be a regular file), when
+    /// lastwords already writes to a file in this process, or when a
+    /// termination log path given explicitly cannot be opened for writing.
+    /// Never blocks, whatever is at the path.
     pub fn layer(self) -> Result<LastwordsLayer, InitError> {
         let ring = self.ring_filter()?;
+        // Kubernetes' termination message, opened before the log so that
+        // an unwritable explicit path fails the install cleanly.
+        crate::termination_log::configure(&self.termination_log)?;
         let (sink, tail) = self.open()?;
         self.start(sink, &tail, ring.is_some());
         let route = ring.map(|ring| Route { ring, file: None });
@@ -248,6 +276,7 @@ impl Builder {
         }
         let ring = self.ring_filter()?;
         let recorder = ring.is_some();
+        crate::termination_log::configure(&self.termination_log)?;
         let (sink, tail) = self.open()?;
         let file = Arc::new(filter);
         let route = ring.clone().map(|ring| Route {

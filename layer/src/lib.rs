@@ -33,6 +33,7 @@ pub mod ring;
 mod rotation;
 mod sink;
 mod spans;
+mod termination_log;
 mod thread;
 
 #[cfg(test)]
@@ -47,5 +48,6 @@ pub use hooks::install_hooks;
 pub use json::ErrorChain;
 pub use layer::LastwordsLayer;
 pub use recorder::{DEFAULT_RECORDER_BYTES, MAX_RECOVERED};
+pub use termination_log::TerminationLogPath;
 /// How often [`Builder::rotation`] starts a new file: tracing-appender's type.
 pub use tracing_appender::rolling::Rotation;

@@ -130,6 +130,16 @@ fn write_process_exit(status: libc::c_int) {
         f.crumbs("breadcrumbs", &crumbs);
     });
     super::signals::restore_mask(&mask);
+    // Kubernetes' termination message: a clean exit leaves none, even
+    // after a panic the process went on from.
+    if code == 0 {
+        crate::termination_log::clear();
+    } else {
+        crate::termination_log::write(crate::termination_log::Ending::Exit {
+            code,
+            location: caller.map(|l| (l.file(), l.line(), l.column())),
+        });
+    }
     sink.wait_for_earlier(WAIT_MS);
     sink.mirror.flush();
 }

@@ -207,6 +207,10 @@ extern "C" fn on_fatal(signo: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut
     };
     super::claim_death();
     record(signo, hardware.then_some(addr), overflow, false);
+    crate::termination_log::write(crate::termination_log::Ending::Fatal {
+        signo,
+        overflow: overflow != Overflow::No,
+    });
     restore(i);
     if i != ABRT {
         restore(ABRT);

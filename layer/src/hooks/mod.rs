@@ -192,6 +192,8 @@ pub fn install_hooks() -> Result<(), InitError> {
     if INSTALLED.swap(true, Ordering::AcqRel) {
         return Ok(());
     }
+    // Without a builder (or with one that said nothing): the default path.
+    crate::termination_log::configure_default_once();
     panic::install();
     exit::install().map_err(|e| InitError::io("cannot register the exit handler".into(), e))?;
     signals::install()

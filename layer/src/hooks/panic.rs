@@ -99,6 +99,9 @@ fn record_panic(message: &str, location: String) {
             super::panic_spans::write_current(f.out);
         });
     }
+    // Kubernetes' termination message: the last panic until something
+    // else ends the process.
+    crate::termination_log::panic(&location, message);
     // Ignored: see above.
     let _ = IN_HOOK.try_with(|flag| flag.set(false));
 }

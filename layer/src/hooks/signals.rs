@@ -189,6 +189,7 @@ extern "C" fn on_signal(signo: libc::c_int, info: *mut libc::siginfo_t, ctx: *mu
     }
     super::claim_death();
     record(sink, signo, false);
+    crate::termination_log::write(crate::termination_log::Ending::Signal { signo });
     if let Some(sink) = sink {
         sink.wait_for_earlier(WAIT_MS);
     }

@@ -242,7 +242,7 @@ fn mirror(sink: &Sink, record: &SignalRecord) {
 /// The calling thread's name: `main` for the main thread (as in ordinary
 /// records), else the kernel's copy of it (15 bytes at most).
 /// Async-signal-safe.
-fn thread_name(buf: &mut [u8; 17]) -> &str {
+pub(crate) fn thread_name(buf: &mut [u8; 17]) -> &str {
     // SAFETY: getpid has no preconditions.
     if crate::thread::raw_tid() == i64::from(unsafe { libc::getpid() }) {
         return "main";

@@ -337,6 +337,9 @@ impl ExitGuard {
         // builds its own message, instead of failing a borrow.
         let mut message = MESSAGE.try_with(Cell::take).unwrap_or_default();
         summary.write_to(&mut message);
+        if s.unexpected {
+            crate::termination_log::note_unexpected(&message);
+        }
         let message_str = message.as_str();
         let value = value.map(field::debug);
         let error = error.map(field::display);
