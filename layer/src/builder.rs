@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use tracing_appender::rolling::Rotation;
 use tracing_core::Level;
 use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::layer::LastwordsLayer;
@@ -36,6 +35,7 @@ pub fn init() -> Builder {
         mode: 0o640,
         rotation: Rotation::NEVER,
         max_files: None,
+        log_records: true,
     }
 }
 
@@ -52,6 +52,7 @@ pub struct Builder {
     mode: u32,
     rotation: Rotation,
     max_files: Option<usize>,
+    log_records: bool,
 }
 
 impl Builder {
@@ -136,6 +137,16 @@ impl Builder {
         self
     }
 
+    /// Whether [`install`](Builder::install) sends the records of the
+    /// `log` crate to the file, with their key-value pairs as fields
+    /// (default: yes). They pass the same [`filter`](Builder::filter), by
+    /// target and level. When the program has set a `log` logger before
+    /// `install`, `log` records keep going to that logger.
+    pub fn log_records(mut self, enabled: bool) -> Self {
+        self.log_records = enabled;
+        self
+    }
+
     /// The file this builder will write to; with
     /// [`rotation`](Builder::rotation), the name each period's file is
     /// derived from.
@@ -209,13 +220,24 @@ impl Builder {
             },
         }
         .map_err(|e| InitError::new(format!("invalid filter: {e}")))?;
+        let log_records = self
+            .log_records
+            .then(|| (self.mirror_level, filter.to_string()));
         let layer = self.layer()?;
-        tracing_subscriber::registry()
-            .with(layer.with_filter(filter))
-            .try_init()
-            .map_err(|e| InitError::new(format!("cannot set the global subscriber: {e}")))?;
+        // Not `try_init`: with tracing-subscriber's `tracing-log` feature
+        // (on by default, so often on through another crate) it would take
+        // the `log` logger for tracing-log's bridge, which drops key-value
+        // pairs.
+        tracing_core::dispatcher::set_global_default(tracing_core::Dispatch::new(
+            tracing_subscriber::registry().with(layer.with_filter(filter)),
+        ))
+        .map_err(|e| InitError::new(format!("cannot set the global subscriber: {e}")))?;
         crate::install_hooks()?;
-        Ok(Lastwords::current().expect("the sink was set by layer()"))
+        let lastwords = Lastwords::current().expect("the sink was set by layer()");
+        if let Some((mirror_level, directives)) = log_records {
+            crate::log_records::install(lastwords.sink, mirror_level, &directives);
+        }
+        Ok(lastwords)
     }
 }
 

@@ -23,6 +23,7 @@ mod hooks;
 mod json;
 mod json_read;
 mod layer;
+mod log_records;
 mod mirror;
 mod previous_run;
 mod record;

@@ -455,6 +455,32 @@ impl<'a> Fields<'a> {
         true
     }
 
+    /// [`Fields::key`] for a name that lives only as long as its record
+    /// (a `log` record's keys): the same key rule, without the per-thread
+    /// cache, which identifies names by their `'static` address.
+    pub(crate) fn key_transient(&mut self, name: &str) -> bool {
+        let start = self.out.len();
+        if self.reserved.has(name) {
+            self.out.put(b",\"field.");
+            json::escape_into(self.out, name);
+            self.out.put(b"\":");
+        } else {
+            json::key_vec(self.out, name);
+        }
+        let end = self.out.len();
+        if end + FIELD_MIN > self.limit + KEY_SLACK {
+            return self.drop_key(start);
+        }
+        let bit = Written::bit(&self.out[start..end]);
+        if self.written.contains(self.out, start, end, bit) {
+            self.key_renamed(name, start);
+        } else {
+            self.written.insert_bit(start, end, bit);
+        }
+        self.value_start = self.out.len();
+        true
+    }
+
     /// Leaves out a field whose key would not fit: takes back its key,
     /// counts it.
     #[cold]
