@@ -7,6 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "support/top_keys.rs"]
+mod top_keys;
+
 use serde_json::{Map, Value};
 
 /// The variable that makes this binary a child, naming its case.
@@ -52,12 +55,7 @@ fn records(log: &Path) -> Vec<Map<String, Value>> {
         .map(|line| {
             let map: Map<String, Value> = serde_json::from_str(line)
                 .unwrap_or_else(|e| panic!("not a JSON object: {line}: {e}"));
-            // serde_json keeps the last of two equal keys: count them in the
-            // text instead.
-            for key in map.keys() {
-                let quoted = serde_json::to_string(key).unwrap() + ":";
-                assert_eq!(line.matches(&quoted).count(), 1, "{key} twice in {line}");
-            }
+            top_keys::assert_no_key_twice(line);
             map
         })
         .collect()

@@ -13,7 +13,7 @@ use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::clock::Timestamp;
 use crate::fields::{FieldVisitor, MessageVisitor, OnePass, Pass, SpanValues};
@@ -35,6 +35,8 @@ pub const KIND_PREFIX: &str = "lastwords::";
 pub struct LastwordsLayer {
     sink: &'static Sink,
     mirror_level: Option<Level>,
+    #[cfg(feature = "opentelemetry")]
+    otel: crate::otel::Otel,
 }
 
 impl fmt::Debug for Sink {
@@ -48,7 +50,32 @@ impl fmt::Debug for Sink {
 
 impl LastwordsLayer {
     pub(crate) fn new(sink: &'static Sink, mirror_level: Option<Level>) -> LastwordsLayer {
-        LastwordsLayer { sink, mirror_level }
+        LastwordsLayer {
+            sink,
+            mirror_level,
+            #[cfg(feature = "opentelemetry")]
+            otel: crate::otel::Otel::default(),
+        }
+    }
+
+    /// Writes the members a record inside `current` ends with: with the
+    /// `opentelemetry` feature, the trace and span ids; then the `span`
+    /// and `spans` members, in what is left of `room`. `target` is the
+    /// record's.
+    fn write_spans<'a, R: LookupSpan<'a>>(
+        &self,
+        out: &mut Vec<u8>,
+        current: &SpanRef<'a, R>,
+        room: usize,
+        target: &str,
+    ) {
+        let start = out.len();
+        #[cfg(feature = "opentelemetry")]
+        self.otel.write_ids(out, current, target);
+        #[cfg(not(feature = "opentelemetry"))]
+        let _ = target;
+        let room = room.saturating_sub(out.len() - start);
+        spans::write_event_spans(out, current, room);
     }
 
     /// Tells this layer's spans from another lastwords layer's in the
@@ -81,6 +108,11 @@ impl<S> Layer<S> for LastwordsLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    #[cfg(feature = "opentelemetry")]
+    fn on_register_dispatch(&self, subscriber: &tracing_core::Dispatch) {
+        self.otel.register(subscriber);
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         // Before any event can see the span (Relaxed is enough: an event on
         // another thread can only be in the span after the span's creation
@@ -110,7 +142,7 @@ where
         if crate::hooks::panic_spans::in_any() {
             crate::hooks::panic_spans::recorded(self.owner(), |id, out| {
                 if let Some(span) = ctx.span(&Id::from_u64(id)) {
-                    spans::write_event_spans(out, &span, self.sink.max_record / 2);
+                    self.write_spans(out, &span, self.sink.max_record / 2, "");
                 }
             });
         }
@@ -119,7 +151,7 @@ where
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         crate::hooks::panic_spans::entered(self.owner(), id.into_u64(), |out| {
             if let Some(span) = ctx.span(id) {
-                spans::write_event_spans(out, &span, self.sink.max_record / 2);
+                self.write_spans(out, &span, self.sink.max_record / 2, "");
             }
         });
     }
@@ -189,7 +221,7 @@ where
             };
             if let Some(current) = current {
                 let room = record::tail_room(bufs, sink);
-                spans::write_event_spans(&mut bufs.tail, &current, room);
+                self.write_spans(&mut bufs.tail, &current, room, target);
             }
             record::finish(bufs, sink, Some(fields_end));
             sink.commit_vec(&mut bufs.head, &bufs.tail);

@@ -25,6 +25,8 @@ mod json_read;
 mod layer;
 mod log_records;
 mod mirror;
+#[cfg(feature = "opentelemetry")]
+mod otel;
 mod previous_run;
 mod record;
 pub mod ring;

@@ -130,7 +130,28 @@ pub(crate) fn level_name(level: Level) -> &'static str {
 
 /// The names of the fixed keys; a user field with one of these names is
 /// written under another key (see [`Fields`]) so that no line has a key
-/// twice.
+/// twice. With the `opentelemetry` feature, the ids of the span a record
+/// is written in are schema keys too (see `otel.rs`).
+#[cfg(feature = "opentelemetry")]
+pub(crate) const SCHEMA_KEYS: &[&str] = &[
+    "timestamp",
+    "level",
+    "message",
+    "target",
+    "kind",
+    "pid",
+    "run_id",
+    "seq",
+    "thread",
+    "thread_id",
+    "span",
+    "spans",
+    "trace_id",
+    "span_id",
+];
+
+/// The names of the fixed keys (see the other definition).
+#[cfg(not(feature = "opentelemetry"))]
 pub(crate) const SCHEMA_KEYS: &[&str] = &[
     "timestamp",
     "level",
@@ -156,7 +177,8 @@ pub(crate) fn is_schema_key(name: &str) -> bool {
         4 => name == "kind" || name == "span",
         5 => name == "level" || name == "spans",
         6 => name == "target" || name == "run_id" || name == "thread",
-        7 => name == "message",
+        7 => name == "message" || (cfg!(feature = "opentelemetry") && name == "span_id"),
+        8 => cfg!(feature = "opentelemetry") && name == "trace_id",
         9 => name == "timestamp" || name == "thread_id",
         _ => false,
     };
