@@ -7,7 +7,8 @@
 # fail loudly when a tool is missing; this script installs what is missing
 # first (Debian packages with apt-get, DuckDB in a virtual environment under
 # target/ so that the system's Python stays as it is), then runs
-# `cargo test --workspace` with any arguments given to it.
+# `cargo test --workspace` with any arguments given to it, and the
+# `opentelemetry` feature's test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,4 +49,7 @@ if ! "$venv/bin/python" -c 'import duckdb' 2>/dev/null; then
 fi
 export LASTWORDS_TEST_PYTHON="$venv/bin/python"
 
-exec cargo test --workspace "$@"
+cargo test --workspace "$@"
+
+# The `opentelemetry` feature is off by default: its test needs it on.
+exec cargo test -p lastwords --features opentelemetry --test trace_ids "$@"

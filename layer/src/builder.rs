@@ -8,7 +8,6 @@ use std::sync::Arc;
 use tracing_appender::rolling::Rotation;
 use tracing_core::Level;
 use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::layer::LastwordsLayer;
@@ -42,6 +41,7 @@ pub fn init() -> Builder {
         recorder_bytes: crate::recorder::DEFAULT_RECORDER_BYTES,
         recorder_filter: None,
         termination_log: Default::default(),
+        log_records: true,
     }
 }
 
@@ -61,6 +61,7 @@ pub struct Builder {
     recorder_bytes: usize,
     recorder_filter: Option<String>,
     termination_log: crate::termination_log::Setting,
+    log_records: bool,
 }
 
 impl Builder {
@@ -193,6 +194,16 @@ impl Builder {
         self
     }
 
+    /// Whether [`install`](Builder::install) sends the records of the
+    /// `log` crate to the file, with their key-value pairs as fields
+    /// (default: yes). They pass the same [`filter`](Builder::filter), by
+    /// target and level. When the program has set a `log` logger before
+    /// `install`, `log` records keep going to that logger.
+    pub fn log_records(mut self, enabled: bool) -> Self {
+        self.log_records = enabled;
+        self
+    }
+
     /// The file this builder will write to; with
     /// [`rotation`](Builder::rotation), the name each period's file is
     /// derived from.
@@ -269,6 +280,9 @@ impl Builder {
             },
         }
         .map_err(|e| InitError::new(format!("invalid filter: {e}")))?;
+        let log_records = self
+            .log_records
+            .then(|| (self.mirror_level, filter.to_string()));
         // Checked before the file is opened: once `process_start` is
         // written, this run is in the log.
         if tracing_core::dispatcher::has_been_set() {
@@ -284,9 +298,13 @@ impl Builder {
             file: Some(file.clone()),
         });
         let layer = LastwordsLayer::new(sink, self.mirror_level).with_route(route);
-        if tracing_subscriber::registry()
-            .with(layer.with_filter(Either { file, ring }))
-            .try_init()
+        // Not `try_init`: with tracing-subscriber's `tracing-log` feature
+        // (on by default, so often on through another crate) it would take
+        // the `log` logger for tracing-log's bridge, which drops key-value
+        // pairs.
+        let subscriber =
+            tracing_subscriber::registry().with(layer.with_filter(Either { file, ring }));
+        if tracing_core::dispatcher::set_global_default(tracing_core::Dispatch::new(subscriber))
             .is_err()
         {
             // Another thread set one since the check: give the file back.
@@ -295,7 +313,11 @@ impl Builder {
         }
         self.start(sink, &tail, recorder);
         crate::install_hooks()?;
-        Ok(Lastwords::current().expect("the sink was set by open()"))
+        let lastwords = Lastwords::current().expect("the sink was set by open()");
+        if let Some((mirror_level, directives)) = log_records {
+            crate::log_records::install(lastwords.sink, mirror_level, &directives);
+        }
+        Ok(lastwords)
     }
 
     /// Opens the file and makes it the process-wide sink, without writing

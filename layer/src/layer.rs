@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::clock::Timestamp;
 use crate::fields::{FieldVisitor, MessageVisitor, OnePass, Pass, SpanValues};
@@ -37,6 +37,8 @@ pub struct LastwordsLayer {
     mirror_level: Option<Level>,
     /// The flight recorder and what goes where, when the recorder is on.
     route: Option<Route>,
+    #[cfg(feature = "opentelemetry")]
+    otel: crate::otel::Otel,
 }
 
 impl fmt::Debug for Sink {
@@ -54,6 +56,8 @@ impl LastwordsLayer {
             sink,
             mirror_level,
             route: None,
+            #[cfg(feature = "opentelemetry")]
+            otel: crate::otel::Otel::default(),
         }
     }
 
@@ -61,6 +65,26 @@ impl LastwordsLayer {
     pub(crate) fn with_route(mut self, route: Option<Route>) -> LastwordsLayer {
         self.route = route;
         self
+    }
+
+    /// Writes the members a record inside `current` ends with: with the
+    /// `opentelemetry` feature, the trace and span ids; then the `span`
+    /// and `spans` members, in what is left of `room`. `target` is the
+    /// record's.
+    fn write_spans<'a, R: LookupSpan<'a>>(
+        &self,
+        out: &mut Vec<u8>,
+        current: &SpanRef<'a, R>,
+        room: usize,
+        target: &str,
+    ) {
+        let start = out.len();
+        #[cfg(feature = "opentelemetry")]
+        self.otel.write_ids(out, current, target);
+        #[cfg(not(feature = "opentelemetry"))]
+        let _ = target;
+        let room = room.saturating_sub(out.len() - start);
+        spans::write_event_spans(out, current, room);
     }
 
     /// Tells this layer's spans from another lastwords layer's in the
@@ -93,6 +117,11 @@ impl<S> Layer<S> for LastwordsLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    #[cfg(feature = "opentelemetry")]
+    fn on_register_dispatch(&self, subscriber: &tracing_core::Dispatch) {
+        self.otel.register(subscriber);
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         // Before any event can see the span (Relaxed is enough: an event on
         // another thread can only be in the span after the span's creation
@@ -122,7 +151,7 @@ where
         if crate::hooks::panic_spans::in_any() {
             crate::hooks::panic_spans::recorded(self.owner(), |id, out| {
                 if let Some(span) = ctx.span(&Id::from_u64(id)) {
-                    spans::write_event_spans(out, &span, self.sink.max_record / 2);
+                    self.write_spans(out, &span, self.sink.max_record / 2, "");
                 }
             });
         }
@@ -131,7 +160,7 @@ where
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         crate::hooks::panic_spans::entered(self.owner(), id.into_u64(), |out| {
             if let Some(span) = ctx.span(id) {
-                spans::write_event_spans(out, &span, self.sink.max_record / 2);
+                self.write_spans(out, &span, self.sink.max_record / 2, "");
             }
         });
     }
@@ -210,7 +239,7 @@ where
             };
             if let Some(current) = current {
                 let room = record::tail_room(bufs, sink);
-                spans::write_event_spans(&mut bufs.tail, &current, room);
+                self.write_spans(&mut bufs.tail, &current, room, target);
             }
             record::finish(bufs, sink, Some(fields_end));
             if to_file {

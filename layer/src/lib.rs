@@ -25,7 +25,10 @@ mod hooks;
 mod json;
 mod json_read;
 mod layer;
+mod log_records;
 mod mirror;
+#[cfg(feature = "opentelemetry")]
+mod otel;
 mod previous_run;
 mod record;
 mod recorder;

@@ -137,7 +137,28 @@ pub(crate) fn level_name(level: Level) -> &'static str {
 
 /// The names of the fixed keys; a user field with one of these names is
 /// written under another key (see [`Fields`]) so that no line has a key
-/// twice.
+/// twice. With the `opentelemetry` feature, the ids of the span a record
+/// is written in are schema keys too (see `otel.rs`).
+#[cfg(feature = "opentelemetry")]
+pub(crate) const SCHEMA_KEYS: &[&str] = &[
+    "timestamp",
+    "level",
+    "message",
+    "target",
+    "kind",
+    "pid",
+    "run_id",
+    "seq",
+    "thread",
+    "thread_id",
+    "span",
+    "spans",
+    "trace_id",
+    "span_id",
+];
+
+/// The names of the fixed keys (see the other definition).
+#[cfg(not(feature = "opentelemetry"))]
 pub(crate) const SCHEMA_KEYS: &[&str] = &[
     "timestamp",
     "level",
@@ -163,7 +184,8 @@ pub(crate) fn is_schema_key(name: &str) -> bool {
         4 => name == "kind" || name == "span",
         5 => name == "level" || name == "spans",
         6 => name == "target" || name == "run_id" || name == "thread",
-        7 => name == "message",
+        7 => name == "message" || (cfg!(feature = "opentelemetry") && name == "span_id"),
+        8 => cfg!(feature = "opentelemetry") && name == "trace_id",
         9 => name == "timestamp" || name == "thread_id",
         _ => false,
     };
@@ -453,6 +475,32 @@ impl<'a> Fields<'a> {
         if end + FIELD_MIN > self.limit + KEY_SLACK {
             return self.drop_key(start);
         }
+        if self.written.contains(self.out, start, end, bit) {
+            self.key_renamed(name, start);
+        } else {
+            self.written.insert_bit(start, end, bit);
+        }
+        self.value_start = self.out.len();
+        true
+    }
+
+    /// [`Fields::key`] for a name that lives only as long as its record
+    /// (a `log` record's keys): the same key rule, without the per-thread
+    /// cache, which identifies names by their `'static` address.
+    pub(crate) fn key_transient(&mut self, name: &str) -> bool {
+        let start = self.out.len();
+        if self.reserved.has(name) {
+            self.out.put(b",\"field.");
+            json::escape_into(self.out, name);
+            self.out.put(b"\":");
+        } else {
+            json::key_vec(self.out, name);
+        }
+        let end = self.out.len();
+        if end + FIELD_MIN > self.limit + KEY_SLACK {
+            return self.drop_key(start);
+        }
+        let bit = Written::bit(&self.out[start..end]);
         if self.written.contains(self.out, start, end, bit) {
             self.key_renamed(name, start);
         } else {
