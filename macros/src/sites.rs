@@ -1,12 +1,17 @@
 //! The site finder: rewrites the exits of the annotated function that the
-//! expansion can see (`return`, `?`), and marks statements that contain a
-//! macro invocation which could hide an exit. Closures, async blocks, const
-//! blocks and nested items are skipped on purpose: their `return` and `?`
-//! are not exits of the annotated function.
+//! expansion can see (`return`, `?`), and marks where a macro invocation
+//! which could hide an exit runs. Closures, async blocks, const blocks and
+//! nested items are skipped on purpose: their `return` and `?` are not
+//! exits of the annotated function.
+//!
+//! Each exit becomes a call of a small generic helper that takes the value
+//! as an argument and gives it back, rather than a `let` that holds it: an
+//! argument keeps the place the user wrote it in (its expected type, its
+//! temporaries' scope), and the user's own `?` stays in place with std's
+//! conversions and diagnostics.
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned, ToTokens};
-use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::visit::{self, Visit};
 use syn::visit_mut::{self, VisitMut};
@@ -16,72 +21,82 @@ use syn::{Block, Expr, Macro, Stmt, Token, Type};
 pub struct Cx {
     /// The declared return type, `impl Trait` replaced by `_`.
     pub ret_ty: TokenStream,
+    /// The return type is itself an `impl Trait`: the tail is left in
+    /// place, where it gets the declared signature (a closure needs it).
+    pub opaque: bool,
     /// The `ret` option: also record the value's Debug.
     pub ret: bool,
+    /// The path of the lastwords crate: `::lastwords`, or `crate = path`.
+    pub krate: TokenStream,
 }
 
 /// Which exit: the name of an `ExitSite` variant.
 #[derive(Clone, Copy)]
 pub enum Which {
     Return,
-    Question,
     Tail,
 }
 
 impl Cx {
+    /// `::lastwords::__private`.
+    pub fn private(&self) -> TokenStream {
+        let krate = &self.krate;
+        quote_spanned!(Span::mixed_site()=> #krate::__private)
+    }
+
     /// `::core::line!(), ::core::column!()` at `span`: the user's span, so
     /// that they report the user's position, not the attribute's.
     pub fn position(span: Span) -> TokenStream {
         quote_spanned!(span=> ::core::line!(), ::core::column!())
     }
 
-    /// `{ let __lastwords_value: R = EXPR; guard.exit(..); __lastwords_value }`
-    pub fn capture(&self, expr: TokenStream, which: Which, span: Span) -> TokenStream {
-        let ty = &self.ret_ty;
-        let exit = self.exit_stmt(which, span);
-        let value = value_ident();
-        quote_spanned! {Span::mixed_site()=>
-            {
-                let #value: #ty = #expr;
-                #exit
-                #value
-            }
-        }
+    /// `|v| outcome!(v)`: classifies the value where its type is known.
+    pub fn classify(&self) -> TokenStream {
+        let private = self.private();
+        let v = syn::Ident::new("__lastwords_v", Span::mixed_site());
+        quote_spanned!(Span::mixed_site()=> |#v| #private::outcome!(#v))
     }
 
-    /// `guard.exit(Site::X, line, col, outcome!(&value), Some(&value));`
-    pub fn exit_stmt(&self, which: Which, span: Span) -> TokenStream {
+    /// Input:  EXPR
+    /// Output: exit(__lastwords_guard, Site::Return, line, col, EXPR, |v| outcome!(v))
+    pub fn exit_call(&self, which: Which, span: Span, expr: TokenStream) -> TokenStream {
+        let private = self.private();
         let site = match which {
             Which::Return => quote_spanned!(Span::mixed_site()=> Return),
-            Which::Question => quote_spanned!(Span::mixed_site()=> Question),
             Which::Tail => quote_spanned!(Span::mixed_site()=> Tail),
         };
+        let exit = if self.ret {
+            quote_spanned!(Span::mixed_site()=> exit_ret)
+        } else {
+            quote_spanned!(Span::mixed_site()=> exit)
+        };
         let guard = guard_ident();
-        let value = value_ident();
         let pos = Cx::position(span);
-        let debug = self.debug_value();
-        // The allow covers only this statement: after a diverging tail
-        // (`loop {}`) it is unreachable, which is not the user's doing.
+        let classify = self.classify();
         quote_spanned! {Span::mixed_site()=>
-            #[allow(unreachable_code)]
-            #guard.exit(
-                ::lastwords::__private::Site::#site,
-                #pos,
-                ::lastwords::__private::outcome!(&#value),
-                #debug,
-            );
+            #private::#exit(#guard, #private::Site::#site, #pos, #expr, #classify)
         }
     }
 
-    /// `Some(&value as &dyn Debug)` with `ret`, else `None`.
-    pub fn debug_value(&self) -> TokenStream {
-        let value = value_ident();
-        if self.ret {
-            quote_spanned!(Span::mixed_site()=>
-                ::core::option::Option::Some(&#value as &dyn ::core::fmt::Debug))
-        } else {
-            quote_spanned!(Span::mixed_site()=> ::core::option::Option::None)
+    /// Input:  EXPR
+    /// Output: question(__lastwords_guard, line, col, EXPR, |v| outcome!(v))
+    /// (the user's `?` follows, untouched).
+    pub fn question_call(&self, span: Span, expr: TokenStream) -> TokenStream {
+        let private = self.private();
+        let guard = guard_ident();
+        let pos = Cx::position(span);
+        let classify = self.classify();
+        quote_spanned! {Span::mixed_site()=>
+            #private::question(#guard, #pos, #expr, #classify)
         }
+    }
+
+    /// `__lastwords_guard.METHOD(line, col);` for a marker at `span`.
+    pub fn marker(&self, method: &str, span: Span) -> TokenStream {
+        let guard = guard_ident();
+        let method = syn::Ident::new(method, Span::mixed_site());
+        let pos = Cx::position(span);
+        quote_spanned!(Span::mixed_site()=> #[allow(unreachable_code)] #guard.#method(#pos);)
     }
 }
 
@@ -89,15 +104,11 @@ pub fn guard_ident() -> syn::Ident {
     syn::Ident::new("__lastwords_guard", Span::mixed_site())
 }
 
-pub fn value_ident() -> syn::Ident {
-    syn::Ident::new("__lastwords_value", Span::mixed_site())
-}
-
 /// Rewrites `return` and `?` at the function's own level and inserts the
 /// macro markers.
 pub struct ExitSites<'a> {
     pub cx: &'a Cx,
-    /// Set when a statement invokes a macro that could hide a `return`.
+    /// Set when the body invokes a macro that could hide a `return`.
     pub hiding_macro: bool,
 }
 
@@ -110,15 +121,32 @@ impl VisitMut for ExitSites<'_> {
     fn visit_block_mut(&mut self, block: &mut Block) {
         let mut stmts = Vec::with_capacity(block.stmts.len());
         for mut stmt in block.stmts.drain(..) {
-            let marker = HidingMacro::find(&stmt);
+            let marker = HidingMacro::find_stmt(&stmt);
             self.visit_stmt_mut(&mut stmt);
             if let Some(span) = marker {
-                stmts.push(marker_stmt(span));
+                stmts.push(Stmt::Expr(
+                    Expr::Verbatim(self.cx.marker("at_macro", span)),
+                    None,
+                ));
                 self.hiding_macro = true;
             }
             stmts.push(stmt);
         }
         block.stmts = stmts;
+    }
+
+    // Input:  PAT => hiding!(..),
+    // Output: PAT => { __lastwords_guard.at_macro(line, col); hiding!(..) },
+    // so that of two hiding macros in one `match`, the one that fired is
+    // the one recorded.
+    fn visit_arm_mut(&mut self, arm: &mut syn::Arm) {
+        visit_mut::visit_arm_mut(self, arm);
+        if let Some(span) = HidingMacro::find_expr(&arm.body) {
+            self.hiding_macro = true;
+            let marker = self.cx.marker("at_macro", span);
+            let body = &arm.body;
+            *arm.body = Expr::Verbatim(quote!({ #marker #body }));
+        }
     }
 
     fn visit_macro_mut(&mut self, mac: &mut Macro) {
@@ -130,48 +158,26 @@ impl VisitMut for ExitSites<'_> {
         visit_mut::visit_expr_mut(self, expr);
         match expr {
             // Input:  return EXPR
-            // Output: return { let __lastwords_value: R = EXPR;
-            //                  __lastwords_guard.exit(Site::Return, line, col, ..);
-            //                  __lastwords_value }
+            // Output: return exit(__lastwords_guard, Site::Return, line, col, EXPR, |v| outcome!(v))
             Expr::Return(ret) => {
                 let span = ret.return_token.span;
                 let value = match &ret.expr {
                     Some(e) => e.to_token_stream(),
-                    None => quote!(()),
+                    None => quote_spanned!(span=> ()),
                 };
-                let captured = self.cx.capture(value, Which::Return, span);
+                let captured = self.cx.exit_call(Which::Return, span, value);
                 let attrs = &ret.attrs;
                 let return_token = ret.return_token;
                 *expr = Expr::Verbatim(quote!(#(#attrs)* #return_token #captured));
             }
             // Input:  EXPR?
-            // Output: (match Try::branch(EXPR) {
-            //     ControlFlow::Continue(v) => v,
-            //     ControlFlow::Break(r) => return { let __lastwords_value: R =
-            //         FromResidual::from_residual(r); guard.exit(Site::Question, ..); .. },
-            // })
+            // Output: question(__lastwords_guard, line, col, EXPR, |v| outcome!(v))?
             Expr::Try(t) => {
                 let span = t.question_token.span;
                 let attrs = &t.attrs;
-                let inner = &t.expr;
-                let residual = syn::Ident::new("__lastwords_residual", Span::mixed_site());
-                let output = syn::Ident::new("__lastwords_output", Span::mixed_site());
-                let captured = self.cx.capture(
-                    quote_spanned!(Span::mixed_site()=>
-                        ::lastwords::__private::FromResidual::from_residual(#residual)),
-                    Which::Question,
-                    span,
-                );
-                let glue = quote_spanned! {Span::mixed_site()=>
-                    match ::lastwords::__private::Try::branch(#inner) {
-                        ::core::ops::ControlFlow::Continue(#output) => #output,
-                        ::core::ops::ControlFlow::Break(#residual) => return #captured,
-                    }
-                };
-                let paren = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, glue);
-                let mut paren = TokenTree::Group(paren);
-                paren.set_span(Span::mixed_site());
-                *expr = Expr::Verbatim(quote!(#(#attrs)* #paren));
+                let call = self.cx.question_call(span, t.expr.to_token_stream());
+                let question = t.question_token;
+                *expr = Expr::Verbatim(quote!(#(#attrs)* #call #question));
             }
             _ => {}
         }
@@ -179,36 +185,43 @@ impl VisitMut for ExitSites<'_> {
 }
 
 impl ExitSites<'_> {
-    /// Input:  println!("{}", fetch()?)
-    /// Output: println!("{}", (match Try::branch(fetch()) { .. }))
+    /// Input:  vec![fetch()?; 2]
+    /// Output: vec![question(.., fetch(), ..)?; 2]
     ///
     /// Only for well-known macros whose arguments are expressions, and only
-    /// when the tokens contain a `?` or `return`; anything that does not
-    /// parse stays opaque (the statement's marker covers it).
+    /// in the pieces between top-level `,` and `;` that contain a `?` or a
+    /// `return` and parse as an expression; anything else stays opaque.
     fn rewrite_macro_args(&mut self, mac: &mut Macro) {
         if !is_known_safe(mac) || !has_exit_tokens(mac.tokens.clone()) {
             return;
         }
-        let Ok(mut args) = mac.parse_body_with(Punctuated::<Expr, Token![,]>::parse_terminated)
-        else {
-            return;
-        };
-        for arg in &mut args {
-            self.visit_expr_mut(arg);
+        let mut out = TokenStream::new();
+        let mut piece = TokenStream::new();
+        for tt in mac.tokens.clone() {
+            match &tt {
+                TokenTree::Punct(p) if matches!(p.as_char(), ',' | ';') => {
+                    out.extend(self.rewrite_piece(std::mem::take(&mut piece)));
+                    out.extend([tt]);
+                }
+                _ => piece.extend([tt]),
+            }
         }
-        mac.tokens = args.into_token_stream();
+        out.extend(self.rewrite_piece(piece));
+        mac.tokens = out;
     }
-}
 
-/// `__lastwords_guard.at_macro(line, col);` at the macro invocation.
-fn marker_stmt(span: Span) -> Stmt {
-    let guard = guard_ident();
-    let pos = Cx::position(span);
-    Stmt::Expr(
-        Expr::Verbatim(quote_spanned!(Span::mixed_site()=>
-            #[allow(unreachable_code)] #guard.at_macro(#pos))),
-        Some(Token![;](Span::mixed_site())),
-    )
+    fn rewrite_piece(&mut self, piece: TokenStream) -> TokenStream {
+        if !has_exit_tokens(piece.clone()) {
+            return piece;
+        }
+        match syn::parse2::<Expr>(piece.clone()) {
+            Ok(mut expr) => {
+                self.visit_expr_mut(&mut expr);
+                expr.into_token_stream()
+            }
+            Err(_) => piece,
+        }
+    }
 }
 
 fn has_exit_tokens(tokens: TokenStream) -> bool {
@@ -279,10 +292,18 @@ fn is_known_safe(mac: &Macro) -> bool {
 struct HidingMacro(Option<Span>);
 
 impl HidingMacro {
-    fn find(stmt: &Stmt) -> Option<Span> {
+    fn find_stmt(stmt: &Stmt) -> Option<Span> {
         let mut finder = HidingMacro(None);
         finder.visit_stmt(stmt);
         finder.0
+    }
+
+    /// Only for an expression that is itself such an invocation.
+    fn find_expr(expr: &Expr) -> Option<Span> {
+        match expr {
+            Expr::Macro(m) if !is_known_safe(&m.mac) => Some(m.mac.path.span()),
+            _ => None,
+        }
     }
 }
 

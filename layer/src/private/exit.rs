@@ -16,7 +16,7 @@
 
 use std::cell::Cell;
 use std::fmt::{self, Debug, Display};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering::Relaxed};
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -162,9 +162,18 @@ pub struct ExitGuard {
     site: &'static ExitSite,
     start: Option<Instant>,
     done: AtomicBool,
+    /// What the last marker passed was: [`MARK_MACRO`] or [`MARK_TAIL`].
+    mark: AtomicU8,
     macro_line: AtomicU32,
     macro_col: AtomicU32,
 }
+
+/// The last marker passed was a macro invocation that could hide a `return`.
+const MARK_MACRO: u8 = 0;
+/// The last marker passed was a tail whose value the expansion cannot hold
+/// (a returned `impl Trait`, which may be a closure that needs the
+/// declared signature).
+const MARK_TAIL: u8 = 1;
 
 impl ExitGuard {
     /// Starts a call: reads the clock only if a record could be enabled.
@@ -179,6 +188,7 @@ impl ExitGuard {
             site,
             start,
             done: AtomicBool::new(false),
+            mark: AtomicU8::new(MARK_MACRO),
             macro_line: AtomicU32::new(0),
             macro_col: AtomicU32::new(0),
         }
@@ -188,9 +198,31 @@ impl ExitGuard {
     /// function leaves from inside it.
     #[inline]
     pub fn at_macro(&self, line: u32, col: u32) {
+        self.mark(MARK_MACRO, line, col);
+    }
+
+    /// Notes the position of a tail about to be evaluated whose value is
+    /// left alone: the guard's drop or [`finish`] records it as `tail`.
+    #[inline]
+    pub fn at_tail(&self, line: u32, col: u32) {
+        self.mark(MARK_TAIL, line, col);
+    }
+
+    #[inline]
+    fn mark(&self, mark: u8, line: u32, col: u32) {
         if self.start.is_some() {
+            self.mark.store(mark, Relaxed);
             self.macro_line.store(line, Relaxed);
             self.macro_col.store(col, Relaxed);
+        }
+    }
+
+    /// The site of an exit no seen exit recorded: the last marker's.
+    fn marked_site(&self) -> Site {
+        if self.mark.load(Relaxed) == MARK_TAIL {
+            Site::Tail
+        } else {
+            Site::Macro
         }
     }
 
@@ -216,7 +248,8 @@ impl ExitGuard {
         if let Some(start) = self.start {
             if !self.done.load(Relaxed) {
                 let (line, col) = self.macro_position();
-                self.exit_slow(start, Site::Macro, line, col, outcome, value);
+                let site = self.marked_site();
+                self.exit_slow(start, site, line, col, outcome, value);
             }
         }
     }
@@ -291,9 +324,14 @@ impl ExitGuard {
             );
         } else {
             // A sync fn cannot be cancelled: it left through a `return`
-            // inside a macro invocation, whose value we cannot see.
+            // inside a macro invocation, or through a tail the expansion
+            // left alone, and its value was not seen.
             let (line, col) = self.macro_position();
-            self.emit(s.ok, start, Site::Macro, line, col, "unknown", None, None);
+            let (site, outcome) = match self.marked_site() {
+                Site::Tail => (Site::Tail, "returned"),
+                site => (site, "unknown"),
+            };
+            self.emit(s.ok, start, site, line, col, outcome, None, None);
         }
     }
 
@@ -388,7 +426,7 @@ impl Drop for ExitGuard {
 
 /// The `error` field's text.
 enum ErrText<'a> {
-    Chain(&'a (dyn std::error::Error + 'static)),
+    Chain(&'a (dyn std::error::Error + 'a)),
     Display(&'a dyn Display),
     Debug(&'a dyn Debug),
     Panic(String),
@@ -408,7 +446,18 @@ impl<'a> ErrText<'a> {
 impl Display for ErrText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ErrText::Chain(e) => Display::fmt(&ErrorChain(*e), f),
+            // The first error may borrow (`BorrowedErr<'a>`, a poisoned
+            // `MutexGuard`); its sources are `'static` by `Error`'s contract.
+            ErrText::Chain(e) => {
+                Display::fmt(e, f)?;
+                match e.source() {
+                    Some(source) => {
+                        f.write_str(": ")?;
+                        Display::fmt(&ErrorChain(source), f)
+                    }
+                    None => Ok(()),
+                }
+            }
             ErrText::Display(e) => e.fmt(f),
             ErrText::Debug(e) => e.fmt(f),
             ErrText::Panic(s) => f.write_str(s),
@@ -465,6 +514,93 @@ impl Summary<'_> {
             }
         }
     }
+}
+
+/// Records an exit the expansion saw (`return`, the tail) and passes its
+/// value through. The value is an argument rather than a `let` so that it
+/// keeps the expected type of the place it returns to, and `outcome`
+/// classifies it only when the record is wanted. Not a stable API.
+#[inline]
+pub fn exit<R>(
+    guard: &ExitGuard,
+    site: Site,
+    line: u32,
+    col: u32,
+    value: R,
+    outcome: impl FnOnce(&R) -> Outcome<'_>,
+) -> R {
+    if let Some(start) = guard.start {
+        guard.exit_slow(start, site, line, col, outcome(&value), None);
+    }
+    value
+}
+
+/// [`exit`] with the `ret` option: the value's `Debug` too. Not a stable API.
+#[inline]
+pub fn exit_ret<R: Debug>(
+    guard: &ExitGuard,
+    site: Site,
+    line: u32,
+    col: u32,
+    value: R,
+    outcome: impl FnOnce(&R) -> Outcome<'_>,
+) -> R {
+    if let Some(start) = guard.start {
+        guard.exit_slow(start, site, line, col, outcome(&value), Some(&value));
+    }
+    value
+}
+
+/// The operand of a `?`: records the exit when the `?` is about to
+/// short-circuit, and passes the operand on to the user's own `?`, so that
+/// its conversions and its diagnostics stay std's. Not a stable API.
+#[inline]
+pub fn question<T>(
+    guard: &ExitGuard,
+    line: u32,
+    col: u32,
+    value: T,
+    outcome: impl FnOnce(&T) -> Outcome<'_>,
+) -> T {
+    if let Some(start) = guard.start {
+        let outcome = outcome(&value);
+        if outcome.breaks() {
+            guard.exit_slow(start, Site::Question, line, col, outcome, None);
+        }
+    }
+    value
+}
+
+/// The value of a body run as a closure or an inner async block: if no
+/// seen exit recorded it, it left through a `return` hidden in a macro (or
+/// a tail left alone). Not a stable API.
+#[inline]
+pub fn finish<R>(guard: &ExitGuard, value: R, outcome: impl FnOnce(&R) -> Outcome<'_>) -> R {
+    if guard.start.is_some() && !guard.done.load(Relaxed) {
+        guard.finish(outcome(&value), None);
+    }
+    value
+}
+
+/// [`finish`] with the `ret` option. Not a stable API.
+#[inline]
+pub fn finish_ret<R: Debug>(
+    guard: &ExitGuard,
+    value: R,
+    outcome: impl FnOnce(&R) -> Outcome<'_>,
+) -> R {
+    if guard.start.is_some() && !guard.done.load(Relaxed) {
+        guard.finish(outcome(&value), Some(&value));
+    }
+    value
+}
+
+/// Runs a sync body as a closure. The `FnOnce` bound makes the closure
+/// `FnOnce` whatever its body does, so that a reborrow through a captured
+/// `&mut` may leave it, as it may leave the function. Not a stable API.
+#[inline(always)]
+pub fn call_once<R>(body: impl FnOnce() -> R) -> R {
+    body()
 }
 
 /// Builds the `static` [`ExitSite`] of one annotated function. Not a stable

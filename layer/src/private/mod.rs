@@ -23,7 +23,9 @@ pub use crate::__lastwords_exit_site as exit_site;
 #[doc(hidden)]
 pub use crate::__lastwords_outcome as outcome;
 #[doc(hidden)]
-pub use exit::{ExitGuard, ExitSite, Site};
+pub use exit::{
+    call_once, exit, exit_ret, finish, finish_ret, question, ExitGuard, ExitSite, Site,
+};
 #[doc(hidden)]
 pub use std::sync::OnceLock;
 #[doc(hidden)]

@@ -9,19 +9,26 @@
 //!
 //! | refs | type | outcome |
 //! |---|---|---|
-//! | 5 | `Result<T, E: Error + 'static>` | `err` with the `source()` chain |
+//! | 5 | `Result<T, E: Error>` | `err` with the `source()` chain |
 //! | 4 | `Result<T, E: AsRef<dyn Error + Send + Sync>>` (`anyhow::Error`, `Box<dyn Error + Send + Sync>`) | `err` with the chain |
 //! | 3 | `Result<T, E: AsRef<dyn Error>>` (`Box<dyn Error>`) | `err` with the chain |
 //! | 2 | `Result<T, E: Display>` | `err` with Display |
 //! | 1 | `Result<T, E: Debug>` | `err` with Debug |
-//! | 0 | `Result<T, E>`, `Option<T>` | `err` / `none` |
+//! | 0 | `Result<T, E>`, `Option<T>`, `ControlFlow<B, C>` | `err` / `none` / `returned` |
 //! | by value | anything else | `returned` |
+//!
+//! "`Result<T, E>`" stands for every [`Fallible`] type: `Result` and the
+//! `Poll<Result<..>>` types that `?` accepts. No level asks for `'static`:
+//! method lookup does not look at lifetimes, so a `'static` bound would be
+//! chosen for a borrowed error and then fail to compile.
 //!
 //! Nothing is formatted here: an [`Outcome`] only borrows the error, and is
 //! formatted only when the record is enabled. Not a stable API.
 
 use std::error::Error;
 use std::fmt::{Debug, Display};
+use std::ops::ControlFlow;
+use std::task::Poll;
 
 /// The outcome of one exit, borrowing the error if there is one.
 #[derive(Clone, Copy)]
@@ -36,13 +43,16 @@ pub enum Outcome<'a> {
     Unknown,
     /// `Err(_)`.
     Err(ErrorRef<'a>),
+    /// `ControlFlow::Break(_)`: recorded as `returned`, and a `?` on it
+    /// short-circuits.
+    Break,
 }
 
 /// A borrowed error, as much of it as its type lets us show.
 #[derive(Clone, Copy)]
 pub enum ErrorRef<'a> {
     /// An error with its `source()` chain.
-    Chain(&'a (dyn Error + 'static)),
+    Chain(&'a (dyn Error + 'a)),
     /// An error with only `Display`.
     Display(&'a dyn Display),
     /// An error with only `Debug`.
@@ -57,7 +67,7 @@ impl Outcome<'_> {
         match self {
             Outcome::Ok => "ok",
             Outcome::None => "none",
-            Outcome::Returned => "returned",
+            Outcome::Returned | Outcome::Break => "returned",
             Outcome::Unknown => "unknown",
             Outcome::Err(_) => "err",
         }
@@ -66,6 +76,56 @@ impl Outcome<'_> {
     /// True for `Err(_)`: the record goes out at the error level.
     pub fn is_err(&self) -> bool {
         matches!(self, Outcome::Err(_))
+    }
+
+    /// True when a `?` on this value short-circuits.
+    pub fn breaks(&self) -> bool {
+        matches!(self, Outcome::Err(_) | Outcome::None | Outcome::Break)
+    }
+}
+
+/// A value that is either an error or something else, as `?` sees it.
+/// Not a stable API.
+pub trait Fallible {
+    /// The error type.
+    type Error;
+    /// The error, or the outcome of a value that is not one.
+    fn error(&self) -> Result<Outcome<'static>, &Self::Error>;
+}
+
+impl<T, E> Fallible for Result<T, E> {
+    type Error = E;
+    #[inline]
+    fn error(&self) -> Result<Outcome<'static>, &E> {
+        match self {
+            Ok(_) => Ok(Outcome::Ok),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl<T, E> Fallible for Poll<Result<T, E>> {
+    type Error = E;
+    #[inline]
+    fn error(&self) -> Result<Outcome<'static>, &E> {
+        match self {
+            Poll::Ready(Ok(_)) => Ok(Outcome::Ok),
+            Poll::Ready(Err(e)) => Err(e),
+            Poll::Pending => Ok(Outcome::Returned),
+        }
+    }
+}
+
+impl<T, E> Fallible for Poll<Option<Result<T, E>>> {
+    type Error = E;
+    #[inline]
+    fn error(&self) -> Result<Outcome<'static>, &E> {
+        match self {
+            Poll::Ready(Some(Ok(_))) => Ok(Outcome::Ok),
+            Poll::Ready(Some(Err(e))) => Err(e),
+            Poll::Ready(None) => Ok(Outcome::None),
+            Poll::Pending => Ok(Outcome::Returned),
+        }
     }
 }
 
@@ -105,25 +165,29 @@ probe_trait!(ProbeDisplay);
 probe_trait!(ProbeDebug);
 probe_trait!(ProbeResultOption);
 
-fn result<'a, T, E>(
-    value: &'a Result<T, E>,
-    err: impl FnOnce(&'a E) -> ErrorRef<'a>,
+fn result<'a, X: Fallible>(
+    value: &'a X,
+    err: impl FnOnce(&'a X::Error) -> ErrorRef<'a>,
 ) -> Outcome<'a> {
-    match value {
-        Ok(_) => Outcome::Ok,
+    match value.error() {
+        Ok(outcome) => outcome,
         Err(e) => Outcome::Err(err(e)),
     }
 }
 
-impl<'a, T, E: Error + 'static> ProbeChain<'a> for &&&&&Probe<'a, Result<T, E>> {
+impl<'a, X: Fallible> ProbeChain<'a> for &&&&&Probe<'a, X>
+where
+    X::Error: Error,
+{
     #[inline]
     fn __lastwords_outcome(&self) -> Outcome<'a> {
         result(self.0, |e| ErrorRef::Chain(e))
     }
 }
 
-impl<'a, T, E: AsRef<dyn Error + Send + Sync + 'static>> ProbeSendSyncChain<'a>
-    for &&&&Probe<'a, Result<T, E>>
+impl<'a, X: Fallible> ProbeSendSyncChain<'a> for &&&&Probe<'a, X>
+where
+    X::Error: AsRef<dyn Error + Send + Sync + 'static>,
 {
     #[inline]
     fn __lastwords_outcome(&self) -> Outcome<'a> {
@@ -131,31 +195,50 @@ impl<'a, T, E: AsRef<dyn Error + Send + Sync + 'static>> ProbeSendSyncChain<'a>
     }
 }
 
-impl<'a, T, E: AsRef<dyn Error + 'static>> ProbeDynChain<'a> for &&&Probe<'a, Result<T, E>> {
+impl<'a, X: Fallible> ProbeDynChain<'a> for &&&Probe<'a, X>
+where
+    X::Error: AsRef<dyn Error + 'static>,
+{
     #[inline]
     fn __lastwords_outcome(&self) -> Outcome<'a> {
         result(self.0, |e| ErrorRef::Chain(e.as_ref()))
     }
 }
 
-impl<'a, T, E: Display> ProbeDisplay<'a> for &&Probe<'a, Result<T, E>> {
+impl<'a, X: Fallible> ProbeDisplay<'a> for &&Probe<'a, X>
+where
+    X::Error: Display,
+{
     #[inline]
     fn __lastwords_outcome(&self) -> Outcome<'a> {
         result(self.0, |e| ErrorRef::Display(e))
     }
 }
 
-impl<'a, T, E: Debug> ProbeDebug<'a> for &Probe<'a, Result<T, E>> {
+impl<'a, X: Fallible> ProbeDebug<'a> for &Probe<'a, X>
+where
+    X::Error: Debug,
+{
     #[inline]
     fn __lastwords_outcome(&self) -> Outcome<'a> {
         result(self.0, |e| ErrorRef::Debug(e))
     }
 }
 
-impl<'a, T, E> ProbeResultOption<'a> for Probe<'a, Result<T, E>> {
+impl<'a, X: Fallible> ProbeResultOption<'a> for Probe<'a, X> {
     #[inline]
     fn __lastwords_outcome(&self) -> Outcome<'a> {
         result(self.0, |_| ErrorRef::Opaque)
+    }
+}
+
+impl<'a, B, C> ProbeResultOption<'a> for Probe<'a, ControlFlow<B, C>> {
+    #[inline]
+    fn __lastwords_outcome(&self) -> Outcome<'a> {
+        match self.0 {
+            ControlFlow::Continue(_) => Outcome::Returned,
+            ControlFlow::Break(_) => Outcome::Break,
+        }
     }
 }
 
