@@ -129,6 +129,7 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
         opaque,
         ret: args.ret,
         krate,
+        marks: Default::default(),
     };
     let private = cx.private();
     let inner_attrs = split_attrs(&mut func);
@@ -136,14 +137,17 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
     let mentions = mentions(&func.sig);
     let block: &mut Block = &mut func.block;
     let mut hiding_macro = false;
+    let mut awaiting_macro = false;
     let runtime_body = !is_async && !never && adopt_runtime_body(&cx, block);
     if !never && !runtime_body {
         let mut sites = ExitSites {
             cx: &cx,
             hiding_macro: false,
+            awaiting_macro: false,
         };
         sites.visit_block_mut(block);
         hiding_macro = sites.hiding_macro;
+        awaiting_macro = sites.awaiting_macro;
         rewrite_tail(&cx, block);
     }
     let sync_closure = closure_ok && hiding_macro;
@@ -172,6 +176,7 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
     let (line, col) = line_col(ident.span());
     let site = syn::Ident::new("__LASTWORDS_EXIT", Span::mixed_site());
     let guard = guard_ident();
+    let marks = cx.marks();
     let static_site = quote_spanned! {Span::mixed_site()=>
         static #site: #private::ExitSite = #private::exit_site!(
             name: #name,
@@ -185,8 +190,9 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
             ok: #ok,
             err: #err,
             cancelled: #cancelled,
+            marks: #marks,
         );
-        let #guard = &#private::ExitGuard::enter(&#site);
+        let #guard = #private::ExitGuard::enter(&#site);
     };
     let finish = if args.ret {
         quote_spanned!(Span::mixed_site()=> finish_ret)
@@ -195,14 +201,17 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
     };
     let classify = cx.classify();
     let stmts = &block.stmts;
-    let body = if is_async && !never {
+    let body = if is_async && !never && awaiting_macro {
         // The body runs as an inner async block whose value `finish` sees,
-        // so that an exit hidden in a macro is told apart from a future
-        // dropped before it completed (`cancelled`).
+        // so that an exit hidden in a macro that also awaits
+        // (`tokio::select!`) is told apart from a future dropped while it
+        // waited (`cancelled`). Other async fns keep the plain form: the
+        // guard is all their future grows by.
         let pin = fake_return_edge(&cx);
         quote_spanned! {Span::mixed_site()=>
             #(#inner_attrs)*
             #static_site
+            let #guard = &#guard;
             #private::#finish(#guard, async move { #mentions #pin #(#stmts)* }.await, #classify)
         }
     } else if sync_closure {
@@ -211,6 +220,7 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
         quote_spanned! {Span::mixed_site()=>
             #(#inner_attrs)*
             #static_site
+            let #guard = &#guard;
             #private::#finish(#guard, #private::call_once(move || -> #ret_ty { #mentions #(#stmts)* }), #classify)
         }
     } else {
@@ -316,6 +326,7 @@ fn adopt_runtime_body(cx: &Cx, block: &mut Block) -> bool {
     let mut sites = ExitSites {
         cx,
         hiding_macro: false,
+        awaiting_macro: false,
     };
     sites.visit_block_mut(&mut body.block);
     rewrite_tail(cx, &mut body.block);
@@ -332,6 +343,7 @@ fn adopt_runtime_body(cx: &Cx, block: &mut Block) -> bool {
     // As in an async fn: an exit hidden in a macro leaves the inner block
     // with its value, which `finish` records.
     let wrapped = quote_spanned! {Span::mixed_site()=>
+        let #guard = &#guard;
         #private::#finish(#guard, async move { #pin #(#stmts)* }.await, #classify)
     };
     body.block.stmts = vec![Stmt::Expr(Expr::Verbatim(wrapped), None)];
@@ -435,7 +447,7 @@ fn tail(cx: &Cx, block: &mut Block, tokens: TokenStream, span: Span, diverges: b
             .insert(last, Stmt::Expr(Expr::Verbatim(quote!(#exit;)), None));
     } else if diverges {
     } else if cx.opaque {
-        let marker = cx.marker("at_tail", span);
+        let marker = cx.marker(true, span);
         block
             .stmts
             .insert(last, Stmt::Expr(Expr::Verbatim(marker), None));

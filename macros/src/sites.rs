@@ -10,6 +10,8 @@
 //! temporaries' scope), and the user's own `?` stays in place with std's
 //! conversions and diagnostics.
 
+use std::cell::RefCell;
+
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
@@ -28,6 +30,8 @@ pub struct Cx {
     pub ret: bool,
     /// The path of the lastwords crate: `::lastwords`, or `crate = path`.
     pub krate: TokenStream,
+    /// The markers placed so far: tail or not, and where.
+    pub marks: RefCell<Vec<(bool, Span)>>,
 }
 
 /// Which exit: the name of an `ExitSite` variant.
@@ -74,7 +78,7 @@ impl Cx {
         let pos = Cx::position(span);
         let classify = self.classify();
         quote_spanned! {Span::mixed_site()=>
-            #private::#exit(#guard, #private::Site::#site, #pos, #expr, #classify)
+            #private::#exit(&#guard, #private::Site::#site, #pos, #expr, #classify)
         }
     }
 
@@ -87,16 +91,29 @@ impl Cx {
         let pos = Cx::position(span);
         let classify = self.classify();
         quote_spanned! {Span::mixed_site()=>
-            #private::question(#guard, #pos, #expr, #classify)
+            #private::question(&#guard, #pos, #expr, #classify)
         }
     }
 
-    /// `__lastwords_guard.METHOD(line, col);` for a marker at `span`.
-    pub fn marker(&self, method: &str, span: Span) -> TokenStream {
+    /// `__lastwords_guard.mark(N);` for a new marker at `span`; its
+    /// position goes in the function's static `ExitSite`.
+    pub fn marker(&self, tail: bool, span: Span) -> TokenStream {
+        let mut marks = self.marks.borrow_mut();
+        let index = u16::try_from(marks.len()).unwrap_or(u16::MAX);
+        marks.push((tail, span));
         let guard = guard_ident();
-        let method = syn::Ident::new(method, Span::mixed_site());
-        let pos = Cx::position(span);
-        quote_spanned!(Span::mixed_site()=> #[allow(unreachable_code)] #guard.#method(#pos);)
+        let index = proc_macro2::Literal::u16_unsuffixed(index);
+        quote_spanned!(Span::mixed_site()=> #[allow(unreachable_code)] #guard.mark(#index);)
+    }
+
+    /// `[(tail, line, col), ..]` for the static `ExitSite`.
+    pub fn marks(&self) -> TokenStream {
+        let marks = self.marks.borrow();
+        let marks = marks.iter().map(|(tail, span)| {
+            let pos = Cx::position(*span);
+            quote_spanned!(Span::mixed_site()=> (#tail, #pos))
+        });
+        quote_spanned!(Span::mixed_site()=> [#(#marks),*])
     }
 }
 
@@ -110,6 +127,9 @@ pub struct ExitSites<'a> {
     pub cx: &'a Cx,
     /// Set when the body invokes a macro that could hide a `return`.
     pub hiding_macro: bool,
+    /// Set when such an invocation's statement also awaits: dropping the
+    /// future there is a cancellation, not a hidden `return`.
+    pub awaiting_macro: bool,
 }
 
 impl VisitMut for ExitSites<'_> {
@@ -122,10 +142,13 @@ impl VisitMut for ExitSites<'_> {
         let mut stmts = Vec::with_capacity(block.stmts.len());
         for mut stmt in block.stmts.drain(..) {
             let marker = HidingMacro::find_stmt(&stmt);
+            if marker.is_some() && awaits(stmt.to_token_stream()) {
+                self.awaiting_macro = true;
+            }
             self.visit_stmt_mut(&mut stmt);
             if let Some(span) = marker {
                 stmts.push(Stmt::Expr(
-                    Expr::Verbatim(self.cx.marker("at_macro", span)),
+                    Expr::Verbatim(self.cx.marker(false, span)),
                     None,
                 ));
                 self.hiding_macro = true;
@@ -143,7 +166,7 @@ impl VisitMut for ExitSites<'_> {
         visit_mut::visit_arm_mut(self, arm);
         if let Some(span) = HidingMacro::find_expr(&arm.body) {
             self.hiding_macro = true;
-            let marker = self.cx.marker("at_macro", span);
+            let marker = self.cx.marker(false, span);
             let body = &arm.body;
             *arm.body = Expr::Verbatim(quote!({ #marker #body }));
         }
@@ -222,6 +245,16 @@ impl ExitSites<'_> {
             Err(_) => piece,
         }
     }
+}
+
+/// Whether `tokens` contain an `.await` (in a closure or an async block
+/// too: a cheap over-approximation).
+fn awaits(tokens: TokenStream) -> bool {
+    tokens.into_iter().any(|tt| match tt {
+        TokenTree::Ident(i) => i == "await",
+        TokenTree::Group(g) => awaits(g.stream()),
+        _ => false,
+    })
 }
 
 fn has_exit_tokens(tokens: TokenStream) -> bool {

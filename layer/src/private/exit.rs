@@ -16,7 +16,7 @@
 
 use std::cell::Cell;
 use std::fmt::{self, Debug, Display};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -78,6 +78,8 @@ pub struct ExitSite {
     pub cancelled: &'static DefaultCallsite,
     /// The `fn` field, computed on first use.
     pub path: OnceLock<Box<str>>,
+    /// The markers in the body, by index (see [`ExitGuard::mark`]).
+    pub marks: &'static [Mark],
 }
 
 impl ExitSite {
@@ -153,125 +155,152 @@ impl Site {
 }
 
 /// One call of an annotated function. Emits exactly one `fn_exit` event
-/// (when enabled): at the first [`exit`](ExitGuard::exit) or
-/// [`finish`](ExitGuard::finish), else on drop. Not a stable API.
+/// (when enabled): at the first exit the expansion sees, else at
+/// [`finish`] or on drop. Not a stable API.
 ///
-/// Atomics rather than `Cell`s keep it `Sync`, so an async fn's body
-/// future can hold `&ExitGuard` and stay `Send`.
+/// Sixteen bytes, because an async fn's future holds it across every
+/// `.await`: the site, and one atomic word (atomic so that the guard is
+/// `Sync` and a future holding `&ExitGuard` stays `Send`) that packs
+///
+/// ```text
+/// bits 0..48   start, in µs since the process's first guard, plus 1; 0 = not recording
+/// bits 48..64  the last marker passed (index into ExitSite::marks), plus 1; 0 = none
+/// ```
+///
+/// The first exit to record swaps the word to 0, so that later ones (and
+/// the drop) record nothing.
 pub struct ExitGuard {
     site: &'static ExitSite,
-    start: Option<Instant>,
-    done: AtomicBool,
-    /// What the last marker passed was: [`MARK_MACRO`] or [`MARK_TAIL`].
-    mark: AtomicU8,
-    macro_line: AtomicU32,
-    macro_col: AtomicU32,
+    state: AtomicU64,
 }
 
-/// The last marker passed was a macro invocation that could hide a `return`.
-const MARK_MACRO: u8 = 0;
-/// The last marker passed was a tail whose value the expansion cannot hold
-/// (a returned `impl Trait`, which may be a closure that needs the
-/// declared signature).
-const MARK_TAIL: u8 = 1;
+const START_BITS: u32 = 48;
+const START_MASK: u64 = (1 << START_BITS) - 1;
+
+/// Microseconds since the first guard of the process (2^48 µs is 8.9 years).
+fn now_us() -> u64 {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    let base = BASE.get_or_init(Instant::now);
+    u64::try_from(base.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+/// A marker in the annotated function's body: where a macro invocation that
+/// could hide a `return` runs, or a tail whose value the expansion leaves
+/// alone (a returned `impl Trait`, which may be a closure that needs the
+/// declared signature). Not a stable API.
+#[derive(Clone, Copy, Debug)]
+pub struct Mark {
+    /// True for a tail, false for a macro invocation.
+    pub tail: bool,
+    /// Its line.
+    pub line: u32,
+    /// Its column.
+    pub col: u32,
+}
+
+/// What a claimed guard knows: when the call started and the last marker.
+struct Claim {
+    start: u64,
+    mark: Option<Mark>,
+}
 
 impl ExitGuard {
     /// Starts a call: reads the clock only if a record could be enabled.
     #[inline]
     pub fn enter(site: &'static ExitSite) -> ExitGuard {
-        let start = if site.may_be_enabled() {
-            Some(Instant::now())
+        let state = if site.may_be_enabled() {
+            now_us().min(START_MASK - 1) + 1
         } else {
-            None
+            0
         };
         ExitGuard {
             site,
-            start,
-            done: AtomicBool::new(false),
-            mark: AtomicU8::new(MARK_MACRO),
-            macro_line: AtomicU32::new(0),
-            macro_col: AtomicU32::new(0),
+            state: AtomicU64::new(state),
         }
     }
 
-    /// Notes the position of a macro invocation about to run, in case the
-    /// function leaves from inside it.
+    /// Whether this call is being recorded and has not recorded yet.
     #[inline]
-    pub fn at_macro(&self, line: u32, col: u32) {
-        self.mark(MARK_MACRO, line, col);
+    fn recording(&self) -> bool {
+        self.state.load(Relaxed) & START_MASK != 0
     }
 
-    /// Notes the position of a tail about to be evaluated whose value is
-    /// left alone: the guard's drop or [`finish`] records it as `tail`.
+    /// Notes that the body passes marker `index` of the site's `marks`, in
+    /// case the function leaves from inside it.
     #[inline]
-    pub fn at_tail(&self, line: u32, col: u32) {
-        self.mark(MARK_TAIL, line, col);
-    }
-
-    #[inline]
-    fn mark(&self, mark: u8, line: u32, col: u32) {
-        if self.start.is_some() {
-            self.mark.store(mark, Relaxed);
-            self.macro_line.store(line, Relaxed);
-            self.macro_col.store(col, Relaxed);
+    pub fn mark(&self, index: u16) {
+        let state = self.state.load(Relaxed);
+        if state & START_MASK != 0 {
+            let mark = (u64::from(index) + 1) << START_BITS;
+            self.state.store((state & START_MASK) | mark, Relaxed);
         }
     }
 
-    /// The site of an exit no seen exit recorded: the last marker's.
-    fn marked_site(&self) -> Site {
-        if self.mark.load(Relaxed) == MARK_TAIL {
-            Site::Tail
-        } else {
-            Site::Macro
-        }
-    }
-
-    /// Records an exit the expansion saw: `return`, `?` or the tail.
+    /// Takes the right to record, once.
     #[inline]
-    pub fn exit(
-        &self,
-        site: Site,
-        line: u32,
-        col: u32,
-        outcome: Outcome<'_>,
-        value: Option<&dyn Debug>,
-    ) {
-        if let Some(start) = self.start {
-            self.exit_slow(start, site, line, col, outcome, value);
+    fn claim(&self) -> Option<Claim> {
+        let state = self.state.swap(0, Relaxed);
+        let start = state & START_MASK;
+        if start == 0 {
+            return None;
         }
+        let mark = match state >> START_BITS {
+            0 => None,
+            n => usize::try_from(n - 1)
+                .ok()
+                .and_then(|i| self.site.marks.get(i).copied()),
+        };
+        Some(Claim {
+            start: start - 1,
+            mark,
+        })
     }
 
-    /// Records the end of an async fn's body: if no seen exit recorded it,
-    /// the body left through a `return` inside a macro invocation.
-    #[inline]
-    pub fn finish(&self, outcome: Outcome<'_>, value: Option<&dyn Debug>) {
-        if let Some(start) = self.start {
-            if !self.done.load(Relaxed) {
-                let (line, col) = self.macro_position();
-                let site = self.marked_site();
-                self.exit_slow(start, site, line, col, outcome, value);
-            }
+    /// The site and position of an exit no seen exit recorded: the last
+    /// marker's.
+    fn marked(mark: Option<Mark>) -> (Site, u32, u32) {
+        match mark {
+            Some(m) if m.tail => (Site::Tail, m.line, m.col),
+            Some(m) => (Site::Macro, m.line, m.col),
+            None => (Site::Macro, 0, 0),
         }
-    }
-
-    fn macro_position(&self) -> (u32, u32) {
-        (self.macro_line.load(Relaxed), self.macro_col.load(Relaxed))
     }
 
     #[cold]
     #[inline(never)]
     fn exit_slow(
         &self,
-        start: Instant,
         site: Site,
         line: u32,
         col: u32,
         outcome: Outcome<'_>,
         value: Option<&dyn Debug>,
     ) {
-        if self.done.swap(true, Relaxed) {
+        let Some(claim) = self.claim() else {
             return;
-        }
+        };
+        self.record(claim.start, site, line, col, outcome, value);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn finish_slow(&self, outcome: Outcome<'_>, value: Option<&dyn Debug>) {
+        let Some(claim) = self.claim() else {
+            return;
+        };
+        let (site, line, col) = Self::marked(claim.mark);
+        self.record(claim.start, site, line, col, outcome, value);
+    }
+
+    fn record(
+        &self,
+        start: u64,
+        site: Site,
+        line: u32,
+        col: u32,
+        outcome: Outcome<'_>,
+        value: Option<&dyn Debug>,
+    ) {
         let (callsite, error) = match outcome {
             Outcome::Err(err) => (self.site.err, ErrText::from_ref(err)),
             _ => (self.site.ok, None),
@@ -290,7 +319,11 @@ impl ExitGuard {
 
     #[cold]
     #[inline(never)]
-    fn drop_slow(&self, start: Instant) {
+    fn drop_slow(&self) {
+        let Some(claim) = self.claim() else {
+            return;
+        };
+        let start = claim.start;
         let s = self.site;
         if std::thread::panicking() {
             let error = super::current_panic().map(|(message, location)| {
@@ -310,7 +343,7 @@ impl ExitGuard {
                 error.as_ref(),
                 None,
             );
-        } else if s.is_async {
+        } else if s.is_async && !claim.mark.is_some_and(|m| m.tail) {
             let cancelled = s.cancelled;
             self.emit(
                 cancelled,
@@ -326,10 +359,11 @@ impl ExitGuard {
             // A sync fn cannot be cancelled: it left through a `return`
             // inside a macro invocation, or through a tail the expansion
             // left alone, and its value was not seen.
-            let (line, col) = self.macro_position();
-            let (site, outcome) = match self.marked_site() {
-                Site::Tail => (Site::Tail, "returned"),
-                site => (site, "unknown"),
+            let (site, line, col) = Self::marked(claim.mark);
+            let outcome = if site == Site::Tail {
+                "returned"
+            } else {
+                "unknown"
             };
             self.emit(s.ok, start, site, line, col, outcome, None, None);
         }
@@ -339,7 +373,7 @@ impl ExitGuard {
     fn emit(
         &self,
         callsite: &'static DefaultCallsite,
-        start: Instant,
+        start: u64,
         site: Site,
         line: u32,
         col: u32,
@@ -360,7 +394,7 @@ impl ExitGuard {
         }
         let s = self.site;
         let path = s.path();
-        let elapsed = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let elapsed = now_us().saturating_sub(start);
         let summary = Summary {
             path,
             site,
@@ -416,10 +450,8 @@ thread_local! {
 impl Drop for ExitGuard {
     #[inline]
     fn drop(&mut self) {
-        if let Some(start) = self.start {
-            if !self.done.load(Relaxed) {
-                self.drop_slow(start);
-            }
+        if self.recording() {
+            self.drop_slow();
         }
     }
 }
@@ -529,8 +561,8 @@ pub fn exit<R>(
     value: R,
     outcome: impl FnOnce(&R) -> Outcome<'_>,
 ) -> R {
-    if let Some(start) = guard.start {
-        guard.exit_slow(start, site, line, col, outcome(&value), None);
+    if guard.recording() {
+        guard.exit_slow(site, line, col, outcome(&value), None);
     }
     value
 }
@@ -545,8 +577,8 @@ pub fn exit_ret<R: Debug>(
     value: R,
     outcome: impl FnOnce(&R) -> Outcome<'_>,
 ) -> R {
-    if let Some(start) = guard.start {
-        guard.exit_slow(start, site, line, col, outcome(&value), Some(&value));
+    if guard.recording() {
+        guard.exit_slow(site, line, col, outcome(&value), Some(&value));
     }
     value
 }
@@ -562,10 +594,10 @@ pub fn question<T>(
     value: T,
     outcome: impl FnOnce(&T) -> Outcome<'_>,
 ) -> T {
-    if let Some(start) = guard.start {
+    if guard.recording() {
         let outcome = outcome(&value);
         if outcome.breaks() {
-            guard.exit_slow(start, Site::Question, line, col, outcome, None);
+            guard.exit_slow(Site::Question, line, col, outcome, None);
         }
     }
     value
@@ -576,8 +608,8 @@ pub fn question<T>(
 /// a tail left alone). Not a stable API.
 #[inline]
 pub fn finish<R>(guard: &ExitGuard, value: R, outcome: impl FnOnce(&R) -> Outcome<'_>) -> R {
-    if guard.start.is_some() && !guard.done.load(Relaxed) {
-        guard.finish(outcome(&value), None);
+    if guard.recording() {
+        guard.finish_slow(outcome(&value), None);
     }
     value
 }
@@ -589,8 +621,8 @@ pub fn finish_ret<R: Debug>(
     value: R,
     outcome: impl FnOnce(&R) -> Outcome<'_>,
 ) -> R {
-    if guard.start.is_some() && !guard.done.load(Relaxed) {
-        guard.finish(outcome(&value), Some(&value));
+    if guard.recording() {
+        guard.finish_slow(outcome(&value), Some(&value));
     }
     value
 }
@@ -619,7 +651,8 @@ macro_rules! __lastwords_exit_site {
         gate_level: $gate:ident,
         ok: $ok:ident,
         err: $err:ident,
-        cancelled: $cancelled:ident $(,)?
+        cancelled: $cancelled:ident,
+        marks: [$(($tail:expr, $mline:expr, $mcol:expr)),* $(,)?] $(,)?
     ) => {{
         $crate::__lastwords_exit_site!(@callsite OK_CALLSITE, OK_META, $ok);
         $crate::__lastwords_exit_site!(@callsite ERR_CALLSITE, ERR_META, $err);
@@ -643,6 +676,7 @@ macro_rules! __lastwords_exit_site {
             err: &ERR_CALLSITE,
             cancelled: &CANCELLED_CALLSITE,
             path: $crate::private::OnceLock::new(),
+            marks: &[$($crate::private::exit::Mark { tail: $tail, line: $mline, col: $mcol }),*],
         }
     }};
     (@callsite $callsite:ident, $meta:ident, $level:ident) => {
