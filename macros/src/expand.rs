@@ -130,6 +130,7 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
         ret: args.ret,
         krate,
         marks: Default::default(),
+        is_async,
     };
     let private = cx.private();
     let inner_attrs = split_attrs(&mut func);

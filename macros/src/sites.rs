@@ -32,6 +32,9 @@ pub struct Cx {
     pub krate: TokenStream,
     /// The markers placed so far: tail or not, and where.
     pub marks: RefCell<Vec<(bool, Span)>>,
+    /// An async fn: a marker is cleared once its statement is done, so that
+    /// a later drop is a cancellation, not an exit from inside the macro.
+    pub is_async: bool,
 }
 
 /// Which exit: the name of an `ExitSite` variant.
@@ -146,14 +149,24 @@ impl VisitMut for ExitSites<'_> {
                 self.awaiting_macro = true;
             }
             self.visit_stmt_mut(&mut stmt);
-            if let Some(span) = marker {
+            if let Some((span, awaiting)) = marker {
                 stmts.push(Stmt::Expr(
                     Expr::Verbatim(self.cx.marker(false, span)),
                     None,
                 ));
                 self.hiding_macro = true;
+                self.awaiting_macro |= awaiting;
             }
+            let done = marker.is_some() && self.cx.is_async && !is_tail(&stmt);
             stmts.push(stmt);
+            if done {
+                let guard = guard_ident();
+                stmts.push(Stmt::Expr(
+                    Expr::Verbatim(quote_spanned!(Span::mixed_site()=>
+                        #[allow(unreachable_code)] #guard.unmark();)),
+                    None,
+                ));
+            }
         }
         block.stmts = stmts;
     }
@@ -166,6 +179,7 @@ impl VisitMut for ExitSites<'_> {
         visit_mut::visit_arm_mut(self, arm);
         if let Some(span) = HidingMacro::find_expr(&arm.body) {
             self.hiding_macro = true;
+            self.awaiting_macro |= awaiting_macro_name(&arm.body);
             let marker = self.cx.marker(false, span);
             let body = &arm.body;
             *arm.body = Expr::Verbatim(quote!({ #marker #body }));
@@ -247,6 +261,32 @@ impl ExitSites<'_> {
     }
 }
 
+/// A statement that yields the block's value.
+fn is_tail(stmt: &Stmt) -> bool {
+    matches!(
+        stmt,
+        Stmt::Expr(_, None)
+            | Stmt::Macro(syn::StmtMacro {
+                semi_token: None,
+                ..
+            })
+    )
+}
+
+fn awaiting_macro_name(expr: &Expr) -> bool {
+    matches!(expr, Expr::Macro(m) if awaits_inside(&m.mac))
+}
+
+/// Macros known to await inside their expansion.
+fn awaits_inside(mac: &Macro) -> bool {
+    mac.path.segments.last().is_some_and(|s| {
+        matches!(
+            s.ident.to_string().as_str(),
+            "select" | "select_biased" | "join" | "try_join"
+        )
+    })
+}
+
 /// Whether `tokens` contain an `.await` (in a closure or an async block
 /// too: a cheap over-approximation).
 fn awaits(tokens: TokenStream) -> bool {
@@ -321,14 +361,15 @@ fn is_known_safe(mac: &Macro) -> bool {
 }
 
 /// Does this statement invoke, at the function's own level, a macro that
-/// could hide a `return`? Yields the first such invocation's span.
-struct HidingMacro(Option<Span>);
+/// could hide a `return`? Yields the first such invocation's span, and
+/// whether any of them awaits inside.
+struct HidingMacro(Option<Span>, bool);
 
 impl HidingMacro {
-    fn find_stmt(stmt: &Stmt) -> Option<Span> {
-        let mut finder = HidingMacro(None);
+    fn find_stmt(stmt: &Stmt) -> Option<(Span, bool)> {
+        let mut finder = HidingMacro(None, false);
         finder.visit_stmt(stmt);
-        finder.0
+        finder.0.map(|span| (span, finder.1))
     }
 
     /// Only for an expression that is itself such an invocation.
@@ -348,8 +389,9 @@ impl<'ast> Visit<'ast> for HidingMacro {
     fn visit_type(&mut self, _: &'ast Type) {}
 
     fn visit_macro(&mut self, mac: &'ast Macro) {
-        if self.0.is_none() && !is_known_safe(mac) {
-            self.0 = Some(mac.path.span());
+        if !is_known_safe(mac) {
+            self.0.get_or_insert(mac.path.span());
+            self.1 |= awaits_inside(mac);
         }
         visit::visit_macro(self, mac);
     }

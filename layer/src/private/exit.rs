@@ -236,6 +236,16 @@ impl ExitGuard {
         }
     }
 
+    /// Notes that the statement of the last marker is done: an async fn's
+    /// future dropped from here on is cancelled.
+    #[inline]
+    pub fn unmark(&self) {
+        let state = self.state.load(Relaxed);
+        if state & START_MASK != 0 {
+            self.state.store(state & START_MASK, Relaxed);
+        }
+    }
+
     /// Takes the right to record, once.
     #[inline]
     fn claim(&self) -> Option<Claim> {
@@ -343,7 +353,7 @@ impl ExitGuard {
                 error.as_ref(),
                 None,
             );
-        } else if s.is_async && !claim.mark.is_some_and(|m| m.tail) {
+        } else if s.is_async && claim.mark.is_none() {
             let cancelled = s.cancelled;
             self.emit(
                 cancelled,
@@ -356,9 +366,11 @@ impl ExitGuard {
                 None,
             );
         } else {
-            // A sync fn cannot be cancelled: it left through a `return`
-            // inside a macro invocation, or through a tail the expansion
-            // left alone, and its value was not seen.
+            // Inside a marked statement (an async fn's marker is cleared
+            // when its statement is done), or a sync fn, which cannot be
+            // cancelled: it left through a `return` inside a macro
+            // invocation, or through a tail the expansion left alone, and
+            // its value was not seen.
             let (site, line, col) = Self::marked(claim.mark);
             let outcome = if site == Site::Tail {
                 "returned"
