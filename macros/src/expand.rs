@@ -140,7 +140,8 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
     let mut hiding_macro = false;
     let mut awaiting_macro = false;
     let runtime_body = !is_async && !never && adopt_runtime_body(&cx, block);
-    if !never && !runtime_body {
+    let adopted = !never && !runtime_body && adopt_instrumented_body(&cx, block);
+    if !never && !runtime_body && !adopted {
         let mut sites = ExitSites {
             cx: &cx,
             hiding_macro: false,
@@ -178,6 +179,12 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
     let site = syn::Ident::new("__LASTWORDS_EXIT", Span::mixed_site());
     let guard = guard_ident();
     let marks = cx.marks();
+    // `main` may install the subscriber itself, after the guard starts.
+    let enter = if ident == "main" {
+        quote_spanned!(Span::mixed_site()=> enter_main)
+    } else {
+        quote_spanned!(Span::mixed_site()=> enter)
+    };
     let static_site = quote_spanned! {Span::mixed_site()=>
         static #site: #private::ExitSite = #private::exit_site!(
             name: #name,
@@ -193,7 +200,7 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
             cancelled: #cancelled,
             marks: #marks,
         );
-        let #guard = #private::ExitGuard::enter(&#site);
+        let #guard = #private::ExitGuard::#enter(&#site);
     };
     let finish = if args.ret {
         quote_spanned!(Span::mixed_site()=> finish_ret)
@@ -202,6 +209,13 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
     };
     let classify = cx.classify();
     let stmts = &block.stmts;
+    // An adopted body is run by a closure or an async block that needs the
+    // guard by reference.
+    let by_ref = if adopted || runtime_body {
+        quote_spanned!(Span::mixed_site()=> let #guard = &#guard;)
+    } else {
+        TokenStream::new()
+    };
     let body = if is_async && !never && awaiting_macro {
         // The body runs as an inner async block whose value `finish` sees,
         // so that an exit hidden in a macro that also awaits
@@ -228,6 +242,7 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
         quote_spanned! {Span::mixed_site()=>
             #(#inner_attrs)*
             #static_site
+            #by_ref
             #(#stmts)*
         }
     };
@@ -344,11 +359,160 @@ fn adopt_runtime_body(cx: &Cx, block: &mut Block) -> bool {
     // As in an async fn: an exit hidden in a macro leaves the inner block
     // with its value, which `finish` records.
     let wrapped = quote_spanned! {Span::mixed_site()=>
-        let #guard = &#guard;
         #private::#finish(#guard, async move { #pin #(#stmts)* }.await, #classify)
     };
     body.block.stmts = vec![Stmt::Expr(Expr::Verbatim(wrapped), None)];
     true
+}
+
+/// `#[tracing::instrument]` above `#[exit_path]` hands over a body that
+/// runs the user's block as an async block or a closure:
+///
+/// ```ignore
+/// let __tracing_instrument_future = async move { USER BODY };   // async fn
+/// let __tracing_instrument_future = async move {                // with err/ret
+///     match async move { USER BODY }.await { .. }
+/// };
+/// match (move || { USER BODY })() { .. }                         // sync fn with err/ret
+/// ```
+///
+/// The user's body is rewritten as an async fn's or a sync fn's would be,
+/// run by an inner async block or closure whose value `finish` sees.
+/// Returns whether the fn has such a shape.
+fn adopt_instrumented_body(cx: &Cx, block: &mut Block) -> bool {
+    let mut found = FindUserBody(None);
+    for stmt in &mut block.stmts {
+        found.visit_stmt_mut(stmt);
+        if found.0.is_some() {
+            break;
+        }
+    }
+    let Some(target) = found.0 else {
+        return false;
+    };
+    let (user, is_async) = match target {
+        UserBody::Async(b) => (b, true),
+        UserBody::Closure(b) => (b, false),
+    };
+    let mut sites = ExitSites {
+        cx,
+        hiding_macro: false,
+        awaiting_macro: false,
+    };
+    sites.visit_block_mut(user);
+    rewrite_tail(cx, user);
+    let private = cx.private();
+    let guard = guard_ident();
+    let finish = if cx.ret {
+        quote_spanned!(Span::mixed_site()=> finish_ret)
+    } else {
+        quote_spanned!(Span::mixed_site()=> finish)
+    };
+    let classify = cx.classify();
+    let stmts = &user.stmts;
+    let wrapped = if is_async {
+        let pin = fake_return_edge(cx);
+        quote_spanned! {Span::mixed_site()=>
+            #private::#finish(#guard, async move { #pin #(#stmts)* }.await, #classify)
+        }
+    } else {
+        let ret_ty = &cx.ret_ty;
+        quote_spanned! {Span::mixed_site()=>
+            #private::#finish(#guard, #private::call_once(move || -> #ret_ty { #(#stmts)* }), #classify)
+        }
+    };
+    user.stmts = vec![Stmt::Expr(Expr::Verbatim(wrapped), None)];
+    true
+}
+
+/// Where `#[tracing::instrument]` put the user's body.
+enum UserBody<'a> {
+    Async(&'a mut Block),
+    Closure(&'a mut Block),
+}
+
+/// Finds the user's body in `#[tracing::instrument]`'s output.
+struct FindUserBody<'a>(Option<UserBody<'a>>);
+
+impl<'a> FindUserBody<'a> {
+    fn visit_stmt_mut(&mut self, stmt: &'a mut Stmt) {
+        match stmt {
+            Stmt::Local(local) => {
+                let named = matches!(&local.pat, syn::Pat::Ident(p)
+                    if p.ident == "__tracing_instrument_future");
+                let Some(init) = local.init.as_mut() else {
+                    return;
+                };
+                if !named {
+                    self.visit_expr_mut(&mut init.expr);
+                } else if let Expr::Async(outer) = &mut *init.expr {
+                    let inner = outer
+                        .block
+                        .stmts
+                        .iter()
+                        .position(|s| awaited_async(s).is_some());
+                    self.0 = match inner {
+                        Some(i) => {
+                            awaited_async_mut(&mut outer.block.stmts[i]).map(UserBody::Async)
+                        }
+                        None => Some(UserBody::Async(&mut outer.block)),
+                    };
+                }
+            }
+            Stmt::Expr(expr, _) => self.visit_expr_mut(expr),
+            _ => {}
+        }
+    }
+
+    fn visit_expr_mut(&mut self, expr: &'a mut Expr) {
+        match expr {
+            Expr::Match(m) => self.visit_expr_mut(&mut m.expr),
+            Expr::Call(call) if call.args.is_empty() => {
+                if let Expr::Paren(paren) = &mut *call.func {
+                    if let Expr::Closure(c) = &mut *paren.expr {
+                        if c.inputs.is_empty() && c.capture.is_some() {
+                            if let Expr::Block(b) = &mut *c.body {
+                                self.0 = Some(UserBody::Closure(&mut b.block));
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// In `async move { match async move { USER }.await { .. } }`, the inner
+/// block.
+fn awaited_async(stmt: &Stmt) -> Option<&Block> {
+    let expr = match stmt {
+        Stmt::Local(l) => &*l.init.as_ref()?.expr,
+        Stmt::Expr(Expr::Match(m), _) => &*m.expr,
+        _ => return None,
+    };
+    match expr {
+        Expr::Await(a) => match &*a.base {
+            Expr::Async(inner) => Some(&inner.block),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn awaited_async_mut(stmt: &mut Stmt) -> Option<&mut Block> {
+    let expr = match stmt {
+        Stmt::Local(l) => &mut *l.init.as_mut()?.expr,
+        Stmt::Expr(Expr::Match(m), _) => &mut *m.expr,
+        _ => return None,
+    };
+    match expr {
+        Expr::Await(a) => match &mut *a.base {
+            Expr::Async(inner) => Some(&mut inner.block),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// Whether `tokens` contain `block_on(body)`.
@@ -405,12 +569,26 @@ fn rewrite_tail(cx: &Cx, block: &mut Block) {
         // `#[allow(..)] { ..; return rt.block_on(body); }`) stays in place:
         // its attributes must keep covering it, so its own tail is the one
         // rewritten.
+        // So does a plain block tail (`#[tracing::instrument]` above hands
+        // over the user's body as one): the user's tail is inside it.
         Some(Stmt::Expr(Expr::Block(inner), None))
-            if !inner.attrs.is_empty() && !inner.attrs.iter().any(|a| a.path().is_ident("cfg")) =>
+            if inner.label.is_none() && !inner.attrs.iter().any(|a| a.path().is_ident("cfg")) =>
         {
             rewrite_tail(cx, &mut inner.block);
         }
         Some(Stmt::Expr(expr, None)) => {
+            if has_cfg(expr) {
+                // If the `#[cfg]` removes the tail, the body falls off its
+                // end: the guard's drop records that at the closing brace.
+                let last = block.stmts.len() - 1;
+                let marker = cx.marker(true, close);
+                block
+                    .stmts
+                    .insert(last, Stmt::Expr(Expr::Verbatim(marker), None));
+            }
+            let Some(Stmt::Expr(expr, None)) = block.stmts.last_mut() else {
+                return;
+            };
             let span = expr.span();
             let diverges = diverges(expr);
             let exits = is_process_exit(expr);
@@ -477,6 +655,19 @@ fn split_outer_attrs(tokens: TokenStream) -> (TokenStream, TokenStream) {
         }
     }
     (attrs, iter.collect())
+}
+
+/// Whether the expression carries a `#[cfg(..)]`.
+fn has_cfg(expr: &Expr) -> bool {
+    let (attrs, _) = split_outer_attrs(expr.to_token_stream());
+    attrs.into_iter().any(|tt| match tt {
+        TokenTree::Group(g) => g
+            .stream()
+            .into_iter()
+            .next()
+            .is_some_and(|t| matches!(t, TokenTree::Ident(i) if i == "cfg")),
+        _ => false,
+    })
 }
 
 /// Whether a tail expression never yields a value.

@@ -86,16 +86,26 @@ impl Cx {
     }
 
     /// Input:  EXPR
-    /// Output: question(__lastwords_guard, line, col, EXPR, |v| outcome!(v))
+    /// Output: question(&__lastwords_guard, line, col, EXPR, |v| outcome!(v))
     /// (the user's `?` follows, untouched).
+    ///
+    /// The call's path and parentheses take the spans of EXPR's first and
+    /// last tokens (only the guard and the closure are hygienic), so that
+    /// to rustc the operand is the user's code: std's diagnostics for a
+    /// misused `?`, which span from the operand's end to the `?`, read as
+    /// they read without the attribute.
     pub fn question_call(&self, span: Span, expr: TokenStream) -> TokenStream {
-        let private = self.private();
+        let mut tokens = expr.clone().into_iter();
+        let first = tokens.next().map_or(span, |t| t.span());
+        let last = tokens.last().map_or(first, |t| t.span());
+        let krate = respan(self.krate.clone(), first);
         let guard = guard_ident();
         let pos = Cx::position(span);
         let classify = self.classify();
-        quote_spanned! {Span::mixed_site()=>
-            #private::question(&#guard, #pos, #expr, #classify)
-        }
+        let args = quote_spanned!(first=> &#guard, #pos, #expr, #classify);
+        let mut args = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, args);
+        args.set_span(last);
+        quote_spanned!(first=> #krate::__private::question #args)
     }
 
     /// `__lastwords_guard.mark(N);` for a new marker at `span`; its
@@ -118,6 +128,17 @@ impl Cx {
         });
         quote_spanned!(Span::mixed_site()=> [#(#marks),*])
     }
+}
+
+/// `tokens` with the span `at` (a path: no group inside).
+fn respan(tokens: TokenStream, at: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tt| {
+            tt.set_span(at);
+            tt
+        })
+        .collect()
 }
 
 pub fn guard_ident() -> syn::Ident {

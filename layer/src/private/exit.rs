@@ -164,7 +164,10 @@ impl Site {
 ///
 /// ```text
 /// bits 0..48   start, in µs since the process's first guard, plus 1; 0 = not recording
-/// bits 48..64  the last marker passed (index into ExitSite::marks), plus 1; 0 = none
+/// bits 48..63  the last marker passed (index into ExitSite::marks), plus 1; 0 = none
+/// bit 63       the call began while the thread was already panicking (a fn
+///              called from a `Drop` during unwinding): its own exits are
+///              not an unwind
 /// ```
 ///
 /// The first exit to record swaps the word to 0, so that later ones (and
@@ -176,6 +179,8 @@ pub struct ExitGuard {
 
 const START_BITS: u32 = 48;
 const START_MASK: u64 = (1 << START_BITS) - 1;
+const MARK_MASK: u64 = 0x7fff << START_BITS;
+const PANICKING: u64 = 1 << 63;
 
 /// Microseconds since the first guard of the process (2^48 µs is 8.9 years).
 fn now_us() -> u64 {
@@ -198,21 +203,40 @@ pub struct Mark {
     pub col: u32,
 }
 
-/// What a claimed guard knows: when the call started and the last marker.
+/// What a claimed guard knows: when the call started, the last marker, and
+/// whether the thread was already panicking.
 struct Claim {
     start: u64,
     mark: Option<Mark>,
+    panicking: bool,
 }
 
 impl ExitGuard {
     /// Starts a call: reads the clock only if a record could be enabled.
     #[inline]
     pub fn enter(site: &'static ExitSite) -> ExitGuard {
-        let state = if site.may_be_enabled() {
-            now_us().min(START_MASK - 1) + 1
+        if site.may_be_enabled() {
+            Self::started(site)
         } else {
-            0
-        };
+            ExitGuard {
+                site,
+                state: AtomicU64::new(0),
+            }
+        }
+    }
+
+    /// Starts a call of `main`, which may install the subscriber itself:
+    /// reads the clock whatever is enabled now (once per process), and
+    /// the levels are checked when the exit is recorded.
+    pub fn enter_main(site: &'static ExitSite) -> ExitGuard {
+        Self::started(site)
+    }
+
+    fn started(site: &'static ExitSite) -> ExitGuard {
+        let mut state = now_us().min(START_MASK - 1) + 1;
+        if std::thread::panicking() {
+            state |= PANICKING;
+        }
         ExitGuard {
             site,
             state: AtomicU64::new(state),
@@ -231,8 +255,8 @@ impl ExitGuard {
     pub fn mark(&self, index: u16) {
         let state = self.state.load(Relaxed);
         if state & START_MASK != 0 {
-            let mark = (u64::from(index) + 1) << START_BITS;
-            self.state.store((state & START_MASK) | mark, Relaxed);
+            let mark = ((u64::from(index) + 1) << START_BITS) & MARK_MASK;
+            self.state.store((state & !MARK_MASK) | mark, Relaxed);
         }
     }
 
@@ -242,7 +266,7 @@ impl ExitGuard {
     pub fn unmark(&self) {
         let state = self.state.load(Relaxed);
         if state & START_MASK != 0 {
-            self.state.store(state & START_MASK, Relaxed);
+            self.state.store(state & !MARK_MASK, Relaxed);
         }
     }
 
@@ -254,7 +278,7 @@ impl ExitGuard {
         if start == 0 {
             return None;
         }
-        let mark = match state >> START_BITS {
+        let mark = match (state & MARK_MASK) >> START_BITS {
             0 => None,
             n => usize::try_from(n - 1)
                 .ok()
@@ -263,6 +287,7 @@ impl ExitGuard {
         Some(Claim {
             start: start - 1,
             mark,
+            panicking: state & PANICKING != 0,
         })
     }
 
@@ -335,7 +360,7 @@ impl ExitGuard {
         };
         let start = claim.start;
         let s = self.site;
-        if std::thread::panicking() {
+        if std::thread::panicking() && !claim.panicking {
             let error = super::current_panic().map(|(message, location)| {
                 ErrText::Panic(if location.is_empty() {
                     message
