@@ -571,10 +571,19 @@ fn rewrite_tail(cx: &Cx, block: &mut Block) {
         // rewritten.
         // So does a plain block tail (`#[tracing::instrument]` above hands
         // over the user's body as one): the user's tail is inside it.
-        Some(Stmt::Expr(Expr::Block(inner), None))
-            if inner.label.is_none() && !inner.attrs.iter().any(|a| a.path().is_ident("cfg")) =>
-        {
-            rewrite_tail(cx, &mut inner.block);
+        Some(Stmt::Expr(Expr::Block(inner), None)) if inner.label.is_none() => {
+            if inner.attrs.iter().any(|a| a.path().is_ident("cfg")) {
+                // If the `#[cfg]` removes the tail, the body falls off its
+                // end: the guard's drop records that at the closing brace.
+                let last = block.stmts.len() - 1;
+                let marker = cx.marker(true, close);
+                block
+                    .stmts
+                    .insert(last, Stmt::Expr(Expr::Verbatim(marker), None));
+            }
+            if let Some(Stmt::Expr(Expr::Block(inner), None)) = block.stmts.last_mut() {
+                rewrite_tail(cx, &mut inner.block);
+            }
         }
         Some(Stmt::Expr(expr, None)) => {
             if has_cfg(expr) {
