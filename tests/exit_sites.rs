@@ -89,7 +89,7 @@ fn cfg_tail(v: &mut Vec<u32>) {
 #[exit_path]
 fn cfg_tail_kept(v: &mut Vec<u32>) -> usize {
     v.push(1);
-    #[cfg(all())]
+    #[cfg(not(any()))]
     {
         v.len() // @cfg_kept
     }

@@ -146,9 +146,9 @@ fn parameters_and_tail_temporaries_drop_as_without_the_attribute() {
         .build()
         .unwrap();
     let ((), recs) = support::capture(|| {
-        let plain = run(|x, y, p| plain::sync_plain(x, y, p));
+        let plain = run(plain::sync_plain);
         assert_eq!(plain.1, ["local", "p.a", "p.b", "y", "x"]);
-        assert_eq!(run(|x, y, p| annotated::sync_plain(x, y, p)), plain);
+        assert_eq!(run(annotated::sync_plain), plain);
         for fail in [false, true] {
             let plain = run(|x, y, p| plain::sync_closure(x, y, p, fail));
             assert_eq!(run(|x, y, p| annotated::sync_closure(x, y, p, fail)), plain);
