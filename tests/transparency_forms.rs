@@ -146,6 +146,15 @@ both! {
         rt.block_on(body)
     }
 
+    pub fn late_inferred(s: &str) -> Result<i32, String> {
+        let c: Celsius = s.parse()?;
+        Ok(c.0)
+    }
+
+    pub fn late_inferred_arg(s: &str) -> Result<i32, String> {
+        Ok(degrees(s.parse()?))
+    }
+
     pub async fn select_box(fail: bool) -> Result<u32, Box<dyn Error + Send + Sync>> {
         tokio::select! {
             v = async { fail } => {
@@ -156,6 +165,25 @@ both! {
         }
         Ok(1)
     }
+}
+
+/// A `FromStr` whose error is not an `Error`: the `?` operand's error type
+/// is known only once the `?`'s value meets `let c: Celsius`.
+#[derive(Debug, PartialEq)]
+pub struct Celsius(i32);
+
+impl std::str::FromStr for Celsius {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.trim_end_matches('C')
+            .parse()
+            .map(Celsius)
+            .map_err(|_| format!("not a temperature: {s}"))
+    }
+}
+
+pub fn degrees(c: Celsius) -> i32 {
+    c.0
 }
 
 /// The crate found through `crate = path` when it is renamed.
@@ -222,6 +250,10 @@ fn annotated_code_compiles_and_returns_what_the_plain_code_returns() {
                     .map_err(|e| e.to_string())
             );
         }
+        for s in ["21C", "warm"] {
+            assert_eq!(annotated::late_inferred(s), plain::late_inferred(s));
+            assert_eq!(annotated::late_inferred_arg(s), plain::late_inferred_arg(s));
+        }
         assert_eq!(renamed(0), Err("zero".to_string()));
         assert_eq!(renamed(2), Ok(2));
     });
@@ -250,11 +282,17 @@ fn annotated_code_compiles_and_returns_what_the_plain_code_returns() {
     assert_eq!(closures.len(), 1);
     assert_eq!(closures[0].field("site"), "tail");
     assert_eq!(by_fn("::renamed").len(), 2);
-    // One record per annotated call: 19 calls above, `item_macro_last` and
-    // the two `select_box` calls included.
+    // A late-inferred error: shown as itself when a `let` names the
+    // target, else by its `Debug`.
+    let late = by_fn("::late_inferred");
+    assert_eq!(late.len(), 2);
+    assert_eq!(late[1].field("error"), "not a temperature: warm");
+    let late = by_fn("::late_inferred_arg");
+    assert_eq!(late[1].field("error"), "\"not a temperature: warm\"");
+    // One record per annotated call.
     assert_eq!(
         exits.len(),
-        23,
+        27,
         "{:#?}",
         exits.iter().map(|r| r.field("message")).collect::<Vec<_>>()
     );

@@ -59,9 +59,14 @@ impl Cx {
 
     /// `|v| outcome!(v)`: classifies the value where its type is known.
     pub fn classify(&self) -> TokenStream {
+        self.classify_with("outcome")
+    }
+
+    fn classify_with(&self, probe: &str) -> TokenStream {
         let private = self.private();
+        let probe = syn::Ident::new(probe, Span::mixed_site());
         let v = syn::Ident::new("__lastwords_v", Span::mixed_site());
-        quote_spanned!(Span::mixed_site()=> |#v| #private::outcome!(#v))
+        quote_spanned!(Span::mixed_site()=> |#v| #private::#probe!(#v))
     }
 
     /// Input:  EXPR
@@ -94,14 +99,26 @@ impl Cx {
     /// to rustc the operand is the user's code: std's diagnostics for a
     /// misused `?`, which span from the operand's end to the `?`, read as
     /// they read without the attribute.
-    pub fn question_call(&self, span: Span, expr: TokenStream) -> TokenStream {
+    pub fn question_call(&self, span: Span, operand: &Expr, target: Option<&Type>) -> TokenStream {
+        let expr = operand.to_token_stream();
         let mut tokens = expr.clone().into_iter();
         let first = tokens.next().map_or(span, |t| t.span());
         let last = tokens.last().map_or(first, |t| t.span());
         let krate = respan(self.krate.clone(), first);
         let guard = guard_ident();
         let pos = Cx::position(span);
-        let classify = self.classify();
+        let classify = match target {
+            // `let x: T = s.parse()?`: the operand is `Result<T, _>`, which
+            // tells rustc its error type before the probe looks at it.
+            Some(target) => {
+                let private = self.private();
+                let v = syn::Ident::new("__lastwords_v", Span::mixed_site());
+                quote_spanned!(Span::mixed_site()=>
+                    |#v: &::core::result::Result<#target, _>| #private::outcome!(#v))
+            }
+            None if inferred_later(operand) => self.classify_with("outcome_debug"),
+            None => self.classify(),
+        };
         let args = quote_spanned!(first=> &#guard, #pos, #expr, #classify);
         let mut args = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, args);
         args.set_span(last);
@@ -128,6 +145,39 @@ impl Cx {
         });
         quote_spanned!(Span::mixed_site()=> [#(#marks),*])
     }
+}
+
+/// Whether the operand of a `?` is a conversion whose target, and so whose
+/// error type, rustc may learn only from the `?`'s value:
+/// `s.parse()?`, `n.try_into()?`, `T::from_str(s)?` without a turbofish.
+fn inferred_later(operand: &Expr) -> bool {
+    match operand {
+        Expr::MethodCall(m) => {
+            m.turbofish.is_none()
+                && matches!(m.method.to_string().as_str(), "parse" | "try_into" | "into")
+        }
+        // `FromStr::from_str(s)`, `TryFrom::try_from(n)`: the trait, not
+        // the type, names the function.
+        Expr::Call(c) => match &*c.func {
+            Expr::Path(p) => {
+                let segments: Vec<String> = p
+                    .path
+                    .segments
+                    .iter()
+                    .map(|s| s.ident.to_string())
+                    .collect();
+                segments.ends_with(&["FromStr".to_owned(), "from_str".to_owned()])
+                    || segments.ends_with(&["TryFrom".to_owned(), "try_from".to_owned()])
+            }
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// `.into()` yields any type whose `?` gives `T`, not a `Result<T, _>`.
+fn is_into(operand: &Expr) -> bool {
+    matches!(operand, Expr::MethodCall(m) if m.method == "into")
 }
 
 /// `tokens` with the span `at` (a path: no group inside).
@@ -211,6 +261,24 @@ impl VisitMut for ExitSites<'_> {
         self.rewrite_macro_args(mac);
     }
 
+    // Input:  let x: T = s.parse()?;
+    // Output: let x: T = question(.., s.parse(), |v: &Result<T, _>| outcome!(v))?;
+    fn visit_local_mut(&mut self, local: &mut syn::Local) {
+        if let (syn::Pat::Type(typed), Some(init)) = (&local.pat, local.init.as_mut()) {
+            if let (None, Expr::Try(t)) = (&init.diverge, &mut *init.expr) {
+                if inferred_later(&t.expr) && !is_into(&t.expr) {
+                    self.visit_expr_mut(&mut t.expr);
+                    let span = t.question_token.span;
+                    let call = self.cx.question_call(span, &t.expr, Some(&typed.ty));
+                    let (attrs, question) = (&t.attrs, t.question_token);
+                    *init.expr = Expr::Verbatim(quote!(#(#attrs)* #call #question));
+                    return;
+                }
+            }
+        }
+        visit_mut::visit_local_mut(self, local);
+    }
+
     fn visit_expr_mut(&mut self, expr: &mut Expr) {
         // Children first, so that the tokens this produces are never visited.
         visit_mut::visit_expr_mut(self, expr);
@@ -233,7 +301,7 @@ impl VisitMut for ExitSites<'_> {
             Expr::Try(t) => {
                 let span = t.question_token.span;
                 let attrs = &t.attrs;
-                let call = self.cx.question_call(span, t.expr.to_token_stream());
+                let call = self.cx.question_call(span, &t.expr, None);
                 let question = t.question_token;
                 *expr = Expr::Verbatim(quote!(#(#attrs)* #call #question));
             }

@@ -272,3 +272,20 @@ macro_rules! __lastwords_outcome {
         (&&&&&&$crate::private::outcome::Probe($value)).__lastwords_outcome()
     }};
 }
+
+/// Like [`outcome!`](crate::__lastwords_outcome), with the error shown by
+/// `Debug` at most: for the operand of a `?` whose error type may be known
+/// only after the `?` (`let x: T = s.parse()?`). Method lookup picks the
+/// most specific level whose bounds *may* hold, so with the error type
+/// still unknown it would pick `Error` and then fail to compile for an
+/// error that is not one; `Debug` is the bound nearly every error meets.
+/// Not a stable API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __lastwords_outcome_debug {
+    ($value:expr) => {{
+        #[allow(unused_imports)]
+        use $crate::private::outcome::{ProbeAny as _, ProbeDebug as _, ProbeResultOption as _};
+        (&&$crate::private::outcome::Probe($value)).__lastwords_outcome()
+    }};
+}
