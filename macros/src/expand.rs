@@ -131,6 +131,7 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
         krate,
         marks: Default::default(),
         is_async,
+        shared: !never && !contains_infer(&ret_ty),
     };
     let private = cx.private();
     let inner_attrs = split_attrs(&mut func);
@@ -179,6 +180,7 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
     let site = syn::Ident::new("__LASTWORDS_EXIT", Span::mixed_site());
     let guard = guard_ident();
     let marks = cx.marks();
+    let prelude = cx.prelude();
     // `main` may install the subscriber itself, after the guard starts.
     let enter = if ident == "main" {
         quote_spanned!(Span::mixed_site()=> enter_main)
@@ -201,6 +203,7 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
             marks: #marks,
         );
         let #guard = #private::ExitGuard::#enter(&#site);
+        #prelude
     };
     let finish = if args.ret {
         quote_spanned!(Span::mixed_site()=> finish_ret)
@@ -353,7 +356,7 @@ fn adopt_runtime_body(cx: &Cx, block: &mut Block) -> bool {
     } else {
         quote_spanned!(Span::mixed_site()=> finish)
     };
-    let classify = cx.classify();
+    let classify = cx.classify_ret();
     let pin = fake_return_edge(cx);
     let stmts = &body.block.stmts;
     // As in an async fn: an exit hidden in a macro leaves the inner block
@@ -408,7 +411,7 @@ fn adopt_instrumented_body(cx: &Cx, block: &mut Block) -> bool {
     } else {
         quote_spanned!(Span::mixed_site()=> finish)
     };
-    let classify = cx.classify();
+    let classify = cx.classify_ret();
     let stmts = &user.stmts;
     let wrapped = if is_async {
         let pin = fake_return_edge(cx);
@@ -515,6 +518,15 @@ fn awaited_async_mut(stmt: &mut Stmt) -> Option<&mut Block> {
     }
 }
 
+/// Whether the type has a `_` (from an `impl Trait`) in it.
+fn contains_infer(ty: &TokenStream) -> bool {
+    ty.clone().into_iter().any(|tt| match tt {
+        TokenTree::Ident(i) => i == "_",
+        TokenTree::Group(g) => contains_infer(&g.stream()),
+        _ => false,
+    })
+}
+
 /// Whether `tokens` contain `block_on(body)`.
 fn calls_block_on_body(tokens: TokenStream) -> bool {
     let mut prev_block_on = false;
@@ -612,7 +624,7 @@ fn rewrite_tail(cx: &Cx, block: &mut Block) {
         }
         _ => {
             // No tail: the body is `()` or diverges.
-            let exit = cx.exit_call(Which::Tail, close, quote_spanned!(close=> ()));
+            let exit = cx.exit_unit(close);
             block.stmts.push(Stmt::Expr(
                 Expr::Verbatim(quote_spanned! {Span::mixed_site()=>
                     #[allow(unreachable_code)]
@@ -629,7 +641,7 @@ fn tail(cx: &Cx, block: &mut Block, tokens: TokenStream, span: Span, diverges: b
     let last = block.stmts.len() - 1;
     if exits {
         // `process::exit(..)`: the record is written before the process ends.
-        let exit = cx.exit_call(Which::Tail, span, quote_spanned!(span=> ()));
+        let exit = cx.exit_unit(span);
         block
             .stmts
             .insert(last, Stmt::Expr(Expr::Verbatim(quote!(#exit;)), None));

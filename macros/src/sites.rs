@@ -35,6 +35,10 @@ pub struct Cx {
     /// An async fn: a marker is cleared once its statement is done, so that
     /// a later drop is a cancellation, not an exit from inside the macro.
     pub is_async: bool,
+    /// The return type is spelled in full (no `impl Trait`): its values are
+    /// classified by one closure made at the top of the body, rather than
+    /// one closure per exit (each costs the type checker a method lookup).
+    pub shared: bool,
 }
 
 /// Which exit: the name of an `ExitSite` variant.
@@ -57,21 +61,84 @@ impl Cx {
         quote_spanned!(span=> ::core::line!(), ::core::column!())
     }
 
-    /// `|v| outcome!(v)`: classifies the value where its type is known.
+    /// `|v| (&&&&&&Probe(v)).__lastwords_outcome()`: classifies the value
+    /// where its type is known (the probe's traits are imported at the top
+    /// of the body, see `prelude`).
     pub fn classify(&self) -> TokenStream {
-        self.classify_with("outcome")
+        self.classify_with(6)
     }
 
-    fn classify_with(&self, probe: &str) -> TokenStream {
-        let private = self.private();
-        let probe = syn::Ident::new(probe, Span::mixed_site());
+    /// Classifies a value of the return type: the shared closure if there
+    /// is one.
+    pub fn classify_ret(&self) -> TokenStream {
+        if self.shared {
+            classifier_ident().into_token_stream()
+        } else {
+            self.classify()
+        }
+    }
+
+    /// The probe with `refs` references: 6 tries every level, 2 starts at
+    /// `Debug` (see the layer's `outcome` module).
+    fn classify_with(&self, refs: usize) -> TokenStream {
         let v = syn::Ident::new("__lastwords_v", Span::mixed_site());
-        quote_spanned!(Span::mixed_site()=> |#v| #private::#probe!(#v))
+        let probe = self.probe(refs, &v);
+        quote_spanned!(Span::mixed_site()=> |#v| #probe)
+    }
+
+    /// `(&&..&&::lastwords::__private::outcome::Probe(v)).__lastwords_outcome()`
+    fn probe(&self, refs: usize, v: &syn::Ident) -> TokenStream {
+        let private = self.private();
+        let refs = (0..refs).map(|_| quote_spanned!(Span::mixed_site()=> &));
+        let probe = quote_spanned!(Span::mixed_site()=> #(#refs)* #private::outcome::Probe(#v));
+        let mut group = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, probe);
+        group.set_span(Span::mixed_site());
+        quote_spanned!(Span::mixed_site()=> #group.__lastwords_outcome())
+    }
+
+    /// The top of the body: the probe's traits, and the shared classifier.
+    pub fn prelude(&self) -> TokenStream {
+        let private = self.private();
+        let shared = if self.shared {
+            let ret_ty = &self.ret_ty;
+            let classifier = classifier_ident();
+            let classify = self.classify();
+            quote_spanned! {Span::mixed_site()=>
+                let #classifier = #private::classifier::<#ret_ty, _>(#classify);
+            }
+        } else {
+            TokenStream::new()
+        };
+        quote_spanned! {Span::mixed_site()=>
+            #[allow(unused_imports)]
+            use #private::outcome::{
+                ProbeAny as _, ProbeChain as _, ProbeDebug as _, ProbeDisplay as _,
+                ProbeDynChain as _, ProbeResultOption as _, ProbeSendSyncChain as _,
+            };
+            #shared
+        }
     }
 
     /// Input:  EXPR
     /// Output: exit(__lastwords_guard, Site::Return, line, col, EXPR, |v| outcome!(v))
     pub fn exit_call(&self, which: Which, span: Span, expr: TokenStream) -> TokenStream {
+        self.exit_call_with(which, span, expr, self.classify_ret())
+    }
+
+    /// [`exit_call`](Cx::exit_call) of `()`, which may not be the return
+    /// type (a body that diverges, a tail `process::exit`).
+    pub fn exit_unit(&self, span: Span) -> TokenStream {
+        let unit = quote_spanned!(span=> ());
+        self.exit_call_with(Which::Tail, span, unit, self.classify())
+    }
+
+    fn exit_call_with(
+        &self,
+        which: Which,
+        span: Span,
+        expr: TokenStream,
+        classify: TokenStream,
+    ) -> TokenStream {
         let private = self.private();
         let site = match which {
             Which::Return => quote_spanned!(Span::mixed_site()=> Return),
@@ -84,7 +151,6 @@ impl Cx {
         };
         let guard = guard_ident();
         let pos = Cx::position(span);
-        let classify = self.classify();
         quote_spanned! {Span::mixed_site()=>
             #private::#exit(&#guard, #private::Site::#site, #pos, #expr, #classify)
         }
@@ -111,12 +177,12 @@ impl Cx {
             // `let x: T = s.parse()?`: the operand is `Result<T, _>`, which
             // tells rustc its error type before the probe looks at it.
             Some(target) => {
-                let private = self.private();
                 let v = syn::Ident::new("__lastwords_v", Span::mixed_site());
+                let probe = self.probe(6, &v);
                 quote_spanned!(Span::mixed_site()=>
-                    |#v: &::core::result::Result<#target, _>| #private::outcome!(#v))
+                    |#v: &::core::result::Result<#target, _>| #probe)
             }
-            None if inferred_later(operand) => self.classify_with("outcome_debug"),
+            None if inferred_later(operand) => self.classify_with(2),
             None => self.classify(),
         };
         let args = quote_spanned!(first=> &#guard, #pos, #expr, #classify);
@@ -189,6 +255,12 @@ fn respan(tokens: TokenStream, at: Span) -> TokenStream {
             tt
         })
         .collect()
+}
+
+/// The shared classifier of return values; `_`-prefixed, as it may go
+/// unused (a body whose every exit diverges).
+pub fn classifier_ident() -> syn::Ident {
+    syn::Ident::new("__lastwords_classify", Span::mixed_site())
 }
 
 pub fn guard_ident() -> syn::Ident {

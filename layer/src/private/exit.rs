@@ -664,6 +664,14 @@ pub fn finish_ret<R: Debug>(
     value
 }
 
+/// Gives the closure that classifies a fn's return values the signature
+/// `for<'v> Fn(&'v R) -> Outcome<'v>`, so that one closure serves every
+/// exit. Not a stable API.
+#[inline(always)]
+pub fn classifier<R: ?Sized, F: Fn(&R) -> Outcome<'_>>(classify: F) -> F {
+    classify
+}
+
 /// Runs a sync body as a closure. The `FnOnce` bound makes the closure
 /// `FnOnce` whatever its body does, so that a reborrow through a captured
 /// `&mut` may leave it, as it may leave the function. Not a stable API.

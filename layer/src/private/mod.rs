@@ -26,7 +26,7 @@ pub use crate::__lastwords_outcome as outcome;
 pub use crate::__lastwords_outcome_debug as outcome_debug;
 #[doc(hidden)]
 pub use exit::{
-    call_once, exit, exit_ret, finish, finish_ret, question, ExitGuard, ExitSite, Site,
+    call_once, classifier, exit, exit_ret, finish, finish_ret, question, ExitGuard, ExitSite, Site,
 };
 #[doc(hidden)]
 pub use std::sync::OnceLock;
