@@ -187,21 +187,29 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
     } else {
         quote_spanned!(Span::mixed_site()=> enter)
     };
+    let here = syn::Ident::new("here", Span::mixed_site());
     let static_site = quote_spanned! {Span::mixed_site()=>
-        static #site: #private::ExitSite = #private::exit_site!(
+        static #site: #private::ExitSite = #private::ExitSite::new(&#site, #private::SiteInfo {
             name: #name,
             custom_name: #custom,
+            here: {
+                fn #here() -> &'static str {
+                    fn #here() {}
+                    ::core::any::type_name_of_val(&#here)
+                }
+                #here
+            },
+            file: ::core::file!(),
+            module: ::core::module_path!(),
             line: #line,
             col: #col,
             label: #label,
             unexpected: #unexpected,
             is_async: #is_async,
-            gate_level: #gate,
-            ok: #ok,
-            err: #err,
-            cancelled: #cancelled,
-            marks: #marks,
-        );
+            levels: [#private::Level::#ok, #private::Level::#err, #private::Level::#cancelled],
+            gate_level: #private::LevelFilter::#gate,
+            marks: &#marks,
+        });
         let #guard = #private::ExitGuard::#enter(&#site);
         #prelude
     };

@@ -202,12 +202,17 @@ impl Cx {
         quote_spanned!(Span::mixed_site()=> #[allow(unreachable_code)] #guard.mark(#index);)
     }
 
-    /// `[(tail, line, col), ..]` for the static `ExitSite`.
+    /// `[Mark { tail, line, col }, ..]` for the static `ExitSite`.
     pub fn marks(&self) -> TokenStream {
+        let private = self.private();
         let marks = self.marks.borrow();
         let marks = marks.iter().map(|(tail, span)| {
-            let pos = Cx::position(*span);
-            quote_spanned!(Span::mixed_site()=> (#tail, #pos))
+            let (line, col) = (
+                quote_spanned!(*span=> ::core::line!()),
+                quote_spanned!(*span=> ::core::column!()),
+            );
+            quote_spanned!(Span::mixed_site()=>
+                #private::exit::Mark { tail: #tail, line: #line, col: #col })
         });
         quote_spanned!(Span::mixed_site()=> [#(#marks),*])
     }

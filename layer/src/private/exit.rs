@@ -22,8 +22,11 @@ use std::time::Instant;
 
 use tracing::level_filters::STATIC_MAX_LEVEL;
 use tracing_core::callsite::DefaultCallsite;
+use tracing_core::callsite::Identifier;
+use tracing_core::field::FieldSet;
 use tracing_core::field::{self, Value};
-use tracing_core::{dispatcher, Callsite, Event, LevelFilter};
+use tracing_core::metadata::Kind;
+use tracing_core::{dispatcher, Callsite, Event, Level, LevelFilter, Metadata};
 
 use super::outcome::{ErrorRef, Outcome};
 use crate::json::ErrorChain;
@@ -45,9 +48,32 @@ pub const FIELDS: &[&str] = &[
     "unexpected",
 ];
 
-/// Everything static about one annotated function. Not a stable API: build
-/// it with [`exit_site!`](crate::__lastwords_exit_site).
+/// Everything static about one annotated function: one `static` per
+/// function, which holds its three callsites and their metadata too (each
+/// callsite points at its metadata, whose field set points back at the
+/// callsite: the static refers to itself). Not a stable API: build it with
+/// [`ExitSite::new`].
 pub struct ExitSite {
+    /// What [`ExitSite::new`] was given.
+    info: SiteInfo,
+    /// Callsite for `ok`, `none`, `returned`.
+    ok: DefaultCallsite,
+    /// Callsite for `err` and `panic`.
+    err: DefaultCallsite,
+    /// Callsite for `cancelled`.
+    cancelled: DefaultCallsite,
+    ok_meta: Metadata<'static>,
+    err_meta: Metadata<'static>,
+    cancelled_meta: Metadata<'static>,
+    /// The most severe of the three levels: if even it is disabled,
+    /// nothing about this function can be recorded.
+    gate_level: LevelFilter,
+    /// The `fn` field, computed on first use.
+    path: OnceLock<Box<str>>,
+}
+
+/// What the expansion knows about the annotated function. Not a stable API.
+pub struct SiteInfo {
     /// The function's name, or the `name = "..."` option.
     pub name: &'static str,
     /// True when `name` came from the `name` option (used verbatim).
@@ -57,6 +83,8 @@ pub struct ExitSite {
     pub here: fn() -> &'static str,
     /// Source file of the function.
     pub file: &'static str,
+    /// Its module, the records' target.
+    pub module: &'static str,
     /// Line of the function's name (used for `unwind` and `cancelled`).
     pub line: u32,
     /// Column of the function's name.
@@ -67,26 +95,54 @@ pub struct ExitSite {
     pub unexpected: bool,
     /// True for an `async fn`: an unfinished drop means cancellation.
     pub is_async: bool,
-    /// The most severe of the three levels: if even it is disabled,
-    /// nothing about this function can be recorded.
+    /// The levels of the `ok`, `err` and `cancelled` records.
+    pub levels: [Level; 3],
+    /// The most severe of the three levels.
     pub gate_level: LevelFilter,
-    /// Callsite for `ok`, `none`, `returned`.
-    pub ok: &'static DefaultCallsite,
-    /// Callsite for `err` and `panic`.
-    pub err: &'static DefaultCallsite,
-    /// Callsite for `cancelled`.
-    pub cancelled: &'static DefaultCallsite,
-    /// The `fn` field, computed on first use.
-    pub path: OnceLock<Box<str>>,
     /// The markers in the body, by index (see [`ExitGuard::mark`]).
     pub marks: &'static [Mark],
+}
+
+const fn meta(
+    info: &SiteInfo,
+    level: Level,
+    callsite: &'static DefaultCallsite,
+) -> Metadata<'static> {
+    Metadata::new(
+        "lastwords::fn_exit",
+        info.module,
+        level,
+        Some(info.file),
+        Some(info.line),
+        Some(info.module),
+        FieldSet::new(FIELDS, Identifier(callsite)),
+        Kind::EVENT,
+    )
+}
+
+impl ExitSite {
+    /// The static of one annotated function; `this` is that static.
+    pub const fn new(this: &'static ExitSite, info: SiteInfo) -> ExitSite {
+        let [ok, err, cancelled] = info.levels;
+        ExitSite {
+            ok: DefaultCallsite::new(&this.ok_meta),
+            err: DefaultCallsite::new(&this.err_meta),
+            cancelled: DefaultCallsite::new(&this.cancelled_meta),
+            ok_meta: meta(&info, ok, &this.ok),
+            err_meta: meta(&info, err, &this.err),
+            cancelled_meta: meta(&info, cancelled, &this.cancelled),
+            gate_level: info.gate_level,
+            path: OnceLock::new(),
+            info,
+        }
+    }
 }
 
 impl ExitSite {
     /// Could any of this function's records be enabled? Cheap: one relaxed
     /// load when nothing listens.
     #[inline]
-    fn may_be_enabled(&self) -> bool {
+    fn may_be_enabled(&'static self) -> bool {
         self.gate_level <= STATIC_MAX_LEVEL
             && self.gate_level <= LevelFilter::current()
             && (!self.ok.interest().is_never()
@@ -97,10 +153,10 @@ impl ExitSite {
     /// The `fn` field: `crate::module::fn` or `crate::module::Type::method`.
     fn path(&self) -> &str {
         self.path.get_or_init(|| {
-            if self.custom_name {
-                self.name.into()
+            if self.info.custom_name {
+                self.info.name.into()
             } else {
-                fn_path((self.here)(), self.name).into()
+                fn_path((self.info.here)(), self.info.name).into()
             }
         })
     }
@@ -282,7 +338,7 @@ impl ExitGuard {
             0 => None,
             n => usize::try_from(n - 1)
                 .ok()
-                .and_then(|i| self.site.marks.get(i).copied()),
+                .and_then(|i| self.site.info.marks.get(i).copied()),
         };
         Some(Claim {
             start: start - 1,
@@ -337,8 +393,8 @@ impl ExitGuard {
         value: Option<&dyn Debug>,
     ) {
         let (callsite, error) = match outcome {
-            Outcome::Err(err) => (self.site.err, ErrText::from_ref(err)),
-            _ => (self.site.ok, None),
+            Outcome::Err(err) => (&self.site.err, ErrText::from_ref(err)),
+            _ => (&self.site.ok, None),
         };
         self.emit(
             callsite,
@@ -369,23 +425,22 @@ impl ExitGuard {
                 })
             });
             self.emit(
-                s.err,
+                &s.err,
                 start,
                 Site::Unwind,
-                s.line,
-                s.col,
+                s.info.line,
+                s.info.col,
                 "panic",
                 error.as_ref(),
                 None,
             );
-        } else if s.is_async && claim.mark.is_none() {
-            let cancelled = s.cancelled;
+        } else if s.info.is_async && claim.mark.is_none() {
             self.emit(
-                cancelled,
+                &s.cancelled,
                 start,
                 Site::Cancelled,
-                s.line,
-                s.col,
+                s.info.line,
+                s.info.col,
                 "cancelled",
                 None,
                 None,
@@ -402,7 +457,7 @@ impl ExitGuard {
             } else {
                 "unknown"
             };
-            self.emit(s.ok, start, site, line, col, outcome, None, None);
+            self.emit(&s.ok, start, site, line, col, outcome, None, None);
         }
     }
 
@@ -435,7 +490,7 @@ impl ExitGuard {
         let summary = Summary {
             path,
             site,
-            file: s.file,
+            file: s.info.file,
             line,
             col,
             outcome,
@@ -454,15 +509,15 @@ impl ExitGuard {
             Some(&"fn_exit"),
             Some(&path),
             Some(&site.as_str()),
-            Some(&s.file),
+            Some(&s.info.file),
             Some(&line),
             Some(&col),
             Some(&outcome),
             error.as_ref().map(|e| e as &dyn Value),
             value.as_ref().map(|v| v as &dyn Value),
             Some(&elapsed),
-            s.label.as_ref().map(|l| l as &dyn Value),
-            Some(&s.unexpected),
+            s.info.label.as_ref().map(|l| l as &dyn Value),
+            Some(&s.info.unexpected),
         ];
         Event::dispatch(meta, &meta.fields().value_set_all(&values));
         // Keep the buffer for the next call on this thread, unless one huge
@@ -678,69 +733,6 @@ pub fn classifier<R: ?Sized, F: Fn(&R) -> Outcome<'_>>(classify: F) -> F {
 #[inline(always)]
 pub fn call_once<R>(body: impl FnOnce() -> R) -> R {
     body()
-}
-
-/// Builds the `static` [`ExitSite`] of one annotated function. Not a stable
-/// API: the argument list is whatever `#[exit_path]` emits.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __lastwords_exit_site {
-    (
-        name: $name:expr,
-        custom_name: $custom:expr,
-        line: $line:expr,
-        col: $col:expr,
-        label: $label:expr,
-        unexpected: $unexpected:expr,
-        is_async: $is_async:expr,
-        gate_level: $gate:ident,
-        ok: $ok:ident,
-        err: $err:ident,
-        cancelled: $cancelled:ident,
-        marks: [$(($tail:expr, $mline:expr, $mcol:expr)),* $(,)?] $(,)?
-    ) => {{
-        $crate::__lastwords_exit_site!(@callsite OK_CALLSITE, OK_META, $ok);
-        $crate::__lastwords_exit_site!(@callsite ERR_CALLSITE, ERR_META, $err);
-        $crate::__lastwords_exit_site!(@callsite CANCELLED_CALLSITE, CANCELLED_META, $cancelled);
-        fn here() -> &'static str {
-            fn here() {}
-            ::core::any::type_name_of_val(&here)
-        }
-        $crate::private::ExitSite {
-            name: $name,
-            custom_name: $custom,
-            here,
-            file: ::core::file!(),
-            line: $line,
-            col: $col,
-            label: $label,
-            unexpected: $unexpected,
-            is_async: $is_async,
-            gate_level: $crate::private::LevelFilter::$gate,
-            ok: &OK_CALLSITE,
-            err: &ERR_CALLSITE,
-            cancelled: &CANCELLED_CALLSITE,
-            path: $crate::private::OnceLock::new(),
-            marks: &[$($crate::private::exit::Mark { tail: $tail, line: $mline, col: $mcol }),*],
-        }
-    }};
-    (@callsite $callsite:ident, $meta:ident, $level:ident) => {
-        static $callsite: $crate::private::DefaultCallsite =
-            $crate::private::DefaultCallsite::new(&$meta);
-        static $meta: $crate::private::Metadata<'static> = $crate::private::Metadata::new(
-            "lastwords::fn_exit",
-            ::core::module_path!(),
-            $crate::private::Level::$level,
-            ::core::option::Option::Some(::core::file!()),
-            ::core::option::Option::Some(::core::line!()),
-            ::core::option::Option::Some(::core::module_path!()),
-            $crate::private::FieldSet::new(
-                $crate::private::exit::FIELDS,
-                $crate::private::Identifier(&$callsite),
-            ),
-            $crate::private::Kind::EVENT,
-        );
-    };
 }
 
 #[cfg(test)]

@@ -19,14 +19,13 @@ pub mod outcome;
 mod try_;
 
 #[doc(hidden)]
-pub use crate::__lastwords_exit_site as exit_site;
-#[doc(hidden)]
 pub use crate::__lastwords_outcome as outcome;
 #[doc(hidden)]
 pub use crate::__lastwords_outcome_debug as outcome_debug;
 #[doc(hidden)]
 pub use exit::{
     call_once, classifier, exit, exit_ret, finish, finish_ret, question, ExitGuard, ExitSite, Site,
+    SiteInfo,
 };
 #[doc(hidden)]
 pub use std::sync::OnceLock;

@@ -175,55 +175,36 @@ fn result<'a, X: Fallible>(
     }
 }
 
-impl<'a, X: Fallible> ProbeChain<'a> for &&&&&Probe<'a, X>
-where
-    X::Error: Error,
-{
-    #[inline]
-    fn __lastwords_outcome(&self) -> Outcome<'a> {
-        result(self.0, |e| ErrorRef::Chain(e))
-    }
+/// Implements one level for each [`Fallible`] type, with the bound on the
+/// error type itself: a bound on `<X as Fallible>::Error` would make the
+/// type checker normalize a projection for every candidate of every probe,
+/// which was most of what annotated code cost to check.
+macro_rules! level {
+    ($trait:ident, [$($refs:tt)*], $e:ident: $($bound:tt)+) => {
+        level!(@one $trait, [$($refs)*], Result<T, $e>, $e: $($bound)+);
+        level!(@one $trait, [$($refs)*], Poll<Result<T, $e>>, $e: $($bound)+);
+        level!(@one $trait, [$($refs)*], Poll<Option<Result<T, $e>>>, $e: $($bound)+);
+    };
+    (@one $trait:ident, [$($refs:tt)*], $ty:ty, $e:ident: $($bound:tt)+) => {
+        impl<'a, T, $e: $($bound)+> $trait<'a> for $($refs)* Probe<'a, $ty> {
+            #[inline]
+            fn __lastwords_outcome(&self) -> Outcome<'a> {
+                level!(@view $trait, self.0)
+            }
+        }
+    };
+    (@view ProbeChain, $v:expr) => { result($v, |e| ErrorRef::Chain(e)) };
+    (@view ProbeSendSyncChain, $v:expr) => { result($v, |e| ErrorRef::Chain(e.as_ref())) };
+    (@view ProbeDynChain, $v:expr) => { result($v, |e| ErrorRef::Chain(e.as_ref())) };
+    (@view ProbeDisplay, $v:expr) => { result($v, |e| ErrorRef::Display(e)) };
+    (@view ProbeDebug, $v:expr) => { result($v, |e| ErrorRef::Debug(e)) };
 }
 
-impl<'a, X: Fallible> ProbeSendSyncChain<'a> for &&&&Probe<'a, X>
-where
-    X::Error: AsRef<dyn Error + Send + Sync + 'static>,
-{
-    #[inline]
-    fn __lastwords_outcome(&self) -> Outcome<'a> {
-        result(self.0, |e| ErrorRef::Chain(e.as_ref()))
-    }
-}
-
-impl<'a, X: Fallible> ProbeDynChain<'a> for &&&Probe<'a, X>
-where
-    X::Error: AsRef<dyn Error + 'static>,
-{
-    #[inline]
-    fn __lastwords_outcome(&self) -> Outcome<'a> {
-        result(self.0, |e| ErrorRef::Chain(e.as_ref()))
-    }
-}
-
-impl<'a, X: Fallible> ProbeDisplay<'a> for &&Probe<'a, X>
-where
-    X::Error: Display,
-{
-    #[inline]
-    fn __lastwords_outcome(&self) -> Outcome<'a> {
-        result(self.0, |e| ErrorRef::Display(e))
-    }
-}
-
-impl<'a, X: Fallible> ProbeDebug<'a> for &Probe<'a, X>
-where
-    X::Error: Debug,
-{
-    #[inline]
-    fn __lastwords_outcome(&self) -> Outcome<'a> {
-        result(self.0, |e| ErrorRef::Debug(e))
-    }
-}
+level!(ProbeChain, [&&&&&], E: Error);
+level!(ProbeSendSyncChain, [&&&&], E: AsRef<dyn Error + Send + Sync + 'static>);
+level!(ProbeDynChain, [&&&], E: AsRef<dyn Error + 'static>);
+level!(ProbeDisplay, [&&], E: Display);
+level!(ProbeDebug, [&], E: Debug);
 
 impl<'a, X: Fallible> ProbeResultOption<'a> for Probe<'a, X> {
     #[inline]
