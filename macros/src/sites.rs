@@ -111,10 +111,7 @@ impl Cx {
         };
         quote_spanned! {Span::mixed_site()=>
             #[allow(unused_imports)]
-            use #private::outcome::{
-                ProbeAny as _, ProbeChain as _, ProbeDebug as _, ProbeDisplay as _,
-                ProbeDynChain as _, ProbeResultOption as _, ProbeSendSyncChain as _,
-            };
+            use #private::outcome::probes::*;
             #shared
         }
     }

@@ -270,3 +270,12 @@ macro_rules! __lastwords_outcome_debug {
         (&&$crate::private::outcome::Probe($value)).__lastwords_outcome()
     }};
 }
+
+/// The probe's traits, for one glob import at the top of an annotated
+/// function's body. Not a stable API.
+pub mod probes {
+    pub use super::{
+        ProbeAny as _, ProbeChain as _, ProbeDebug as _, ProbeDisplay as _, ProbeDynChain as _,
+        ProbeResultOption as _, ProbeSendSyncChain as _,
+    };
+}
