@@ -10,35 +10,29 @@
 //!
 //! // Output (glue tokens are `Span::mixed_site()`):
 //! fn load(path: &Path) -> io::Result<String> {
-//!     static __LASTWORDS_EXIT: ExitSite = exit_site!(name: "load", ..);
+//!     static __LASTWORDS_EXIT: ExitSite = ExitSite::new(&__LASTWORDS_EXIT, SiteInfo { name: "load", .. });
 //!     let __lastwords_guard = ExitGuard::enter(&__LASTWORDS_EXIT);
-//!     let text = (match Try::branch(fs::read_to_string(path)) {
-//!         ControlFlow::Continue(v) => v,
-//!         ControlFlow::Break(r) => return {
-//!             let __lastwords_value: io::Result<String> = FromResidual::from_residual(r);
-//!             __lastwords_guard.exit(Site::Question, line!(), column!(), outcome!(&__lastwords_value), None);
-//!             __lastwords_value
-//!         },
-//!     });
-//!     {
-//!         let __lastwords_value: io::Result<String> = Ok(text);
-//!         __lastwords_guard.exit(Site::Tail, line!(), column!(), outcome!(&__lastwords_value), None);
-//!         __lastwords_value
-//!     }
+//!     use outcome::probes::*;
+//!     let __lastwords_classify = classifier::<io::Result<String>, _>(|v| (&&&&&&Probe(v)).__lastwords_outcome());
+//!     let text = question(&__lastwords_guard, line!(), column!(), fs::read_to_string(path), |v| ..)?;
+//!     exit(&__lastwords_guard, Site::Tail, line!(), column!(), Ok(text), __lastwords_classify)
 //! }
 //! ```
 //!
-//! An `async fn` keeps its signature; its body runs as an inner
-//! `async move` block awaited by the guard's owner, so that a future dropped
-//! before completion (`cancelled`) and an exit hidden in a macro (`macro`,
-//! whose value is then seen by `finish`) can be told apart.
+//! Each exit passes its value through a helper as an argument: the value
+//! keeps its expected type and its temporaries' scope, and the user's `?`
+//! stays in place. The guard records what no rewriting can see: a panic
+//! unwinding through (`unwind`), an async fn's future dropped before it
+//! completed (`cancelled`), and a `return` hidden in a macro (`macro`, at the
+//! last marker the body passed).
 //!
-//! A sync fn whose body invokes a macro that could hide a `return`
-//! (`bail!`, `ensure!`, a local `macro_rules!`) runs its body in a `move`
-//! closure called at once, for the same reason: the hidden `return` leaves
-//! the closure with its value, and `finish` records it with the macro's
-//! position and the real outcome and error. Other sync fns keep the plain
-//! form above, with nothing added between the caller and the body.
+//! To see the value of a `return` hidden in a macro (`bail!`), a sync fn
+//! that invokes one runs its body in a `move` closure called at once, and an
+//! async fn whose such invocation also awaits (`tokio::select!`: dropping
+//! the future there is a cancellation) runs it in an inner `async move`
+//! block; `finish` records the value they return. Both capture every
+//! parameter whole, so that parameters drop as they would. Other fns keep
+//! the plain form above, with nothing between the caller and the body.
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned, ToTokens};

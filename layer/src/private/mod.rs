@@ -16,7 +16,6 @@ pub use crumb::enclosing_fn;
 mod crumb;
 pub mod exit;
 pub mod outcome;
-mod try_;
 
 #[doc(hidden)]
 pub use crate::__lastwords_outcome as outcome;
@@ -37,5 +36,3 @@ pub use tracing_core::field::FieldSet;
 pub use tracing_core::metadata::Kind;
 #[doc(hidden)]
 pub use tracing_core::{Level, LevelFilter, Metadata};
-#[doc(hidden)]
-pub use try_::{FromResidual, Try};
