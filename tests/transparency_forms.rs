@@ -86,6 +86,11 @@ both! {
 
     pub fn pusher() -> impl FnMut(&mut Vec<u32>) { |v| v.push(1) }
 
+    #[allow(clippy::needless_return)]
+    pub fn early_closure(n: usize) -> impl Fn(&str) -> usize {
+        return move |s| s.len().min(n);
+    }
+
     pub fn same() -> impl Fn(&str) -> &str { |s| s }
 
     pub fn hasher<'e>(entries: &'e [Entry]) -> impl Fn(&usize) -> u64 + 'e {
@@ -204,6 +209,10 @@ fn annotated_code_compiles_and_returns_what_the_plain_code_returns() {
         plain::pusher()(&mut b);
         assert_eq!(a, b);
         assert_eq!(annotated::same()("x"), plain::same()("x"));
+        assert_eq!(
+            annotated::early_closure(2)("abc"),
+            plain::early_closure(2)("abc")
+        );
         let entries = [Entry {
             hash: std::cell::Cell::new(7),
         }];
@@ -281,6 +290,11 @@ fn annotated_code_compiles_and_returns_what_the_plain_code_returns() {
     let closures = by_fn("::by_len");
     assert_eq!(closures.len(), 1);
     assert_eq!(closures[0].field("site"), "tail");
+    let early: Vec<_> = by_fn("::early_closure")
+        .iter()
+        .map(|r| (r.field("site"), r.field("outcome")))
+        .collect();
+    assert_eq!(early, [("return", "returned")]);
     assert_eq!(by_fn("::renamed").len(), 2);
     // A late-inferred error: shown as itself when a `let` names the
     // target, else by its `Debug`.
@@ -292,7 +306,7 @@ fn annotated_code_compiles_and_returns_what_the_plain_code_returns() {
     // One record per annotated call.
     assert_eq!(
         exits.len(),
-        27,
+        28,
         "{:#?}",
         exits.iter().map(|r| r.field("message")).collect::<Vec<_>>()
     );

@@ -590,7 +590,7 @@ fn rewrite_tail(cx: &Cx, block: &mut Block) {
                 // If the `#[cfg]` removes the tail, the body falls off its
                 // end: the guard's drop records that at the closing brace.
                 let last = block.stmts.len() - 1;
-                let marker = cx.marker(true, close);
+                let marker = cx.marker(Which::Tail, close);
                 block
                     .stmts
                     .insert(last, Stmt::Expr(Expr::Verbatim(marker), None));
@@ -604,7 +604,7 @@ fn rewrite_tail(cx: &Cx, block: &mut Block) {
                 // If the `#[cfg]` removes the tail, the body falls off its
                 // end: the guard's drop records that at the closing brace.
                 let last = block.stmts.len() - 1;
-                let marker = cx.marker(true, close);
+                let marker = cx.marker(Which::Tail, close);
                 block
                     .stmts
                     .insert(last, Stmt::Expr(Expr::Verbatim(marker), None));
@@ -649,7 +649,7 @@ fn tail(cx: &Cx, block: &mut Block, tokens: TokenStream, span: Span, diverges: b
             .insert(last, Stmt::Expr(Expr::Verbatim(quote!(#exit;)), None));
     } else if diverges {
     } else if cx.opaque {
-        let marker = cx.marker(true, span);
+        let marker = cx.marker(Which::Tail, span);
         block
             .stmts
             .insert(last, Stmt::Expr(Expr::Verbatim(marker), None));

@@ -30,8 +30,8 @@ pub struct Cx {
     pub ret: bool,
     /// The path of the lastwords crate: `::lastwords`, or `crate = path`.
     pub krate: TokenStream,
-    /// The markers placed so far: tail or not, and where.
-    pub marks: RefCell<Vec<(bool, Span)>>,
+    /// The markers placed so far: the site they stand for, and where.
+    pub marks: RefCell<Vec<(Which, Span)>>,
     /// An async fn: a marker is cleared once its statement is done, so that
     /// a later drop is a cancellation, not an exit from inside the macro.
     pub is_async: bool,
@@ -41,11 +41,23 @@ pub struct Cx {
     pub shared: bool,
 }
 
-/// Which exit: the name of an `ExitSite` variant.
+/// Which exit: the name of a `Site` variant.
 #[derive(Clone, Copy)]
 pub enum Which {
     Return,
     Tail,
+    Macro,
+}
+
+impl Which {
+    pub fn ident(self) -> syn::Ident {
+        let name = match self {
+            Which::Return => "Return",
+            Which::Tail => "Tail",
+            Which::Macro => "Macro",
+        };
+        syn::Ident::new(name, Span::mixed_site())
+    }
 }
 
 impl Cx {
@@ -137,10 +149,7 @@ impl Cx {
         classify: TokenStream,
     ) -> TokenStream {
         let private = self.private();
-        let site = match which {
-            Which::Return => quote_spanned!(Span::mixed_site()=> Return),
-            Which::Tail => quote_spanned!(Span::mixed_site()=> Tail),
-        };
+        let site = which.ident();
         let exit = if self.ret {
             quote_spanned!(Span::mixed_site()=> exit_ret)
         } else {
@@ -190,10 +199,10 @@ impl Cx {
 
     /// `__lastwords_guard.mark(N);` for a new marker at `span`; its
     /// position goes in the function's static `ExitSite`.
-    pub fn marker(&self, tail: bool, span: Span) -> TokenStream {
+    pub fn marker(&self, site: Which, span: Span) -> TokenStream {
         let mut marks = self.marks.borrow_mut();
         let index = u16::try_from(marks.len()).unwrap_or(u16::MAX);
-        marks.push((tail, span));
+        marks.push((site, span));
         let guard = guard_ident();
         let index = proc_macro2::Literal::u16_unsuffixed(index);
         quote_spanned!(Span::mixed_site()=> #[allow(unreachable_code)] #guard.mark(#index);)
@@ -203,13 +212,14 @@ impl Cx {
     pub fn marks(&self) -> TokenStream {
         let private = self.private();
         let marks = self.marks.borrow();
-        let marks = marks.iter().map(|(tail, span)| {
+        let marks = marks.iter().map(|(site, span)| {
+            let site = site.ident();
             let (line, col) = (
                 quote_spanned!(*span=> ::core::line!()),
                 quote_spanned!(*span=> ::core::column!()),
             );
             quote_spanned!(Span::mixed_site()=>
-                #private::exit::Mark { tail: #tail, line: #line, col: #col })
+                #private::exit::Mark { site: #private::Site::#site, line: #line, col: #col })
         });
         quote_spanned!(Span::mixed_site()=> [#(#marks),*])
     }
@@ -296,7 +306,7 @@ impl VisitMut for ExitSites<'_> {
             self.visit_stmt_mut(&mut stmt);
             if let Some((span, awaiting)) = marker {
                 stmts.push(Stmt::Expr(
-                    Expr::Verbatim(self.cx.marker(false, span)),
+                    Expr::Verbatim(self.cx.marker(Which::Macro, span)),
                     None,
                 ));
                 self.hiding_macro = true;
@@ -325,7 +335,7 @@ impl VisitMut for ExitSites<'_> {
         if let Some(span) = HidingMacro::find_expr(&arm.body) {
             self.hiding_macro = true;
             self.awaiting_macro |= awaiting_macro_name(&arm.body);
-            let marker = self.cx.marker(false, span);
+            let marker = self.cx.marker(Which::Macro, span);
             let body = &arm.body;
             *arm.body = Expr::Verbatim(quote!({ #marker #body }));
         }
@@ -365,7 +375,14 @@ impl VisitMut for ExitSites<'_> {
                     Some(e) => e.to_token_stream(),
                     None => quote_spanned!(span=> ()),
                 };
-                let captured = self.cx.exit_call(Which::Return, span, value);
+                // A returned `impl Trait` keeps its expected type in a
+                // block after a marker; the guard's drop records it.
+                let captured = if self.cx.opaque {
+                    let marker = self.cx.marker(Which::Return, span);
+                    quote_spanned!(Span::mixed_site()=> { #marker #value })
+                } else {
+                    self.cx.exit_call(Which::Return, span, value)
+                };
                 let attrs = &ret.attrs;
                 let return_token = ret.return_token;
                 *expr = Expr::Verbatim(quote!(#(#attrs)* #return_token #captured));

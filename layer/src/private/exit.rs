@@ -246,13 +246,13 @@ fn now_us() -> u64 {
 }
 
 /// A marker in the annotated function's body: where a macro invocation that
-/// could hide a `return` runs, or a tail whose value the expansion leaves
-/// alone (a returned `impl Trait`, which may be a closure that needs the
-/// declared signature). Not a stable API.
+/// could hide a `return` runs (`Site::Macro`), or a `return` or tail whose
+/// value the expansion leaves alone (a returned `impl Trait`, which may be a
+/// closure that needs the declared signature). Not a stable API.
 #[derive(Clone, Copy, Debug)]
 pub struct Mark {
-    /// True for a tail, false for a macro invocation.
-    pub tail: bool,
+    /// The site recorded if the function leaves from here unseen.
+    pub site: Site,
     /// Its line.
     pub line: u32,
     /// Its column.
@@ -351,8 +351,7 @@ impl ExitGuard {
     /// marker's.
     fn marked(mark: Option<Mark>) -> (Site, u32, u32) {
         match mark {
-            Some(m) if m.tail => (Site::Tail, m.line, m.col),
-            Some(m) => (Site::Macro, m.line, m.col),
+            Some(m) => (m.site, m.line, m.col),
             None => (Site::Macro, 0, 0),
         }
     }
@@ -452,10 +451,10 @@ impl ExitGuard {
             // invocation, or through a tail the expansion left alone, and
             // its value was not seen.
             let (site, line, col) = Self::marked(claim.mark);
-            let outcome = if site == Site::Tail {
-                "returned"
-            } else {
+            let outcome = if site == Site::Macro {
                 "unknown"
+            } else {
+                "returned"
             };
             self.emit(&s.ok, start, site, line, col, outcome, None, None);
         }
