@@ -67,10 +67,20 @@ impl Cx {
         quote_spanned!(Span::mixed_site()=> #krate::__private)
     }
 
-    /// `::core::line!(), ::core::column!()` at `span`: the user's span, so
-    /// that they report the user's position, not the attribute's.
+    /// `line, col` of `span`: integer literals where the compiler tells a
+    /// proc macro its spans' positions (Rust 1.88), which spares two macro
+    /// expansions per exit; else `::core::line!(), ::core::column!()` at
+    /// the user's span, so that they report the user's position.
     pub fn position(span: Span) -> TokenStream {
-        quote_spanned!(span=> ::core::line!(), ::core::column!())
+        let start = span.start();
+        match u32::try_from(start.column + 1) {
+            Ok(col) if start.line > 0 => {
+                let line = proc_macro2::Literal::usize_unsuffixed(start.line);
+                let col = proc_macro2::Literal::u32_unsuffixed(col);
+                quote!(#line, #col)
+            }
+            _ => quote_spanned!(span=> ::core::line!(), ::core::column!()),
+        }
     }
 
     /// `|v| (&&&&&&Probe(v)).__lastwords_outcome()`: classifies the value
@@ -214,12 +224,9 @@ impl Cx {
         let marks = self.marks.borrow();
         let marks = marks.iter().map(|(site, span)| {
             let site = site.ident();
-            let (line, col) = (
-                quote_spanned!(*span=> ::core::line!()),
-                quote_spanned!(*span=> ::core::column!()),
-            );
+            let pos = Cx::position(*span);
             quote_spanned!(Span::mixed_site()=>
-                #private::exit::Mark { site: #private::Site::#site, line: #line, col: #col })
+                #private::exit::Mark::new(#private::Site::#site, #pos))
         });
         quote_spanned!(Span::mixed_site()=> [#(#marks),*])
     }

@@ -259,6 +259,13 @@ pub struct Mark {
     pub col: u32,
 }
 
+impl Mark {
+    /// A marker at `line:col`.
+    pub const fn new(site: Site, line: u32, col: u32) -> Mark {
+        Mark { site, line, col }
+    }
+}
+
 /// What a claimed guard knows: when the call started, the last marker, and
 /// whether the thread was already panicking.
 struct Claim {
