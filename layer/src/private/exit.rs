@@ -1,18 +1,19 @@
 //! The runtime half of `#[exit_path]`: one static [`ExitSite`] per annotated
-//! function (its callsites, built by [`exit_site!`](crate::__lastwords_exit_site))
-//! and one [`ExitGuard`] per call, which emits exactly one `fn_exit` event.
+//! function (its callsites, built by [`ExitSite::new`]) and one
+//! [`ExitGuard`] per call, which emits exactly one `fn_exit` event.
 //!
 //! The guard reads the clock only when one of the function's levels could
 //! be enabled (a relaxed load of the global max level, then the callsites'
 //! cached interest), and formats only when a subscriber wants the record,
 //! so a disabled annotated function costs one atomic load and a compare.
 //!
-//! Exits the expansion can see (`return`, `?`, the tail) call
-//! [`ExitGuard::exit`] with the value; the guard's `Drop` covers the rest:
-//! a panic unwinding through (`unwind`), an async fn's future dropped before
-//! it completed (`cancelled`), and in a sync fn an exit hidden inside a macro
-//! invocation (`macro`, at the position of the last macro marker passed).
-//! Not a stable API.
+//! Exits the expansion can see (`return`, `?`, the tail) pass their value
+//! through [`exit`] or [`question`]; a body run as a closure or an inner
+//! async block hands its value to [`finish`]; the guard's `Drop` covers the
+//! rest: a panic unwinding through (`unwind`), an async fn's future dropped
+//! before it completed (`cancelled`), and an exit hidden inside a macro
+//! invocation whose value was not seen (`macro`, at the position of the
+//! last marker passed). Not a stable API.
 
 use std::cell::Cell;
 use std::fmt::{self, Debug, Display};
