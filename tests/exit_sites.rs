@@ -141,6 +141,26 @@ fn hidden_return_in_drop_in_place(n: u32) -> Result<u32, String> {
     Ok(n)
 }
 
+/// An async fn keeps its body in place: its hidden `return` is seen only
+/// by the guard's drop.
+#[exit_path]
+async fn async_bail(n: u32) -> anyhow::Result<u32> {
+    tokio::task::yield_now().await;
+    anyhow::ensure!(n > 0, "zero"); // @async_ensure
+    if n == 1 {
+        my_return!(); // @async_return
+    }
+    Ok(n)
+}
+
+/// A `return` the attribute cannot see, of an `Ok`.
+macro_rules! my_return {
+    () => {
+        return Ok(1)
+    };
+}
+use my_return;
+
 /// Calls annotated fns from its `drop`, which runs during unwinding.
 struct CallsOnDrop;
 
@@ -229,4 +249,19 @@ fn a_hidden_return_during_unwinding_is_not_an_unwind() {
     assert_eq!(exits.len(), 2, "{exits:#?}");
     check(&exits[0], "macro", "@drop_fail", "err");
     check(&exits[1], "macro", "@drop_fail_in_place", "unknown");
+}
+
+#[test]
+fn an_async_fns_hidden_exit_is_an_error_when_the_macro_only_returns_errors() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let (r, recs) = capture(|| rt.block_on(async_bail(0)));
+    assert!(r.is_err());
+    let rec = one(&recs);
+    check(&rec, "macro", "@async_ensure", "err");
+    assert_eq!(rec.level, tracing::Level::ERROR);
+    let (r, recs) = capture(|| rt.block_on(async_bail(1)));
+    assert_eq!(r.unwrap(), 1);
+    check(&one(&recs), "macro", "@async_return", "unknown");
 }

@@ -47,6 +47,8 @@ pub enum Which {
     Return,
     Tail,
     Macro,
+    /// A macro known to return only an `Err` (`bail!`, `ensure!`).
+    MacroErr,
 }
 
 impl Which {
@@ -54,7 +56,7 @@ impl Which {
         let name = match self {
             Which::Return => "Return",
             Which::Tail => "Tail",
-            Which::Macro => "Macro",
+            Which::Macro | Which::MacroErr => "Macro",
         };
         syn::Ident::new(name, Span::mixed_site())
     }
@@ -223,10 +225,15 @@ impl Cx {
         let private = self.private();
         let marks = self.marks.borrow();
         let marks = marks.iter().map(|(site, span)| {
-            let site = site.ident();
             let pos = Cx::position(*span);
+            let new = if matches!(site, Which::MacroErr) {
+                quote_spanned!(Span::mixed_site()=> erring)
+            } else {
+                quote_spanned!(Span::mixed_site()=> new)
+            };
+            let site = site.ident();
             quote_spanned!(Span::mixed_site()=>
-                #private::exit::Mark::new(#private::Site::#site, #pos))
+                #private::exit::Mark::#new(#private::Site::#site, #pos))
         });
         quote_spanned!(Span::mixed_site()=> [#(#marks),*])
     }
@@ -311,9 +318,9 @@ impl VisitMut for ExitSites<'_> {
                 self.awaiting_macro = true;
             }
             self.visit_stmt_mut(&mut stmt);
-            if let Some((span, awaiting)) = marker {
+            if let Some((span, awaiting, which)) = marker {
                 stmts.push(Stmt::Expr(
-                    Expr::Verbatim(self.cx.marker(Which::Macro, span)),
+                    Expr::Verbatim(self.cx.marker(which, span)),
                     None,
                 ));
                 self.hiding_macro = true;
@@ -339,10 +346,10 @@ impl VisitMut for ExitSites<'_> {
     // the one recorded.
     fn visit_arm_mut(&mut self, arm: &mut syn::Arm) {
         visit_mut::visit_arm_mut(self, arm);
-        if let Some(span) = HidingMacro::find_expr(&arm.body) {
+        if let Some((span, which)) = HidingMacro::find_expr(&arm.body) {
             self.hiding_macro = true;
             self.awaiting_macro |= awaiting_macro_name(&arm.body);
-            let marker = self.cx.marker(Which::Macro, span);
+            let marker = self.cx.marker(which, span);
             let body = &arm.body;
             *arm.body = Expr::Verbatim(quote!({ #marker #body }));
         }
@@ -493,6 +500,21 @@ fn has_exit_tokens(tokens: TokenStream) -> bool {
     })
 }
 
+/// `bail!` and `ensure!` (anyhow, eyre, snafu) return nothing but an `Err`:
+/// an exit through one is an error even where its value is not seen.
+fn hiding(mac: &Macro) -> Which {
+    let errs = mac
+        .path
+        .segments
+        .last()
+        .is_some_and(|s| s.ident == "bail" || s.ident == "ensure");
+    if errs {
+        Which::MacroErr
+    } else {
+        Which::Macro
+    }
+}
+
 /// Macros known not to hide a `return`: formatting, assertions (their
 /// panics are recorded as `unwind`), logging, and the like.
 fn is_known_safe(mac: &Macro) -> bool {
@@ -550,19 +572,19 @@ fn is_known_safe(mac: &Macro) -> bool {
 /// Does this statement invoke, at the function's own level, a macro that
 /// could hide a `return`? Yields the first such invocation's span, and
 /// whether any of them awaits inside.
-struct HidingMacro(Option<Span>, bool);
+struct HidingMacro(Option<(Span, Which)>, bool);
 
 impl HidingMacro {
-    fn find_stmt(stmt: &Stmt) -> Option<(Span, bool)> {
+    fn find_stmt(stmt: &Stmt) -> Option<(Span, bool, Which)> {
         let mut finder = HidingMacro(None, false);
         finder.visit_stmt(stmt);
-        finder.0.map(|span| (span, finder.1))
+        finder.0.map(|(span, which)| (span, finder.1, which))
     }
 
     /// Only for an expression that is itself such an invocation.
-    fn find_expr(expr: &Expr) -> Option<Span> {
+    fn find_expr(expr: &Expr) -> Option<(Span, Which)> {
         match expr {
-            Expr::Macro(m) if !is_known_safe(&m.mac) => Some(m.mac.path.span()),
+            Expr::Macro(m) if !is_known_safe(&m.mac) => Some((m.mac.path.span(), hiding(&m.mac))),
             _ => None,
         }
     }
@@ -577,7 +599,7 @@ impl<'ast> Visit<'ast> for HidingMacro {
 
     fn visit_macro(&mut self, mac: &'ast Macro) {
         if !is_known_safe(mac) {
-            self.0.get_or_insert(mac.path.span());
+            self.0.get_or_insert((mac.path.span(), hiding(mac)));
             self.1 |= awaits_inside(mac);
         }
         visit::visit_macro(self, mac);

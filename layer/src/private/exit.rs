@@ -254,6 +254,9 @@ fn now_us() -> u64 {
 pub struct Mark {
     /// The site recorded if the function leaves from here unseen.
     pub site: Site,
+    /// A macro that returns nothing but an `Err` (`bail!`, `ensure!`): an
+    /// unseen exit from it is an error.
+    pub err: bool,
     /// Its line.
     pub line: u32,
     /// Its column.
@@ -263,7 +266,22 @@ pub struct Mark {
 impl Mark {
     /// A marker at `line:col`.
     pub const fn new(site: Site, line: u32, col: u32) -> Mark {
-        Mark { site, line, col }
+        Mark {
+            site,
+            err: false,
+            line,
+            col,
+        }
+    }
+
+    /// A marker at a macro that returns nothing but an `Err`.
+    pub const fn erring(site: Site, line: u32, col: u32) -> Mark {
+        Mark {
+            site,
+            err: true,
+            line,
+            col,
+        }
     }
 }
 
@@ -459,12 +477,12 @@ impl ExitGuard {
             // invocation, or through a tail the expansion left alone, and
             // its value was not seen.
             let (site, line, col) = Self::marked(claim.mark);
-            let outcome = if site == Site::Macro {
-                "unknown"
-            } else {
-                "returned"
+            let (callsite, outcome) = match claim.mark {
+                Some(m) if m.err => (&s.err, "err"),
+                _ if site == Site::Macro => (&s.ok, "unknown"),
+                _ => (&s.ok, "returned"),
             };
-            self.emit(&s.ok, start, site, line, col, outcome, None, None);
+            self.emit(callsite, start, site, line, col, outcome, None, None);
         }
     }
 
