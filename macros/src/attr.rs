@@ -53,6 +53,9 @@ pub struct ExitArgs {
     pub ret: bool,
     pub label: Option<LitStr>,
     pub name: Option<LitStr>,
+    /// `crate = path`: where the `lastwords` crate is, for a renamed
+    /// dependency.
+    pub krate: Option<syn::Path>,
 }
 
 /// The options of `#[breadcrumb]`.
@@ -148,13 +151,33 @@ fn set_flag(slot: &mut bool, meta: &Meta, key: &str, errors: &mut Errors) {
     }
 }
 
+/// `crate = path` or `crate = "path"`.
+fn path_value(meta: &Meta) -> syn::Result<syn::Path> {
+    match meta {
+        Meta::NameValue(nv) => match &nv.value {
+            Expr::Path(p) if p.qself.is_none() && p.attrs.is_empty() => Ok(p.path.clone()),
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(s), ..
+            }) => s.parse(),
+            other => Err(syn::Error::new_spanned(
+                other,
+                "expected a path: `crate = lastwords`",
+            )),
+        },
+        _ => Err(syn::Error::new_spanned(
+            meta,
+            "`crate` needs a value: `crate = lastwords`",
+        )),
+    }
+}
+
 /// The level named by `key = "..."`.
 fn level_value(meta: &Meta, key: &str) -> syn::Result<Level> {
     string_value(meta, key).and_then(|s| Level::parse(&s))
 }
 
 /// Parses `level = "info", err_level = "error", unexpected, ret, label = "D",
-/// name = "custom"`.
+/// name = "custom", crate = path`.
 pub fn exit_args(args: TokenStream) -> syn::Result<ExitArgs> {
     let mut out = ExitArgs::default();
     let mut errors = Errors::default();
@@ -167,10 +190,11 @@ pub fn exit_args(args: TokenStream) -> syn::Result<ExitArgs> {
             "name" => set(&mut out.name, string_value(&meta, "name"), &meta, &mut errors),
             "unexpected" => set_flag(&mut out.unexpected, &meta, "unexpected", &mut errors),
             "ret" => set_flag(&mut out.ret, &meta, "ret", &mut errors),
+            "crate" => set(&mut out.krate, path_value(&meta), &meta, &mut errors),
             _ => errors.push(syn::Error::new_spanned(
                 meta.path(),
                 format!(
-                    "unknown argument `{key}`; expected `level`, `err_level`, `unexpected`, `ret`, `label` or `name`"
+                    "unknown argument `{key}`; expected `level`, `err_level`, `unexpected`, `ret`, `label`, `name` or `crate`"
                 ),
             )),
         }

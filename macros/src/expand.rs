@@ -10,37 +10,31 @@
 //!
 //! // Output (glue tokens are `Span::mixed_site()`):
 //! fn load(path: &Path) -> io::Result<String> {
-//!     static __LASTWORDS_EXIT: ExitSite = exit_site!(name: "load", ..);
+//!     static __LASTWORDS_EXIT: ExitSite = ExitSite::new(&__LASTWORDS_EXIT, SiteInfo { name: "load", .. });
 //!     let __lastwords_guard = ExitGuard::enter(&__LASTWORDS_EXIT);
-//!     let text = (match Try::branch(fs::read_to_string(path)) {
-//!         ControlFlow::Continue(v) => v,
-//!         ControlFlow::Break(r) => return {
-//!             let __lastwords_value: io::Result<String> = FromResidual::from_residual(r);
-//!             __lastwords_guard.exit(Site::Question, line!(), column!(), outcome!(&__lastwords_value), None);
-//!             __lastwords_value
-//!         },
-//!     });
-//!     {
-//!         let __lastwords_value: io::Result<String> = Ok(text);
-//!         __lastwords_guard.exit(Site::Tail, line!(), column!(), outcome!(&__lastwords_value), None);
-//!         __lastwords_value
-//!     }
+//!     use outcome::probes::*;
+//!     let __lastwords_classify = classifier::<io::Result<String>, _>(|v| (&&&&&&Probe(v)).__lastwords_outcome());
+//!     let text = question(&__lastwords_guard, line!(), column!(), fs::read_to_string(path), |v| ..)?;
+//!     exit(&__lastwords_guard, Site::Tail, line!(), column!(), Ok(text), __lastwords_classify)
 //! }
 //! ```
 //!
-//! An `async fn` keeps its signature; its body runs as an inner
-//! `async move` block awaited by the guard's owner, so that a future dropped
-//! before completion (`cancelled`) and an exit hidden in a macro (`macro`,
-//! whose value is then seen by `finish`) can be told apart.
+//! Each exit passes its value through a helper as an argument: the value
+//! keeps its expected type and its temporaries' scope, and the user's `?`
+//! stays in place. The guard records what no rewriting can see: a panic
+//! unwinding through (`unwind`), an async fn's future dropped before it
+//! completed (`cancelled`), and a `return` hidden in a macro (`macro`, at the
+//! last marker the body passed).
 //!
-//! A sync fn whose body invokes a macro that could hide a `return`
-//! (`bail!`, `ensure!`, a local `macro_rules!`) runs its body in a `move`
-//! closure called at once, for the same reason: the hidden `return` leaves
-//! the closure with its value, and `finish` records it with the macro's
-//! position and the real outcome and error. Other sync fns keep the plain
-//! form above, with nothing added between the caller and the body.
+//! To see the value of a `return` hidden in a macro (`bail!`), a sync fn
+//! that invokes one runs its body in a `move` closure called at once, and an
+//! async fn whose such invocation also awaits (`tokio::select!`: dropping
+//! the future there is a cancellation) runs it in an inner `async move`
+//! block; `finish` records the value they return. Both capture every
+//! parameter whole, so that parameters drop as they would. Other fns keep
+//! the plain form above, with nothing between the caller and the body.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::visit::Visit;
@@ -49,7 +43,7 @@ use syn::{AttrStyle, Block, Expr, ItemFn, LitStr, ReturnType, Stmt, Type};
 
 use crate::attr::{self, ExitArgs, Level};
 use crate::item;
-use crate::sites::{guard_ident, value_ident, Cx, ExitSites, ImplToInfer, Which};
+use crate::sites::{guard_ident, Cx, ExitSites, ImplToInfer, Which};
 
 /// Entry point: parse, check, expand; on error, the error plus the item
 /// unchanged.
@@ -57,13 +51,29 @@ pub fn exit_path(args: TokenStream, item: TokenStream) -> TokenStream {
     let args = attr::exit_args(args);
     let func = item::parse_fn(item.clone(), "exit_path");
     match (args, func) {
-        (Ok(args), Ok(func)) => expand(&args, func),
+        (Ok(args), Ok(func)) => match duplicate(&func) {
+            Some(err) => error_and_item(&err, item),
+            None => expand(&args, func),
+        },
         (Err(mut a), Err(f)) => {
             a.combine(f);
             error_and_item(&a, item)
         }
         (Err(e), _) | (_, Err(e)) => error_and_item(&e, item),
     }
+}
+
+/// A second `#[exit_path]` below this one would record every exit twice.
+fn duplicate(func: &ItemFn) -> Option<syn::Error> {
+    func.attrs
+        .iter()
+        .find(|a| {
+            a.path()
+                .segments
+                .last()
+                .is_some_and(|s| s.ident == "exit_path")
+        })
+        .map(|a| syn::Error::new_spanned(a, "duplicate #[exit_path] attribute"))
 }
 
 pub fn error_and_item(err: &syn::Error, item: TokenStream) -> TokenStream {
@@ -94,6 +104,8 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
     let is_async = func.sig.asyncness.is_some();
     let never =
         matches!(&func.sig.output, ReturnType::Type(_, ty) if matches!(**ty, Type::Never(_)));
+    let opaque =
+        matches!(&func.sig.output, ReturnType::Type(_, ty) if matches!(**ty, Type::ImplTrait(_)));
     let ret_ty = match &func.sig.output {
         ReturnType::Default => quote!(()),
         ReturnType::Type(_, ty) => {
@@ -102,26 +114,37 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
             ty.into_token_stream()
         }
     };
+    let krate = match &args.krate {
+        Some(path) => path.to_token_stream(),
+        None => quote_spanned!(Span::mixed_site()=> ::lastwords),
+    };
     let cx = Cx {
         ret_ty: ret_ty.clone(),
+        opaque,
         ret: args.ret,
+        krate,
+        marks: Default::default(),
+        is_async,
+        shared: !never && !contains_infer(&ret_ty),
     };
+    let private = cx.private();
     let inner_attrs = split_attrs(&mut func);
-    let closure_ok = !is_async && closure_keeps_meaning(&func);
+    let closure_ok = !is_async && !opaque && closure_keeps_meaning(&func);
+    let mentions = mentions(&func.sig);
     let block: &mut Block = &mut func.block;
     let mut hiding_macro = false;
-    let runtime_body = if is_async || never {
-        false
-    } else {
-        adopt_runtime_body(&cx, block)
-    };
-    if !never && !runtime_body {
+    let mut awaiting_macro = false;
+    let runtime_body = !is_async && !never && adopt_runtime_body(&cx, block);
+    let adopted = !never && !runtime_body && adopt_instrumented_body(&cx, block);
+    if !never && !runtime_body && !adopted {
         let mut sites = ExitSites {
             cx: &cx,
             hiding_macro: false,
+            awaiting_macro: false,
         };
         sites.visit_block_mut(block);
         hiding_macro = sites.hiding_macro;
+        awaiting_macro = sites.awaiting_macro;
         rewrite_tail(&cx, block);
     }
     let sync_closure = closure_ok && hiding_macro;
@@ -150,60 +173,81 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
     let (line, col) = line_col(ident.span());
     let site = syn::Ident::new("__LASTWORDS_EXIT", Span::mixed_site());
     let guard = guard_ident();
-    let value = value_ident();
+    let marks = cx.marks();
+    let prelude = cx.prelude();
+    // `main` may install the subscriber itself, after the guard starts.
+    let enter = if ident == "main" {
+        quote_spanned!(Span::mixed_site()=> enter_main)
+    } else {
+        quote_spanned!(Span::mixed_site()=> enter)
+    };
+    let here = syn::Ident::new("here", Span::mixed_site());
     let static_site = quote_spanned! {Span::mixed_site()=>
-        static #site: ::lastwords::__private::ExitSite = ::lastwords::__private::exit_site!(
+        static #site: #private::ExitSite = #private::ExitSite::new(&#site, #private::SiteInfo {
             name: #name,
             custom_name: #custom,
+            here: {
+                fn #here() -> &'static str {
+                    fn #here() {}
+                    ::core::any::type_name_of_val(&#here)
+                }
+                #here
+            },
+            file: ::core::file!(),
+            module: ::core::module_path!(),
             line: #line,
             col: #col,
             label: #label,
             unexpected: #unexpected,
             is_async: #is_async,
-            gate_level: #gate,
-            ok: #ok,
-            err: #err,
-            cancelled: #cancelled,
-        );
+            levels: [#private::Level::#ok, #private::Level::#err, #private::Level::#cancelled],
+            gate_level: #private::LevelFilter::#gate,
+            marks: &#marks,
+        });
+        let #guard = #private::ExitGuard::#enter(&#site);
+        #prelude
     };
+    let finish = if args.ret {
+        quote_spanned!(Span::mixed_site()=> finish_ret)
+    } else {
+        quote_spanned!(Span::mixed_site()=> finish)
+    };
+    let classify = cx.classify();
     let stmts = &block.stmts;
-    let body = if is_async && !never {
-        let debug = cx.debug_value();
+    // An adopted body is run by a closure or an async block that needs the
+    // guard by reference.
+    let by_ref = if adopted || runtime_body {
+        quote_spanned!(Span::mixed_site()=> let #guard = &#guard;)
+    } else {
+        TokenStream::new()
+    };
+    let body = if is_async && !never && awaiting_macro {
+        // The body runs as an inner async block whose value `finish` sees,
+        // so that an exit hidden in a macro that also awaits
+        // (`tokio::select!`) is told apart from a future dropped while it
+        // waited (`cancelled`). Other async fns keep the plain form: the
+        // guard is all their future grows by.
+        let pin = fake_return_edge(&cx);
         quote_spanned! {Span::mixed_site()=>
             #(#inner_attrs)*
             #static_site
-            let #guard = &::lastwords::__private::ExitGuard::enter(&#site);
-            let #value: #ret_ty = async move { #(#stmts)* }.await;
-            #guard.finish(::lastwords::__private::outcome!(&#value), #debug);
-            #value
-        }
-    } else if runtime_body {
-        // The guard is borrowed by the async block that now records the
-        // exits; the fn's own code only runs the runtime.
-        quote_spanned! {Span::mixed_site()=>
-            #(#inner_attrs)*
-            #static_site
-            let #guard = &::lastwords::__private::ExitGuard::enter(&#site);
-            #(#stmts)*
+            let #guard = &#guard;
+            #private::#finish(#guard, async move { #mentions #pin #(#stmts)* }.await, #classify)
         }
     } else if sync_closure {
         // A `return` hidden in a macro (`bail!`) returns from the closure,
         // so its value is seen, as an async fn's is.
-        let debug = cx.debug_value();
         quote_spanned! {Span::mixed_site()=>
             #(#inner_attrs)*
             #static_site
-            let #guard = &::lastwords::__private::ExitGuard::enter(&#site);
-            #[allow(clippy::redundant_closure_call)]
-            let #value: #ret_ty = (move || { #(#stmts)* })();
-            #guard.finish(::lastwords::__private::outcome!(&#value), #debug);
-            #value
+            let #guard = &#guard;
+            #private::#finish(#guard, #private::call_once(move || -> #ret_ty { #mentions #(#stmts)* }), #classify)
         }
     } else {
         quote_spanned! {Span::mixed_site()=>
             #(#inner_attrs)*
             #static_site
-            let #guard = ::lastwords::__private::ExitGuard::enter(&#site);
+            #by_ref
             #(#stmts)*
         }
     };
@@ -213,6 +257,56 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
     let mut braces = proc_macro2::Group::new(proc_macro2::Delimiter::Brace, body);
     braces.set_span(func.block.brace_token.span.join());
     quote!(#(#attrs)* #vis #sig #braces)
+}
+
+/// `let _ = (&pN, .., &p1, &self);`: a closure or an async block that
+/// runs the body captures every parameter whole, last one first, so that
+/// they drop in the order the function would drop them (locals first, then
+/// the parameters from the last to the first) and a struct parameter is not
+/// split into the fields the body uses.
+fn mentions(sig: &syn::Signature) -> TokenStream {
+    let mut names = Bindings::default();
+    for input in &sig.inputs {
+        match input {
+            syn::FnArg::Receiver(r) => names.0.push(syn::Ident::from(r.self_token)),
+            syn::FnArg::Typed(t) => names.visit_pat(&t.pat),
+        }
+    }
+    if names.0.is_empty() {
+        return TokenStream::new();
+    }
+    let names = names.0.iter().rev();
+    quote_spanned!(Span::mixed_site()=> let _ = (#(&#names,)*);)
+}
+
+/// The names a parameter pattern binds, in order.
+#[derive(Default)]
+struct Bindings(Vec<syn::Ident>);
+
+impl<'ast> Visit<'ast> for Bindings {
+    fn visit_pat_ident(&mut self, p: &'ast syn::PatIdent) {
+        self.0.push(p.ident.clone());
+        syn::visit::visit_pat_ident(self, p);
+    }
+}
+
+/// `if false { let r: R = loop {}; return r; }` as the first statement of
+/// an inner async block: its return type is the function's before any
+/// `return` hidden in a macro fixes it, so that such a `return` gets the
+/// coercions it gets in the function (`Box<T>` into `Box<dyn Trait>`).
+fn fake_return_edge(cx: &Cx) -> TokenStream {
+    if cx.opaque {
+        return TokenStream::new();
+    }
+    let ret_ty = &cx.ret_ty;
+    let r = syn::Ident::new("__lastwords_ret", Span::mixed_site());
+    quote_spanned! {Span::mixed_site()=>
+        #[allow(unreachable_code, clippy::diverging_sub_expression, clippy::empty_loop)]
+        if false {
+            let #r: #ret_ty = loop {};
+            return #r;
+        }
+    }
 }
 
 /// `#[tokio::main]` (or `#[tokio::test]`) above `#[exit_path]` hands over a
@@ -231,10 +325,12 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
 /// rewritten as an async fn's body would be, so the sites are the user's,
 /// not the runtime's `return`. Returns whether the fn has that shape.
 fn adopt_runtime_body(cx: &Cx, block: &mut Block) -> bool {
-    let blocks_on_body = block
-        .stmts
-        .last()
-        .is_some_and(|last| calls_block_on_body(last.to_token_stream()));
+    // tokio's own shape: an attributed block tail `{ return ..block_on(body); }`,
+    // not a user's `rt.block_on(body)`.
+    let blocks_on_body = block.stmts.last().is_some_and(|last| {
+        matches!(last, Stmt::Expr(Expr::Block(b), None)
+            if !b.attrs.is_empty() && calls_block_on_body(b.block.to_token_stream()))
+    });
     let Some(Stmt::Local(local)) = block.stmts.first_mut() else {
         return false;
     };
@@ -251,23 +347,186 @@ fn adopt_runtime_body(cx: &Cx, block: &mut Block) -> bool {
     let mut sites = ExitSites {
         cx,
         hiding_macro: false,
+        awaiting_macro: false,
     };
     sites.visit_block_mut(&mut body.block);
     rewrite_tail(cx, &mut body.block);
-    let ret_ty = &cx.ret_ty;
+    let private = cx.private();
     let guard = guard_ident();
-    let value = value_ident();
-    let debug = cx.debug_value();
+    let finish = if cx.ret {
+        quote_spanned!(Span::mixed_site()=> finish_ret)
+    } else {
+        quote_spanned!(Span::mixed_site()=> finish)
+    };
+    let classify = cx.classify_ret();
+    let pin = fake_return_edge(cx);
     let stmts = &body.block.stmts;
     // As in an async fn: an exit hidden in a macro leaves the inner block
     // with its value, which `finish` records.
     let wrapped = quote_spanned! {Span::mixed_site()=>
-        let #value: #ret_ty = async move { #(#stmts)* }.await;
-        #guard.finish(::lastwords::__private::outcome!(&#value), #debug);
-        #value
+        #private::#finish(#guard, async move { #pin #(#stmts)* }.await, #classify)
     };
     body.block.stmts = vec![Stmt::Expr(Expr::Verbatim(wrapped), None)];
     true
+}
+
+/// `#[tracing::instrument]` above `#[exit_path]` hands over a body that
+/// runs the user's block as an async block or a closure:
+///
+/// ```ignore
+/// let __tracing_instrument_future = async move { USER BODY };   // async fn
+/// let __tracing_instrument_future = async move {                // with err/ret
+///     match async move { USER BODY }.await { .. }
+/// };
+/// match (move || { USER BODY })() { .. }                         // sync fn with err/ret
+/// ```
+///
+/// The user's body is rewritten as an async fn's or a sync fn's would be,
+/// run by an inner async block or closure whose value `finish` sees.
+/// Returns whether the fn has such a shape.
+fn adopt_instrumented_body(cx: &Cx, block: &mut Block) -> bool {
+    let mut found = FindUserBody(None);
+    for stmt in &mut block.stmts {
+        found.visit_stmt_mut(stmt);
+        if found.0.is_some() {
+            break;
+        }
+    }
+    let Some(target) = found.0 else {
+        return false;
+    };
+    let (user, is_async) = match target {
+        UserBody::Async(b) => (b, true),
+        UserBody::Closure(b) => (b, false),
+    };
+    let mut sites = ExitSites {
+        cx,
+        hiding_macro: false,
+        awaiting_macro: false,
+    };
+    sites.visit_block_mut(user);
+    rewrite_tail(cx, user);
+    let private = cx.private();
+    let guard = guard_ident();
+    let finish = if cx.ret {
+        quote_spanned!(Span::mixed_site()=> finish_ret)
+    } else {
+        quote_spanned!(Span::mixed_site()=> finish)
+    };
+    let classify = cx.classify_ret();
+    let stmts = &user.stmts;
+    let wrapped = if is_async {
+        let pin = fake_return_edge(cx);
+        quote_spanned! {Span::mixed_site()=>
+            #private::#finish(#guard, async move { #pin #(#stmts)* }.await, #classify)
+        }
+    } else {
+        let ret_ty = &cx.ret_ty;
+        quote_spanned! {Span::mixed_site()=>
+            #private::#finish(#guard, #private::call_once(move || -> #ret_ty { #(#stmts)* }), #classify)
+        }
+    };
+    user.stmts = vec![Stmt::Expr(Expr::Verbatim(wrapped), None)];
+    true
+}
+
+/// Where `#[tracing::instrument]` put the user's body.
+enum UserBody<'a> {
+    Async(&'a mut Block),
+    Closure(&'a mut Block),
+}
+
+/// Finds the user's body in `#[tracing::instrument]`'s output.
+struct FindUserBody<'a>(Option<UserBody<'a>>);
+
+impl<'a> FindUserBody<'a> {
+    fn visit_stmt_mut(&mut self, stmt: &'a mut Stmt) {
+        match stmt {
+            Stmt::Local(local) => {
+                let named = matches!(&local.pat, syn::Pat::Ident(p)
+                    if p.ident == "__tracing_instrument_future");
+                let Some(init) = local.init.as_mut() else {
+                    return;
+                };
+                if !named {
+                    self.visit_expr_mut(&mut init.expr);
+                } else if let Expr::Async(outer) = &mut *init.expr {
+                    let inner = outer
+                        .block
+                        .stmts
+                        .iter()
+                        .position(|s| awaited_async(s).is_some());
+                    self.0 = match inner {
+                        Some(i) => {
+                            awaited_async_mut(&mut outer.block.stmts[i]).map(UserBody::Async)
+                        }
+                        None => Some(UserBody::Async(&mut outer.block)),
+                    };
+                }
+            }
+            Stmt::Expr(expr, _) => self.visit_expr_mut(expr),
+            _ => {}
+        }
+    }
+
+    fn visit_expr_mut(&mut self, expr: &'a mut Expr) {
+        match expr {
+            Expr::Match(m) => self.visit_expr_mut(&mut m.expr),
+            Expr::Call(call) if call.args.is_empty() => {
+                if let Expr::Paren(paren) = &mut *call.func {
+                    if let Expr::Closure(c) = &mut *paren.expr {
+                        if c.inputs.is_empty() && c.capture.is_some() {
+                            if let Expr::Block(b) = &mut *c.body {
+                                self.0 = Some(UserBody::Closure(&mut b.block));
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// In `async move { match async move { USER }.await { .. } }`, the inner
+/// block.
+fn awaited_async(stmt: &Stmt) -> Option<&Block> {
+    let expr = match stmt {
+        Stmt::Local(l) => &*l.init.as_ref()?.expr,
+        Stmt::Expr(Expr::Match(m), _) => &*m.expr,
+        _ => return None,
+    };
+    match expr {
+        Expr::Await(a) => match &*a.base {
+            Expr::Async(inner) => Some(&inner.block),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn awaited_async_mut(stmt: &mut Stmt) -> Option<&mut Block> {
+    let expr = match stmt {
+        Stmt::Local(l) => &mut *l.init.as_mut()?.expr,
+        Stmt::Expr(Expr::Match(m), _) => &mut *m.expr,
+        _ => return None,
+    };
+    match expr {
+        Expr::Await(a) => match &mut *a.base {
+            Expr::Async(inner) => Some(&mut inner.block),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Whether the type has a `_` (from an `impl Trait`) in it.
+fn contains_infer(ty: &TokenStream) -> bool {
+    ty.clone().into_iter().any(|tt| match tt {
+        TokenTree::Ident(i) => i == "_",
+        TokenTree::Group(g) => contains_infer(&g.stream()),
+        _ => false,
+    })
 }
 
 /// Whether `tokens` contain `block_on(body)`.
@@ -295,122 +554,248 @@ fn calls_block_on_body(tokens: TokenStream) -> bool {
 }
 
 /// Whether the body of this sync fn can run inside a `move` closure with the
-/// same meaning. Not when:
-/// - it is `#[track_caller]`: `Location::caller()` would name the closure;
-/// - the result may borrow from a `&mut` input: a reborrow through a
-///   captured `&mut` cannot leave the closure that captured it. A result
-///   type that mentions a reference, a lifetime or `Self` (which may hold
-///   the impl's lifetimes) counts as possibly borrowing.
+/// same meaning: not when it is `#[track_caller]`, where
+/// `Location::caller()` would name the closure. (A reborrow through a
+/// captured `&mut` may leave the closure: `call_once` makes it `FnOnce`.)
 ///
 /// Otherwise the fn keeps the plain rewriting, where an exit inside a macro
 /// is recorded with outcome `unknown`.
 fn closure_keeps_meaning(func: &ItemFn) -> bool {
-    if func.attrs.iter().any(|a| a.path().is_ident("track_caller")) {
-        return false;
-    }
-    let ReturnType::Type(_, ret) = &func.sig.output else {
-        return true;
-    };
-    let mut borrows = Borrows::default();
-    borrows.visit_type(ret);
-    if !borrows.any() {
-        return true;
-    }
-    let mut inputs = Borrows::default();
-    for input in &func.sig.inputs {
-        match input {
-            syn::FnArg::Receiver(r) => {
-                if r.mutability.is_some() && r.reference.is_some() {
-                    return false;
-                }
-                inputs.visit_type(&r.ty);
-            }
-            syn::FnArg::Typed(t) => inputs.visit_type(&t.ty),
-        }
-    }
-    !inputs.mutable
-}
-
-/// What references and lifetimes a type mentions.
-#[derive(Default)]
-struct Borrows {
-    shared: bool,
-    mutable: bool,
-}
-
-impl Borrows {
-    fn any(&self) -> bool {
-        self.shared || self.mutable
-    }
-}
-
-impl<'ast> Visit<'ast> for Borrows {
-    fn visit_type_reference(&mut self, r: &'ast syn::TypeReference) {
-        if r.mutability.is_some() {
-            self.mutable = true;
-        } else {
-            self.shared = true;
-        }
-        syn::visit::visit_type_reference(self, r);
-    }
-
-    fn visit_lifetime(&mut self, _: &'ast syn::Lifetime) {
-        self.shared = true;
-    }
-
-    fn visit_type_path(&mut self, p: &'ast syn::TypePath) {
-        // `Self` may carry the impl's lifetimes without spelling them.
-        if p.qself.is_none() && p.path.segments.first().is_some_and(|s| s.ident == "Self") {
-            self.shared = true;
-        }
-        syn::visit::visit_type_path(self, p);
-    }
+    !func.attrs.iter().any(|a| a.path().is_ident("track_caller"))
 }
 
 /// The body's own exit: its tail expression, or falling off its end.
 ///
-/// Input:  { stmts; TAIL }
-/// Output: { stmts; { let __lastwords_value: R = TAIL; guard.exit(Site::Tail, ..); __lastwords_value } }
+/// Input:  { stmts; #[attrs] TAIL }
+/// Output: { stmts; #[attrs] exit(guard, Site::Tail, line, col, TAIL, |v| outcome!(v)) }
 ///
 /// Input:  { stmts; }
-/// Output: { stmts; { let __lastwords_value = (); guard.exit(Site::Tail, <closing brace>, ..); } }
+/// Output: { stmts; exit(guard, Site::Tail, <closing brace>, (), |v| outcome!(v)); }
+///
+/// A tail that diverges (`todo!()`, `loop {}`, an already rewritten
+/// `return`) stays as it is: it never yields a value, and as an argument it
+/// would be a diverging sub-expression. A tail returned as `impl Trait`
+/// stays too, after a marker that the guard's drop records it by.
 fn rewrite_tail(cx: &Cx, block: &mut Block) {
+    let close = block.brace_token.span.close();
     match block.stmts.last_mut() {
         // An attributed block tail (`#[tokio::main]` emits
         // `#[allow(..)] { ..; return rt.block_on(body); }`) stays in place:
         // its attributes must keep covering it, so its own tail is the one
         // rewritten.
-        Some(Stmt::Expr(Expr::Block(inner), None)) if !inner.attrs.is_empty() => {
-            rewrite_tail(cx, &mut inner.block);
+        // So does a plain block tail (`#[tracing::instrument]` above hands
+        // over the user's body as one): the user's tail is inside it.
+        Some(Stmt::Expr(Expr::Block(inner), None)) if inner.label.is_none() => {
+            if inner.attrs.iter().any(|a| a.path().is_ident("cfg")) {
+                // If the `#[cfg]` removes the tail, the body falls off its
+                // end: the guard's drop records that at the closing brace.
+                let last = block.stmts.len() - 1;
+                let marker = cx.marker(Which::Tail, close);
+                block
+                    .stmts
+                    .insert(last, Stmt::Expr(Expr::Verbatim(marker), None));
+            }
+            if let Some(Stmt::Expr(Expr::Block(inner), None)) = block.stmts.last_mut() {
+                rewrite_tail(cx, &mut inner.block);
+            }
         }
         Some(Stmt::Expr(expr, None)) => {
+            if has_cfg(expr) {
+                // If the `#[cfg]` removes the tail, the body falls off its
+                // end: the guard's drop records that at the closing brace.
+                let last = block.stmts.len() - 1;
+                let marker = cx.marker(Which::Tail, close);
+                block
+                    .stmts
+                    .insert(last, Stmt::Expr(Expr::Verbatim(marker), None));
+            }
+            let Some(Stmt::Expr(expr, None)) = block.stmts.last_mut() else {
+                return;
+            };
             let span = expr.span();
+            let diverges = diverges(expr);
+            let exits = is_process_exit(expr);
             let tokens = expr.to_token_stream();
-            *expr = Expr::Verbatim(cx.capture(tokens, Which::Tail, span));
+            tail(cx, block, tokens, span, diverges, exits);
         }
-        Some(
-            stmt @ Stmt::Macro(syn::StmtMacro {
-                semi_token: None, ..
-            }),
-        ) => {
-            let span = stmt.span();
-            let tokens = stmt.to_token_stream();
-            *stmt = Stmt::Expr(Expr::Verbatim(cx.capture(tokens, Which::Tail, span)), None);
+        Some(Stmt::Macro(m)) if m.semi_token.is_none() && !defines_items(&m.mac) => {
+            let span = m.span();
+            let diverges = is_diverging_macro(&m.mac);
+            let tokens = m.to_token_stream();
+            tail(cx, block, tokens, span, diverges, false);
         }
         _ => {
-            // No tail: the body is `()` or diverges; the value is not
-            // annotated with R so that a diverging body still type-checks.
-            let span = block.brace_token.span.close();
-            let value = value_ident();
-            let exit = cx.exit_stmt(Which::Tail, span);
+            // No tail: the body is `()` or diverges.
+            let exit = cx.exit_unit(close);
             block.stmts.push(Stmt::Expr(
                 Expr::Verbatim(quote_spanned! {Span::mixed_site()=>
                     #[allow(unreachable_code)]
-                    let #value = ();
+                    #exit;
                 }),
                 None,
             ));
-            block.stmts.push(Stmt::Expr(Expr::Verbatim(exit), None));
         }
+    }
+}
+
+/// Replaces the last statement of `block`, the tail `tokens`.
+fn tail(cx: &Cx, block: &mut Block, tokens: TokenStream, span: Span, diverges: bool, exits: bool) {
+    let last = block.stmts.len() - 1;
+    if exits {
+        // `process::exit(..)`: the record is written before the process ends.
+        let exit = cx.exit_unit(span);
+        block
+            .stmts
+            .insert(last, Stmt::Expr(Expr::Verbatim(quote!(#exit;)), None));
+    } else if diverges {
+    } else if cx.opaque {
+        let marker = cx.marker(Which::Tail, span);
+        block
+            .stmts
+            .insert(last, Stmt::Expr(Expr::Verbatim(marker), None));
+    } else {
+        let (attrs, expr) = split_outer_attrs(tokens);
+        let exit = cx.exit_call(Which::Tail, span, expr);
+        block.stmts[last] = Stmt::Expr(Expr::Verbatim(quote!(#attrs #exit)), None);
+    }
+}
+
+/// Splits `#[a] #[b] EXPR` into the attributes and the expression, so that
+/// the attributes go on the call that wraps the expression: attributes on
+/// an argument are not allowed on stable, and a `#[cfg]` must remove the
+/// whole tail.
+fn split_outer_attrs(tokens: TokenStream) -> (TokenStream, TokenStream) {
+    let mut attrs = TokenStream::new();
+    let mut iter = tokens.into_iter().peekable();
+    loop {
+        match iter.peek() {
+            Some(TokenTree::Punct(p)) if p.as_char() == '#' => {
+                let pound = iter.next();
+                let group = iter.next();
+                attrs.extend(pound.into_iter().chain(group));
+            }
+            _ => break,
+        }
+    }
+    (attrs, iter.collect())
+}
+
+/// Whether the expression carries a `#[cfg(..)]`.
+fn has_cfg(expr: &Expr) -> bool {
+    let (attrs, _) = split_outer_attrs(expr.to_token_stream());
+    attrs.into_iter().any(|tt| match tt {
+        TokenTree::Group(g) => g
+            .stream()
+            .into_iter()
+            .next()
+            .is_some_and(|t| matches!(t, TokenTree::Ident(i) if i == "cfg")),
+        _ => false,
+    })
+}
+
+/// Whether a tail expression never yields a value.
+fn diverges(expr: &Expr) -> bool {
+    match expr {
+        Expr::Macro(m) => is_diverging_macro(&m.mac),
+        Expr::Loop(l) => !contains_ident(l.body.to_token_stream(), "break"),
+        Expr::Return(_) | Expr::Break(_) | Expr::Continue(_) => true,
+        // A `return` rewritten by the site finder.
+        Expr::Verbatim(tokens) => tokens
+            .clone()
+            .into_iter()
+            .find(|tt| !matches!(tt, TokenTree::Punct(p) if p.as_char() == '#'))
+            .is_some_and(|tt| matches!(tt, TokenTree::Ident(i) if i == "return")),
+        _ => is_process_exit(expr),
+    }
+}
+
+/// `process::exit(..)` or `std::process::exit(..)`.
+fn is_process_exit(expr: &Expr) -> bool {
+    let Expr::Call(call) = expr else {
+        return false;
+    };
+    let Expr::Path(path) = &*call.func else {
+        return false;
+    };
+    let segments: Vec<String> = path
+        .path
+        .segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect();
+    segments.ends_with(&["process".to_owned(), "exit".to_owned()])
+}
+
+fn is_diverging_macro(mac: &syn::Macro) -> bool {
+    mac.path.segments.last().is_some_and(|s| {
+        matches!(
+            s.ident.to_string().as_str(),
+            "panic" | "todo" | "unimplemented" | "unreachable"
+        )
+    })
+}
+
+/// `thread_local! { .. }` and the like: a statement, not a tail.
+fn defines_items(mac: &syn::Macro) -> bool {
+    matches!(mac.delimiter, syn::MacroDelimiter::Brace(_))
+        && mac.path.segments.last().is_some_and(|s| {
+            matches!(
+                s.ident.to_string().as_str(),
+                "thread_local" | "macro_rules" | "lazy_static" | "cfg_if" | "bitflags"
+            )
+        })
+}
+
+fn contains_ident(tokens: TokenStream, name: &str) -> bool {
+    tokens.into_iter().any(|tt| match tt {
+        TokenTree::Ident(i) => i == name,
+        TokenTree::Group(g) => contains_ident(g.stream(), name),
+        _ => false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn idents(tokens: TokenStream, out: &mut Vec<String>) {
+        for tt in tokens {
+            match tt {
+                TokenTree::Ident(i) => out.push(i.to_string()),
+                TokenTree::Group(g) => idents(g.stream(), out),
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn a_renamed_crate_is_the_only_path_used() {
+        let out = exit_path(
+            quote!(crate = lw),
+            quote! {
+                fn f(x: u32) -> Result<u32, String> {
+                    if x == 0 { return Err("zero".into()); }
+                    let y = Some(x)?;
+                    ensure!(y > 1);
+                    Ok(y)
+                }
+            },
+        );
+        let mut names = Vec::new();
+        idents(out, &mut names);
+        assert!(names.iter().any(|n| n == "lw"));
+        assert!(!names.iter().any(|n| n == "lastwords"), "{names:?}");
+    }
+
+    #[test]
+    fn a_second_exit_path_is_an_error() {
+        let out = exit_path(
+            TokenStream::new(),
+            quote! {
+                #[lastwords::exit_path]
+                fn f() {}
+            },
+        );
+        assert!(out.to_string().contains("duplicate #[exit_path] attribute"));
     }
 }

@@ -1,12 +1,19 @@
 //! The site finder: rewrites the exits of the annotated function that the
-//! expansion can see (`return`, `?`), and marks statements that contain a
-//! macro invocation which could hide an exit. Closures, async blocks, const
-//! blocks and nested items are skipped on purpose: their `return` and `?`
-//! are not exits of the annotated function.
+//! expansion can see (`return`, `?`), and marks where a macro invocation
+//! which could hide an exit runs. Closures, async blocks, const blocks and
+//! nested items are skipped on purpose: their `return` and `?` are not
+//! exits of the annotated function.
+//!
+//! Each exit becomes a call of a small generic helper that takes the value
+//! as an argument and gives it back, rather than a `let` that holds it: an
+//! argument keeps the place the user wrote it in (its expected type, its
+//! temporaries' scope), and the user's own `?` stays in place with std's
+//! conversions and diagnostics.
+
+use std::cell::RefCell;
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned, ToTokens};
-use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::visit::{self, Visit};
 use syn::visit_mut::{self, VisitMut};
@@ -16,89 +23,285 @@ use syn::{Block, Expr, Macro, Stmt, Token, Type};
 pub struct Cx {
     /// The declared return type, `impl Trait` replaced by `_`.
     pub ret_ty: TokenStream,
+    /// The return type is itself an `impl Trait`: the tail is left in
+    /// place, where it gets the declared signature (a closure needs it).
+    pub opaque: bool,
     /// The `ret` option: also record the value's Debug.
     pub ret: bool,
+    /// The path of the lastwords crate: `::lastwords`, or `crate = path`.
+    pub krate: TokenStream,
+    /// The markers placed so far: the site they stand for, and where.
+    pub marks: RefCell<Vec<(Which, Span)>>,
+    /// An async fn: a marker is cleared once its statement is done, so that
+    /// a later drop is a cancellation, not an exit from inside the macro.
+    pub is_async: bool,
+    /// The return type is spelled in full (no `impl Trait`): its values are
+    /// classified by one closure made at the top of the body, rather than
+    /// one closure per exit (each costs the type checker a method lookup).
+    pub shared: bool,
 }
 
-/// Which exit: the name of an `ExitSite` variant.
+/// Which exit: the name of a `Site` variant.
 #[derive(Clone, Copy)]
 pub enum Which {
     Return,
-    Question,
     Tail,
+    Macro,
+    /// A macro known to return only an `Err` (`bail!`, `ensure!`).
+    MacroErr,
+}
+
+impl Which {
+    pub fn ident(self) -> syn::Ident {
+        let name = match self {
+            Which::Return => "Return",
+            Which::Tail => "Tail",
+            Which::Macro | Which::MacroErr => "Macro",
+        };
+        syn::Ident::new(name, Span::mixed_site())
+    }
 }
 
 impl Cx {
-    /// `::core::line!(), ::core::column!()` at `span`: the user's span, so
-    /// that they report the user's position, not the attribute's.
-    pub fn position(span: Span) -> TokenStream {
-        quote_spanned!(span=> ::core::line!(), ::core::column!())
+    /// `::lastwords::__private`.
+    pub fn private(&self) -> TokenStream {
+        let krate = &self.krate;
+        quote_spanned!(Span::mixed_site()=> #krate::__private)
     }
 
-    /// `{ let __lastwords_value: R = EXPR; guard.exit(..); __lastwords_value }`
-    pub fn capture(&self, expr: TokenStream, which: Which, span: Span) -> TokenStream {
-        let ty = &self.ret_ty;
-        let exit = self.exit_stmt(which, span);
-        let value = value_ident();
-        quote_spanned! {Span::mixed_site()=>
-            {
-                let #value: #ty = #expr;
-                #exit
-                #value
+    /// `line, col` of `span`: integer literals where the compiler tells a
+    /// proc macro its spans' positions (Rust 1.88), which spares two macro
+    /// expansions per exit; else `::core::line!(), ::core::column!()` at
+    /// the user's span, so that they report the user's position.
+    pub fn position(span: Span) -> TokenStream {
+        let start = span.start();
+        match u32::try_from(start.column + 1) {
+            Ok(col) if start.line > 0 => {
+                let line = proc_macro2::Literal::usize_unsuffixed(start.line);
+                let col = proc_macro2::Literal::u32_unsuffixed(col);
+                quote!(#line, #col)
             }
+            _ => quote_spanned!(span=> ::core::line!(), ::core::column!()),
         }
     }
 
-    /// `guard.exit(Site::X, line, col, outcome!(&value), Some(&value));`
-    pub fn exit_stmt(&self, which: Which, span: Span) -> TokenStream {
-        let site = match which {
-            Which::Return => quote_spanned!(Span::mixed_site()=> Return),
-            Which::Question => quote_spanned!(Span::mixed_site()=> Question),
-            Which::Tail => quote_spanned!(Span::mixed_site()=> Tail),
+    /// `|v| (&&&&&&Probe(v)).__lastwords_outcome()`: classifies the value
+    /// where its type is known (the probe's traits are imported at the top
+    /// of the body, see `prelude`).
+    pub fn classify(&self) -> TokenStream {
+        self.classify_with(6)
+    }
+
+    /// Classifies a value of the return type: the shared closure if there
+    /// is one.
+    pub fn classify_ret(&self) -> TokenStream {
+        if self.shared {
+            classifier_ident().into_token_stream()
+        } else {
+            self.classify()
+        }
+    }
+
+    /// The probe with `refs` references: 6 tries every level, 2 starts at
+    /// `Debug` (see the layer's `outcome` module).
+    fn classify_with(&self, refs: usize) -> TokenStream {
+        let v = syn::Ident::new("__lastwords_v", Span::mixed_site());
+        let probe = self.probe(refs, &v);
+        quote_spanned!(Span::mixed_site()=> |#v| #probe)
+    }
+
+    /// `(&&..&&::lastwords::__private::outcome::Probe(v)).__lastwords_outcome()`
+    fn probe(&self, refs: usize, v: &syn::Ident) -> TokenStream {
+        let private = self.private();
+        let refs = (0..refs).map(|_| quote_spanned!(Span::mixed_site()=> &));
+        let probe = quote_spanned!(Span::mixed_site()=> #(#refs)* #private::outcome::Probe(#v));
+        let mut group = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, probe);
+        group.set_span(Span::mixed_site());
+        quote_spanned!(Span::mixed_site()=> #group.__lastwords_outcome())
+    }
+
+    /// The top of the body: the probe's traits, and the shared classifier.
+    pub fn prelude(&self) -> TokenStream {
+        let private = self.private();
+        let shared = if self.shared {
+            let ret_ty = &self.ret_ty;
+            let classifier = classifier_ident();
+            let classify = self.classify();
+            quote_spanned! {Span::mixed_site()=>
+                let #classifier = #private::classifier::<#ret_ty, _>(#classify);
+            }
+        } else {
+            TokenStream::new()
+        };
+        quote_spanned! {Span::mixed_site()=>
+            #[allow(unused_imports)]
+            use #private::outcome::probes::*;
+            #shared
+        }
+    }
+
+    /// Input:  EXPR
+    /// Output: exit(__lastwords_guard, Site::Return, line, col, EXPR, |v| outcome!(v))
+    pub fn exit_call(&self, which: Which, span: Span, expr: TokenStream) -> TokenStream {
+        self.exit_call_with(which, span, expr, self.classify_ret())
+    }
+
+    /// [`exit_call`](Cx::exit_call) of `()`, which may not be the return
+    /// type (a body that diverges, a tail `process::exit`).
+    pub fn exit_unit(&self, span: Span) -> TokenStream {
+        let unit = quote_spanned!(span=> ());
+        self.exit_call_with(Which::Tail, span, unit, self.classify())
+    }
+
+    fn exit_call_with(
+        &self,
+        which: Which,
+        span: Span,
+        expr: TokenStream,
+        classify: TokenStream,
+    ) -> TokenStream {
+        let private = self.private();
+        let site = which.ident();
+        let exit = if self.ret {
+            quote_spanned!(Span::mixed_site()=> exit_ret)
+        } else {
+            quote_spanned!(Span::mixed_site()=> exit)
         };
         let guard = guard_ident();
-        let value = value_ident();
         let pos = Cx::position(span);
-        let debug = self.debug_value();
-        // The allow covers only this statement: after a diverging tail
-        // (`loop {}`) it is unreachable, which is not the user's doing.
         quote_spanned! {Span::mixed_site()=>
-            #[allow(unreachable_code)]
-            #guard.exit(
-                ::lastwords::__private::Site::#site,
-                #pos,
-                ::lastwords::__private::outcome!(&#value),
-                #debug,
-            );
+            #private::#exit(&#guard, #private::Site::#site, #pos, #expr, #classify)
         }
     }
 
-    /// `Some(&value as &dyn Debug)` with `ret`, else `None`.
-    pub fn debug_value(&self) -> TokenStream {
-        let value = value_ident();
-        if self.ret {
-            quote_spanned!(Span::mixed_site()=>
-                ::core::option::Option::Some(&#value as &dyn ::core::fmt::Debug))
-        } else {
-            quote_spanned!(Span::mixed_site()=> ::core::option::Option::None)
-        }
+    /// Input:  EXPR
+    /// Output: question(&__lastwords_guard, line, col, EXPR, |v| outcome!(v))
+    /// (the user's `?` follows, untouched).
+    ///
+    /// The call's path and parentheses take the spans of EXPR's first and
+    /// last tokens (only the guard and the closure are hygienic), so that
+    /// to rustc the operand is the user's code: std's diagnostics for a
+    /// misused `?`, which span from the operand's end to the `?`, read as
+    /// they read without the attribute.
+    pub fn question_call(&self, span: Span, operand: &Expr, target: Option<&Type>) -> TokenStream {
+        let expr = operand.to_token_stream();
+        let mut tokens = expr.clone().into_iter();
+        let first = tokens.next().map_or(span, |t| t.span());
+        let last = tokens.last().map_or(first, |t| t.span());
+        let krate = respan(self.krate.clone(), first);
+        let guard = guard_ident();
+        let pos = Cx::position(span);
+        let classify = match target {
+            // `let x: T = s.parse()?`: the operand is `Result<T, _>`, which
+            // tells rustc its error type before the probe looks at it.
+            Some(target) => {
+                let v = syn::Ident::new("__lastwords_v", Span::mixed_site());
+                let probe = self.probe(6, &v);
+                quote_spanned!(Span::mixed_site()=>
+                    |#v: &::core::result::Result<#target, _>| #probe)
+            }
+            None if inferred_later(operand) => self.classify_with(2),
+            None => self.classify(),
+        };
+        let args = quote_spanned!(first=> &#guard, #pos, #expr, #classify);
+        let mut args = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, args);
+        args.set_span(last);
+        quote_spanned!(first=> #krate::__private::question #args)
     }
+
+    /// `__lastwords_guard.mark(N);` for a new marker at `span`; its
+    /// position goes in the function's static `ExitSite`.
+    pub fn marker(&self, site: Which, span: Span) -> TokenStream {
+        let mut marks = self.marks.borrow_mut();
+        let index = u16::try_from(marks.len()).unwrap_or(u16::MAX);
+        marks.push((site, span));
+        let guard = guard_ident();
+        let index = proc_macro2::Literal::u16_unsuffixed(index);
+        quote_spanned!(Span::mixed_site()=> #[allow(unreachable_code)] #guard.mark(#index);)
+    }
+
+    /// `[Mark { tail, line, col }, ..]` for the static `ExitSite`.
+    pub fn marks(&self) -> TokenStream {
+        let private = self.private();
+        let marks = self.marks.borrow();
+        let marks = marks.iter().map(|(site, span)| {
+            let pos = Cx::position(*span);
+            let new = if matches!(site, Which::MacroErr) {
+                quote_spanned!(Span::mixed_site()=> erring)
+            } else {
+                quote_spanned!(Span::mixed_site()=> new)
+            };
+            let site = site.ident();
+            quote_spanned!(Span::mixed_site()=>
+                #private::exit::Mark::#new(#private::Site::#site, #pos))
+        });
+        quote_spanned!(Span::mixed_site()=> [#(#marks),*])
+    }
+}
+
+/// Whether the operand of a `?` is a conversion whose target, and so whose
+/// error type, rustc may learn only from the `?`'s value:
+/// `s.parse()?`, `n.try_into()?`, `T::from_str(s)?` without a turbofish.
+fn inferred_later(operand: &Expr) -> bool {
+    match operand {
+        Expr::MethodCall(m) => {
+            m.turbofish.is_none()
+                && matches!(m.method.to_string().as_str(), "parse" | "try_into" | "into")
+        }
+        // `FromStr::from_str(s)`, `TryFrom::try_from(n)`: the trait, not
+        // the type, names the function.
+        Expr::Call(c) => match &*c.func {
+            Expr::Path(p) => {
+                let segments: Vec<String> = p
+                    .path
+                    .segments
+                    .iter()
+                    .map(|s| s.ident.to_string())
+                    .collect();
+                segments.ends_with(&["FromStr".to_owned(), "from_str".to_owned()])
+                    || segments.ends_with(&["TryFrom".to_owned(), "try_from".to_owned()])
+            }
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// `.into()` yields any type whose `?` gives `T`, not a `Result<T, _>`.
+fn is_into(operand: &Expr) -> bool {
+    matches!(operand, Expr::MethodCall(m) if m.method == "into")
+}
+
+/// `tokens` with the span `at` (a path: no group inside).
+fn respan(tokens: TokenStream, at: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tt| {
+            tt.set_span(at);
+            tt
+        })
+        .collect()
+}
+
+/// The shared classifier of return values; `_`-prefixed, as it may go
+/// unused (a body whose every exit diverges).
+pub fn classifier_ident() -> syn::Ident {
+    syn::Ident::new("__lastwords_classify", Span::mixed_site())
 }
 
 pub fn guard_ident() -> syn::Ident {
     syn::Ident::new("__lastwords_guard", Span::mixed_site())
 }
 
-pub fn value_ident() -> syn::Ident {
-    syn::Ident::new("__lastwords_value", Span::mixed_site())
-}
-
 /// Rewrites `return` and `?` at the function's own level and inserts the
 /// macro markers.
 pub struct ExitSites<'a> {
     pub cx: &'a Cx,
-    /// Set when a statement invokes a macro that could hide a `return`.
+    /// Set when the body invokes a macro that could hide a `return`.
     pub hiding_macro: bool,
+    /// Set when such an invocation's statement also awaits: dropping the
+    /// future there is a cancellation, not a hidden `return`.
+    pub awaiting_macro: bool,
 }
 
 impl VisitMut for ExitSites<'_> {
@@ -110,19 +313,68 @@ impl VisitMut for ExitSites<'_> {
     fn visit_block_mut(&mut self, block: &mut Block) {
         let mut stmts = Vec::with_capacity(block.stmts.len());
         for mut stmt in block.stmts.drain(..) {
-            let marker = HidingMacro::find(&stmt);
-            self.visit_stmt_mut(&mut stmt);
-            if let Some(span) = marker {
-                stmts.push(marker_stmt(span));
-                self.hiding_macro = true;
+            let marker = HidingMacro::find_stmt(&stmt);
+            if marker.is_some() && awaits(stmt.to_token_stream()) {
+                self.awaiting_macro = true;
             }
+            self.visit_stmt_mut(&mut stmt);
+            if let Some((span, awaiting, which)) = marker {
+                stmts.push(Stmt::Expr(
+                    Expr::Verbatim(self.cx.marker(which, span)),
+                    None,
+                ));
+                self.hiding_macro = true;
+                self.awaiting_macro |= awaiting;
+            }
+            let done = marker.is_some() && self.cx.is_async && !is_tail(&stmt);
             stmts.push(stmt);
+            if done {
+                let guard = guard_ident();
+                stmts.push(Stmt::Expr(
+                    Expr::Verbatim(quote_spanned!(Span::mixed_site()=>
+                        #[allow(unreachable_code)] #guard.unmark();)),
+                    None,
+                ));
+            }
         }
         block.stmts = stmts;
     }
 
+    // Input:  PAT => hiding!(..),
+    // Output: PAT => { __lastwords_guard.at_macro(line, col); hiding!(..) },
+    // so that of two hiding macros in one `match`, the one that fired is
+    // the one recorded.
+    fn visit_arm_mut(&mut self, arm: &mut syn::Arm) {
+        visit_mut::visit_arm_mut(self, arm);
+        if let Some((span, which)) = HidingMacro::find_expr(&arm.body) {
+            self.hiding_macro = true;
+            self.awaiting_macro |= awaiting_macro_name(&arm.body);
+            let marker = self.cx.marker(which, span);
+            let body = &arm.body;
+            *arm.body = Expr::Verbatim(quote!({ #marker #body }));
+        }
+    }
+
     fn visit_macro_mut(&mut self, mac: &mut Macro) {
         self.rewrite_macro_args(mac);
+    }
+
+    // Input:  let x: T = s.parse()?;
+    // Output: let x: T = question(.., s.parse(), |v: &Result<T, _>| outcome!(v))?;
+    fn visit_local_mut(&mut self, local: &mut syn::Local) {
+        if let (syn::Pat::Type(typed), Some(init)) = (&local.pat, local.init.as_mut()) {
+            if let (None, Expr::Try(t)) = (&init.diverge, &mut *init.expr) {
+                if inferred_later(&t.expr) && !is_into(&t.expr) {
+                    self.visit_expr_mut(&mut t.expr);
+                    let span = t.question_token.span;
+                    let call = self.cx.question_call(span, &t.expr, Some(&typed.ty));
+                    let (attrs, question) = (&t.attrs, t.question_token);
+                    *init.expr = Expr::Verbatim(quote!(#(#attrs)* #call #question));
+                    return;
+                }
+            }
+        }
+        visit_mut::visit_local_mut(self, local);
     }
 
     fn visit_expr_mut(&mut self, expr: &mut Expr) {
@@ -130,48 +382,33 @@ impl VisitMut for ExitSites<'_> {
         visit_mut::visit_expr_mut(self, expr);
         match expr {
             // Input:  return EXPR
-            // Output: return { let __lastwords_value: R = EXPR;
-            //                  __lastwords_guard.exit(Site::Return, line, col, ..);
-            //                  __lastwords_value }
+            // Output: return exit(__lastwords_guard, Site::Return, line, col, EXPR, |v| outcome!(v))
             Expr::Return(ret) => {
                 let span = ret.return_token.span;
                 let value = match &ret.expr {
                     Some(e) => e.to_token_stream(),
-                    None => quote!(()),
+                    None => quote_spanned!(span=> ()),
                 };
-                let captured = self.cx.capture(value, Which::Return, span);
+                // A returned `impl Trait` keeps its expected type in a
+                // block after a marker; the guard's drop records it.
+                let captured = if self.cx.opaque {
+                    let marker = self.cx.marker(Which::Return, span);
+                    quote_spanned!(Span::mixed_site()=> { #marker #value })
+                } else {
+                    self.cx.exit_call(Which::Return, span, value)
+                };
                 let attrs = &ret.attrs;
                 let return_token = ret.return_token;
                 *expr = Expr::Verbatim(quote!(#(#attrs)* #return_token #captured));
             }
             // Input:  EXPR?
-            // Output: (match Try::branch(EXPR) {
-            //     ControlFlow::Continue(v) => v,
-            //     ControlFlow::Break(r) => return { let __lastwords_value: R =
-            //         FromResidual::from_residual(r); guard.exit(Site::Question, ..); .. },
-            // })
+            // Output: question(__lastwords_guard, line, col, EXPR, |v| outcome!(v))?
             Expr::Try(t) => {
                 let span = t.question_token.span;
                 let attrs = &t.attrs;
-                let inner = &t.expr;
-                let residual = syn::Ident::new("__lastwords_residual", Span::mixed_site());
-                let output = syn::Ident::new("__lastwords_output", Span::mixed_site());
-                let captured = self.cx.capture(
-                    quote_spanned!(Span::mixed_site()=>
-                        ::lastwords::__private::FromResidual::from_residual(#residual)),
-                    Which::Question,
-                    span,
-                );
-                let glue = quote_spanned! {Span::mixed_site()=>
-                    match ::lastwords::__private::Try::branch(#inner) {
-                        ::core::ops::ControlFlow::Continue(#output) => #output,
-                        ::core::ops::ControlFlow::Break(#residual) => return #captured,
-                    }
-                };
-                let paren = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, glue);
-                let mut paren = TokenTree::Group(paren);
-                paren.set_span(Span::mixed_site());
-                *expr = Expr::Verbatim(quote!(#(#attrs)* #paren));
+                let call = self.cx.question_call(span, &t.expr, None);
+                let question = t.question_token;
+                *expr = Expr::Verbatim(quote!(#(#attrs)* #call #question));
             }
             _ => {}
         }
@@ -179,36 +416,79 @@ impl VisitMut for ExitSites<'_> {
 }
 
 impl ExitSites<'_> {
-    /// Input:  println!("{}", fetch()?)
-    /// Output: println!("{}", (match Try::branch(fetch()) { .. }))
+    /// Input:  vec![fetch()?; 2]
+    /// Output: vec![question(.., fetch(), ..)?; 2]
     ///
     /// Only for well-known macros whose arguments are expressions, and only
-    /// when the tokens contain a `?` or `return`; anything that does not
-    /// parse stays opaque (the statement's marker covers it).
+    /// in the pieces between top-level `,` and `;` that contain a `?` or a
+    /// `return` and parse as an expression; anything else stays opaque.
     fn rewrite_macro_args(&mut self, mac: &mut Macro) {
         if !is_known_safe(mac) || !has_exit_tokens(mac.tokens.clone()) {
             return;
         }
-        let Ok(mut args) = mac.parse_body_with(Punctuated::<Expr, Token![,]>::parse_terminated)
-        else {
-            return;
-        };
-        for arg in &mut args {
-            self.visit_expr_mut(arg);
+        let mut out = TokenStream::new();
+        let mut piece = TokenStream::new();
+        for tt in mac.tokens.clone() {
+            match &tt {
+                TokenTree::Punct(p) if matches!(p.as_char(), ',' | ';') => {
+                    out.extend(self.rewrite_piece(std::mem::take(&mut piece)));
+                    out.extend([tt]);
+                }
+                _ => piece.extend([tt]),
+            }
         }
-        mac.tokens = args.into_token_stream();
+        out.extend(self.rewrite_piece(piece));
+        mac.tokens = out;
+    }
+
+    fn rewrite_piece(&mut self, piece: TokenStream) -> TokenStream {
+        if !has_exit_tokens(piece.clone()) {
+            return piece;
+        }
+        match syn::parse2::<Expr>(piece.clone()) {
+            Ok(mut expr) => {
+                self.visit_expr_mut(&mut expr);
+                expr.into_token_stream()
+            }
+            Err(_) => piece,
+        }
     }
 }
 
-/// `__lastwords_guard.at_macro(line, col);` at the macro invocation.
-fn marker_stmt(span: Span) -> Stmt {
-    let guard = guard_ident();
-    let pos = Cx::position(span);
-    Stmt::Expr(
-        Expr::Verbatim(quote_spanned!(Span::mixed_site()=>
-            #[allow(unreachable_code)] #guard.at_macro(#pos))),
-        Some(Token![;](Span::mixed_site())),
+/// A statement that yields the block's value.
+fn is_tail(stmt: &Stmt) -> bool {
+    matches!(
+        stmt,
+        Stmt::Expr(_, None)
+            | Stmt::Macro(syn::StmtMacro {
+                semi_token: None,
+                ..
+            })
     )
+}
+
+fn awaiting_macro_name(expr: &Expr) -> bool {
+    matches!(expr, Expr::Macro(m) if awaits_inside(&m.mac))
+}
+
+/// Macros known to await inside their expansion.
+fn awaits_inside(mac: &Macro) -> bool {
+    mac.path.segments.last().is_some_and(|s| {
+        matches!(
+            s.ident.to_string().as_str(),
+            "select" | "select_biased" | "join" | "try_join"
+        )
+    })
+}
+
+/// Whether `tokens` contain an `.await` (in a closure or an async block
+/// too: a cheap over-approximation).
+fn awaits(tokens: TokenStream) -> bool {
+    tokens.into_iter().any(|tt| match tt {
+        TokenTree::Ident(i) => i == "await",
+        TokenTree::Group(g) => awaits(g.stream()),
+        _ => false,
+    })
 }
 
 fn has_exit_tokens(tokens: TokenStream) -> bool {
@@ -218,6 +498,21 @@ fn has_exit_tokens(tokens: TokenStream) -> bool {
         TokenTree::Group(g) => has_exit_tokens(g.stream()),
         TokenTree::Literal(_) => false,
     })
+}
+
+/// `bail!` and `ensure!` (anyhow, eyre, snafu) return nothing but an `Err`:
+/// an exit through one is an error even where its value is not seen.
+fn hiding(mac: &Macro) -> Which {
+    let errs = mac
+        .path
+        .segments
+        .last()
+        .is_some_and(|s| s.ident == "bail" || s.ident == "ensure");
+    if errs {
+        Which::MacroErr
+    } else {
+        Which::Macro
+    }
 }
 
 /// Macros known not to hide a `return`: formatting, assertions (their
@@ -275,14 +570,23 @@ fn is_known_safe(mac: &Macro) -> bool {
 }
 
 /// Does this statement invoke, at the function's own level, a macro that
-/// could hide a `return`? Yields the first such invocation's span.
-struct HidingMacro(Option<Span>);
+/// could hide a `return`? Yields the first such invocation's span, and
+/// whether any of them awaits inside.
+struct HidingMacro(Option<(Span, Which)>, bool);
 
 impl HidingMacro {
-    fn find(stmt: &Stmt) -> Option<Span> {
-        let mut finder = HidingMacro(None);
+    fn find_stmt(stmt: &Stmt) -> Option<(Span, bool, Which)> {
+        let mut finder = HidingMacro(None, false);
         finder.visit_stmt(stmt);
-        finder.0
+        finder.0.map(|(span, which)| (span, finder.1, which))
+    }
+
+    /// Only for an expression that is itself such an invocation.
+    fn find_expr(expr: &Expr) -> Option<(Span, Which)> {
+        match expr {
+            Expr::Macro(m) if !is_known_safe(&m.mac) => Some((m.mac.path.span(), hiding(&m.mac))),
+            _ => None,
+        }
     }
 }
 
@@ -294,8 +598,9 @@ impl<'ast> Visit<'ast> for HidingMacro {
     fn visit_type(&mut self, _: &'ast Type) {}
 
     fn visit_macro(&mut self, mac: &'ast Macro) {
-        if self.0.is_none() && !is_known_safe(mac) {
-            self.0 = Some(mac.path.span());
+        if !is_known_safe(mac) {
+            self.0.get_or_insert((mac.path.span(), hiding(mac)));
+            self.1 |= awaits_inside(mac);
         }
         visit::visit_macro(self, mac);
     }

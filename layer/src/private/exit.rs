@@ -1,29 +1,33 @@
 //! The runtime half of `#[exit_path]`: one static [`ExitSite`] per annotated
-//! function (its callsites, built by [`exit_site!`](crate::__lastwords_exit_site))
-//! and one [`ExitGuard`] per call, which emits exactly one `fn_exit` event.
+//! function (its callsites, built by [`ExitSite::new`]) and one
+//! [`ExitGuard`] per call, which emits exactly one `fn_exit` event.
 //!
 //! The guard reads the clock only when one of the function's levels could
 //! be enabled (a relaxed load of the global max level, then the callsites'
 //! cached interest), and formats only when a subscriber wants the record,
 //! so a disabled annotated function costs one atomic load and a compare.
 //!
-//! Exits the expansion can see (`return`, `?`, the tail) call
-//! [`ExitGuard::exit`] with the value; the guard's `Drop` covers the rest:
-//! a panic unwinding through (`unwind`), an async fn's future dropped before
-//! it completed (`cancelled`), and in a sync fn an exit hidden inside a macro
-//! invocation (`macro`, at the position of the last macro marker passed).
-//! Not a stable API.
+//! Exits the expansion can see (`return`, `?`, the tail) pass their value
+//! through [`exit`] or [`question`]; a body run as a closure or an inner
+//! async block hands its value to [`finish`]; the guard's `Drop` covers the
+//! rest: a panic unwinding through (`unwind`), an async fn's future dropped
+//! before it completed (`cancelled`), and an exit hidden inside a macro
+//! invocation whose value was not seen (`macro`, at the position of the
+//! last marker passed). Not a stable API.
 
 use std::cell::Cell;
 use std::fmt::{self, Debug, Display};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::OnceLock;
 use std::time::Instant;
 
 use tracing::level_filters::STATIC_MAX_LEVEL;
 use tracing_core::callsite::DefaultCallsite;
+use tracing_core::callsite::Identifier;
+use tracing_core::field::FieldSet;
 use tracing_core::field::{self, Value};
-use tracing_core::{dispatcher, Callsite, Event, LevelFilter};
+use tracing_core::metadata::Kind;
+use tracing_core::{dispatcher, Callsite, Event, Level, LevelFilter, Metadata};
 
 use super::outcome::{ErrorRef, Outcome};
 use crate::json::ErrorChain;
@@ -45,9 +49,32 @@ pub const FIELDS: &[&str] = &[
     "unexpected",
 ];
 
-/// Everything static about one annotated function. Not a stable API: build
-/// it with [`exit_site!`](crate::__lastwords_exit_site).
+/// Everything static about one annotated function: one `static` per
+/// function, which holds its three callsites and their metadata too (each
+/// callsite points at its metadata, whose field set points back at the
+/// callsite: the static refers to itself). Not a stable API: build it with
+/// [`ExitSite::new`].
 pub struct ExitSite {
+    /// What [`ExitSite::new`] was given.
+    info: SiteInfo,
+    /// Callsite for `ok`, `none`, `returned`.
+    ok: DefaultCallsite,
+    /// Callsite for `err` and `panic`.
+    err: DefaultCallsite,
+    /// Callsite for `cancelled`.
+    cancelled: DefaultCallsite,
+    ok_meta: Metadata<'static>,
+    err_meta: Metadata<'static>,
+    cancelled_meta: Metadata<'static>,
+    /// The most severe of the three levels: if even it is disabled,
+    /// nothing about this function can be recorded.
+    gate_level: LevelFilter,
+    /// The `fn` field, computed on first use.
+    path: OnceLock<Box<str>>,
+}
+
+/// What the expansion knows about the annotated function. Not a stable API.
+pub struct SiteInfo {
     /// The function's name, or the `name = "..."` option.
     pub name: &'static str,
     /// True when `name` came from the `name` option (used verbatim).
@@ -57,6 +84,8 @@ pub struct ExitSite {
     pub here: fn() -> &'static str,
     /// Source file of the function.
     pub file: &'static str,
+    /// Its module, the records' target.
+    pub module: &'static str,
     /// Line of the function's name (used for `unwind` and `cancelled`).
     pub line: u32,
     /// Column of the function's name.
@@ -67,24 +96,54 @@ pub struct ExitSite {
     pub unexpected: bool,
     /// True for an `async fn`: an unfinished drop means cancellation.
     pub is_async: bool,
-    /// The most severe of the three levels: if even it is disabled,
-    /// nothing about this function can be recorded.
+    /// The levels of the `ok`, `err` and `cancelled` records.
+    pub levels: [Level; 3],
+    /// The most severe of the three levels.
     pub gate_level: LevelFilter,
-    /// Callsite for `ok`, `none`, `returned`.
-    pub ok: &'static DefaultCallsite,
-    /// Callsite for `err` and `panic`.
-    pub err: &'static DefaultCallsite,
-    /// Callsite for `cancelled`.
-    pub cancelled: &'static DefaultCallsite,
-    /// The `fn` field, computed on first use.
-    pub path: OnceLock<Box<str>>,
+    /// The markers in the body, by index (see [`ExitGuard::mark`]).
+    pub marks: &'static [Mark],
+}
+
+const fn meta(
+    info: &SiteInfo,
+    level: Level,
+    callsite: &'static DefaultCallsite,
+) -> Metadata<'static> {
+    Metadata::new(
+        "lastwords::fn_exit",
+        info.module,
+        level,
+        Some(info.file),
+        Some(info.line),
+        Some(info.module),
+        FieldSet::new(FIELDS, Identifier(callsite)),
+        Kind::EVENT,
+    )
+}
+
+impl ExitSite {
+    /// The static of one annotated function; `this` is that static.
+    pub const fn new(this: &'static ExitSite, info: SiteInfo) -> ExitSite {
+        let [ok, err, cancelled] = info.levels;
+        ExitSite {
+            ok: DefaultCallsite::new(&this.ok_meta),
+            err: DefaultCallsite::new(&this.err_meta),
+            cancelled: DefaultCallsite::new(&this.cancelled_meta),
+            ok_meta: meta(&info, ok, &this.ok),
+            err_meta: meta(&info, err, &this.err),
+            cancelled_meta: meta(&info, cancelled, &this.cancelled),
+            gate_level: info.gate_level,
+            path: OnceLock::new(),
+            info,
+        }
+    }
 }
 
 impl ExitSite {
     /// Could any of this function's records be enabled? Cheap: one relaxed
     /// load when nothing listens.
     #[inline]
-    fn may_be_enabled(&self) -> bool {
+    fn may_be_enabled(&'static self) -> bool {
         self.gate_level <= STATIC_MAX_LEVEL
             && self.gate_level <= LevelFilter::current()
             && (!self.ok.interest().is_never()
@@ -95,10 +154,10 @@ impl ExitSite {
     /// The `fn` field: `crate::module::fn` or `crate::module::Type::method`.
     fn path(&self) -> &str {
         self.path.get_or_init(|| {
-            if self.custom_name {
-                self.name.into()
+            if self.info.custom_name {
+                self.info.name.into()
             } else {
-                fn_path((self.here)(), self.name).into()
+                fn_path((self.info.here)(), self.info.name).into()
             }
         })
     }
@@ -153,95 +212,214 @@ impl Site {
 }
 
 /// One call of an annotated function. Emits exactly one `fn_exit` event
-/// (when enabled): at the first [`exit`](ExitGuard::exit) or
-/// [`finish`](ExitGuard::finish), else on drop. Not a stable API.
+/// (when enabled): at the first exit the expansion sees, else at
+/// [`finish`] or on drop. Not a stable API.
 ///
-/// Atomics rather than `Cell`s keep it `Sync`, so an async fn's body
-/// future can hold `&ExitGuard` and stay `Send`.
+/// Sixteen bytes, because an async fn's future holds it across every
+/// `.await`: the site, and one atomic word (atomic so that the guard is
+/// `Sync` and a future holding `&ExitGuard` stays `Send`) that packs
+///
+/// ```text
+/// bits 0..48   start, in µs since the process's first guard, plus 1; 0 = not recording
+/// bits 48..63  the last marker passed (index into ExitSite::marks), plus 1; 0 = none
+/// bit 63       the call began while the thread was already panicking (a fn
+///              called from a `Drop` during unwinding): its own exits are
+///              not an unwind
+/// ```
+///
+/// The first exit to record swaps the word to 0, so that later ones (and
+/// the drop) record nothing.
 pub struct ExitGuard {
     site: &'static ExitSite,
-    start: Option<Instant>,
-    done: AtomicBool,
-    macro_line: AtomicU32,
-    macro_col: AtomicU32,
+    state: AtomicU64,
+}
+
+const START_BITS: u32 = 48;
+const START_MASK: u64 = (1 << START_BITS) - 1;
+const MARK_MASK: u64 = 0x7fff << START_BITS;
+const PANICKING: u64 = 1 << 63;
+
+/// Microseconds since the first guard of the process (2^48 µs is 8.9 years).
+fn now_us() -> u64 {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    let base = BASE.get_or_init(Instant::now);
+    u64::try_from(base.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+/// A marker in the annotated function's body: where a macro invocation that
+/// could hide a `return` runs (`Site::Macro`), or a `return` or tail whose
+/// value the expansion leaves alone (a returned `impl Trait`, which may be a
+/// closure that needs the declared signature). Not a stable API.
+#[derive(Clone, Copy, Debug)]
+pub struct Mark {
+    /// The site recorded if the function leaves from here unseen.
+    pub site: Site,
+    /// A macro that returns nothing but an `Err` (`bail!`, `ensure!`): an
+    /// unseen exit from it is an error.
+    pub err: bool,
+    /// Its line.
+    pub line: u32,
+    /// Its column.
+    pub col: u32,
+}
+
+impl Mark {
+    /// A marker at `line:col`.
+    pub const fn new(site: Site, line: u32, col: u32) -> Mark {
+        Mark {
+            site,
+            err: false,
+            line,
+            col,
+        }
+    }
+
+    /// A marker at a macro that returns nothing but an `Err`.
+    pub const fn erring(site: Site, line: u32, col: u32) -> Mark {
+        Mark {
+            site,
+            err: true,
+            line,
+            col,
+        }
+    }
+}
+
+/// What a claimed guard knows: when the call started, the last marker, and
+/// whether the thread was already panicking.
+struct Claim {
+    start: u64,
+    mark: Option<Mark>,
+    panicking: bool,
 }
 
 impl ExitGuard {
     /// Starts a call: reads the clock only if a record could be enabled.
     #[inline]
     pub fn enter(site: &'static ExitSite) -> ExitGuard {
-        let start = if site.may_be_enabled() {
-            Some(Instant::now())
+        if site.may_be_enabled() {
+            Self::started(site)
         } else {
-            None
-        };
-        ExitGuard {
-            site,
-            start,
-            done: AtomicBool::new(false),
-            macro_line: AtomicU32::new(0),
-            macro_col: AtomicU32::new(0),
-        }
-    }
-
-    /// Notes the position of a macro invocation about to run, in case the
-    /// function leaves from inside it.
-    #[inline]
-    pub fn at_macro(&self, line: u32, col: u32) {
-        if self.start.is_some() {
-            self.macro_line.store(line, Relaxed);
-            self.macro_col.store(col, Relaxed);
-        }
-    }
-
-    /// Records an exit the expansion saw: `return`, `?` or the tail.
-    #[inline]
-    pub fn exit(
-        &self,
-        site: Site,
-        line: u32,
-        col: u32,
-        outcome: Outcome<'_>,
-        value: Option<&dyn Debug>,
-    ) {
-        if let Some(start) = self.start {
-            self.exit_slow(start, site, line, col, outcome, value);
-        }
-    }
-
-    /// Records the end of an async fn's body: if no seen exit recorded it,
-    /// the body left through a `return` inside a macro invocation.
-    #[inline]
-    pub fn finish(&self, outcome: Outcome<'_>, value: Option<&dyn Debug>) {
-        if let Some(start) = self.start {
-            if !self.done.load(Relaxed) {
-                let (line, col) = self.macro_position();
-                self.exit_slow(start, Site::Macro, line, col, outcome, value);
+            ExitGuard {
+                site,
+                state: AtomicU64::new(0),
             }
         }
     }
 
-    fn macro_position(&self) -> (u32, u32) {
-        (self.macro_line.load(Relaxed), self.macro_col.load(Relaxed))
+    /// Starts a call of `main`, which may install the subscriber itself:
+    /// reads the clock whatever is enabled now (once per process), and
+    /// the levels are checked when the exit is recorded.
+    pub fn enter_main(site: &'static ExitSite) -> ExitGuard {
+        Self::started(site)
+    }
+
+    fn started(site: &'static ExitSite) -> ExitGuard {
+        let mut state = now_us().min(START_MASK - 1) + 1;
+        if std::thread::panicking() {
+            state |= PANICKING;
+        }
+        ExitGuard {
+            site,
+            state: AtomicU64::new(state),
+        }
+    }
+
+    /// Whether this call is being recorded and has not recorded yet.
+    #[inline]
+    fn recording(&self) -> bool {
+        self.state.load(Relaxed) & START_MASK != 0
+    }
+
+    /// Notes that the body passes marker `index` of the site's `marks`, in
+    /// case the function leaves from inside it.
+    #[inline]
+    pub fn mark(&self, index: u16) {
+        let state = self.state.load(Relaxed);
+        if state & START_MASK != 0 {
+            let mark = ((u64::from(index) + 1) << START_BITS) & MARK_MASK;
+            self.state.store((state & !MARK_MASK) | mark, Relaxed);
+        }
+    }
+
+    /// Notes that the statement of the last marker is done: an async fn's
+    /// future dropped from here on is cancelled.
+    #[inline]
+    pub fn unmark(&self) {
+        let state = self.state.load(Relaxed);
+        if state & START_MASK != 0 {
+            self.state.store(state & !MARK_MASK, Relaxed);
+        }
+    }
+
+    /// Takes the right to record, once.
+    #[inline]
+    fn claim(&self) -> Option<Claim> {
+        let state = self.state.swap(0, Relaxed);
+        let start = state & START_MASK;
+        if start == 0 {
+            return None;
+        }
+        let mark = match (state & MARK_MASK) >> START_BITS {
+            0 => None,
+            n => usize::try_from(n - 1)
+                .ok()
+                .and_then(|i| self.site.info.marks.get(i).copied()),
+        };
+        Some(Claim {
+            start: start - 1,
+            mark,
+            panicking: state & PANICKING != 0,
+        })
+    }
+
+    /// The site and position of an exit no seen exit recorded: the last
+    /// marker's.
+    fn marked(mark: Option<Mark>) -> (Site, u32, u32) {
+        match mark {
+            Some(m) => (m.site, m.line, m.col),
+            None => (Site::Macro, 0, 0),
+        }
     }
 
     #[cold]
     #[inline(never)]
     fn exit_slow(
         &self,
-        start: Instant,
         site: Site,
         line: u32,
         col: u32,
         outcome: Outcome<'_>,
         value: Option<&dyn Debug>,
     ) {
-        if self.done.swap(true, Relaxed) {
+        let Some(claim) = self.claim() else {
             return;
-        }
+        };
+        self.record(claim.start, site, line, col, outcome, value);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn finish_slow(&self, outcome: Outcome<'_>, value: Option<&dyn Debug>) {
+        let Some(claim) = self.claim() else {
+            return;
+        };
+        let (site, line, col) = Self::marked(claim.mark);
+        self.record(claim.start, site, line, col, outcome, value);
+    }
+
+    fn record(
+        &self,
+        start: u64,
+        site: Site,
+        line: u32,
+        col: u32,
+        outcome: Outcome<'_>,
+        value: Option<&dyn Debug>,
+    ) {
         let (callsite, error) = match outcome {
-            Outcome::Err(err) => (self.site.err, ErrText::from_ref(err)),
-            _ => (self.site.ok, None),
+            Outcome::Err(err) => (&self.site.err, ErrText::from_ref(err)),
+            _ => (&self.site.ok, None),
         };
         self.emit(
             callsite,
@@ -257,9 +435,13 @@ impl ExitGuard {
 
     #[cold]
     #[inline(never)]
-    fn drop_slow(&self, start: Instant) {
+    fn drop_slow(&self) {
+        let Some(claim) = self.claim() else {
+            return;
+        };
+        let start = claim.start;
         let s = self.site;
-        if std::thread::panicking() {
+        if std::thread::panicking() && !claim.panicking {
             let error = super::current_panic().map(|(message, location)| {
                 ErrText::Panic(if location.is_empty() {
                     message
@@ -268,32 +450,39 @@ impl ExitGuard {
                 })
             });
             self.emit(
-                s.err,
+                &s.err,
                 start,
                 Site::Unwind,
-                s.line,
-                s.col,
+                s.info.line,
+                s.info.col,
                 "panic",
                 error.as_ref(),
                 None,
             );
-        } else if s.is_async {
-            let cancelled = s.cancelled;
+        } else if s.info.is_async && claim.mark.is_none() {
             self.emit(
-                cancelled,
+                &s.cancelled,
                 start,
                 Site::Cancelled,
-                s.line,
-                s.col,
+                s.info.line,
+                s.info.col,
                 "cancelled",
                 None,
                 None,
             );
         } else {
-            // A sync fn cannot be cancelled: it left through a `return`
-            // inside a macro invocation, whose value we cannot see.
-            let (line, col) = self.macro_position();
-            self.emit(s.ok, start, Site::Macro, line, col, "unknown", None, None);
+            // Inside a marked statement (an async fn's marker is cleared
+            // when its statement is done), or a sync fn, which cannot be
+            // cancelled: it left through a `return` inside a macro
+            // invocation, or through a tail the expansion left alone, and
+            // its value was not seen.
+            let (site, line, col) = Self::marked(claim.mark);
+            let (callsite, outcome) = match claim.mark {
+                Some(m) if m.err => (&s.err, "err"),
+                _ if site == Site::Macro => (&s.ok, "unknown"),
+                _ => (&s.ok, "returned"),
+            };
+            self.emit(callsite, start, site, line, col, outcome, None, None);
         }
     }
 
@@ -301,7 +490,7 @@ impl ExitGuard {
     fn emit(
         &self,
         callsite: &'static DefaultCallsite,
-        start: Instant,
+        start: u64,
         site: Site,
         line: u32,
         col: u32,
@@ -322,11 +511,11 @@ impl ExitGuard {
         }
         let s = self.site;
         let path = s.path();
-        let elapsed = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let elapsed = now_us().saturating_sub(start);
         let summary = Summary {
             path,
             site,
-            file: s.file,
+            file: s.info.file,
             line,
             col,
             outcome,
@@ -348,15 +537,15 @@ impl ExitGuard {
             Some(&"fn_exit"),
             Some(&path),
             Some(&site.as_str()),
-            Some(&s.file),
+            Some(&s.info.file),
             Some(&line),
             Some(&col),
             Some(&outcome),
             error.as_ref().map(|e| e as &dyn Value),
             value.as_ref().map(|v| v as &dyn Value),
             Some(&elapsed),
-            s.label.as_ref().map(|l| l as &dyn Value),
-            Some(&s.unexpected),
+            s.info.label.as_ref().map(|l| l as &dyn Value),
+            Some(&s.info.unexpected),
         ];
         Event::dispatch(meta, &meta.fields().value_set_all(&values));
         // Keep the buffer for the next call on this thread, unless one huge
@@ -381,17 +570,15 @@ thread_local! {
 impl Drop for ExitGuard {
     #[inline]
     fn drop(&mut self) {
-        if let Some(start) = self.start {
-            if !self.done.load(Relaxed) {
-                self.drop_slow(start);
-            }
+        if self.recording() {
+            self.drop_slow();
         }
     }
 }
 
 /// The `error` field's text.
 enum ErrText<'a> {
-    Chain(&'a (dyn std::error::Error + 'static)),
+    Chain(&'a (dyn std::error::Error + 'a)),
     Display(&'a dyn Display),
     Debug(&'a dyn Debug),
     Panic(String),
@@ -411,7 +598,18 @@ impl<'a> ErrText<'a> {
 impl Display for ErrText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ErrText::Chain(e) => Display::fmt(&ErrorChain(*e), f),
+            // The first error may borrow (`BorrowedErr<'a>`, a poisoned
+            // `MutexGuard`); its sources are `'static` by `Error`'s contract.
+            ErrText::Chain(e) => {
+                Display::fmt(e, f)?;
+                match e.source() {
+                    Some(source) => {
+                        f.write_str(": ")?;
+                        Display::fmt(&ErrorChain(source), f)
+                    }
+                    None => Ok(()),
+                }
+            }
             ErrText::Display(e) => e.fmt(f),
             ErrText::Debug(e) => e.fmt(f),
             ErrText::Panic(s) => f.write_str(s),
@@ -470,65 +668,99 @@ impl Summary<'_> {
     }
 }
 
-/// Builds the `static` [`ExitSite`] of one annotated function. Not a stable
-/// API: the argument list is whatever `#[exit_path]` emits.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __lastwords_exit_site {
-    (
-        name: $name:expr,
-        custom_name: $custom:expr,
-        line: $line:expr,
-        col: $col:expr,
-        label: $label:expr,
-        unexpected: $unexpected:expr,
-        is_async: $is_async:expr,
-        gate_level: $gate:ident,
-        ok: $ok:ident,
-        err: $err:ident,
-        cancelled: $cancelled:ident $(,)?
-    ) => {{
-        $crate::__lastwords_exit_site!(@callsite OK_CALLSITE, OK_META, $ok);
-        $crate::__lastwords_exit_site!(@callsite ERR_CALLSITE, ERR_META, $err);
-        $crate::__lastwords_exit_site!(@callsite CANCELLED_CALLSITE, CANCELLED_META, $cancelled);
-        fn here() -> &'static str {
-            fn here() {}
-            ::core::any::type_name_of_val(&here)
+/// Records an exit the expansion saw (`return`, the tail) and passes its
+/// value through. The value is an argument rather than a `let` so that it
+/// keeps the expected type of the place it returns to, and `outcome`
+/// classifies it only when the record is wanted. Not a stable API.
+#[inline]
+pub fn exit<R>(
+    guard: &ExitGuard,
+    site: Site,
+    line: u32,
+    col: u32,
+    value: R,
+    outcome: impl FnOnce(&R) -> Outcome<'_>,
+) -> R {
+    if guard.recording() {
+        guard.exit_slow(site, line, col, outcome(&value), None);
+    }
+    value
+}
+
+/// [`exit`] with the `ret` option: the value's `Debug` too. Not a stable API.
+#[inline]
+pub fn exit_ret<R: Debug>(
+    guard: &ExitGuard,
+    site: Site,
+    line: u32,
+    col: u32,
+    value: R,
+    outcome: impl FnOnce(&R) -> Outcome<'_>,
+) -> R {
+    if guard.recording() {
+        guard.exit_slow(site, line, col, outcome(&value), Some(&value));
+    }
+    value
+}
+
+/// The operand of a `?`: records the exit when the `?` is about to
+/// short-circuit, and passes the operand on to the user's own `?`, so that
+/// its conversions and its diagnostics stay std's. Not a stable API.
+#[inline]
+pub fn question<T>(
+    guard: &ExitGuard,
+    line: u32,
+    col: u32,
+    value: T,
+    outcome: impl FnOnce(&T) -> Outcome<'_>,
+) -> T {
+    if guard.recording() {
+        let outcome = outcome(&value);
+        if outcome.breaks() {
+            guard.exit_slow(Site::Question, line, col, outcome, None);
         }
-        $crate::private::ExitSite {
-            name: $name,
-            custom_name: $custom,
-            here,
-            file: ::core::file!(),
-            line: $line,
-            col: $col,
-            label: $label,
-            unexpected: $unexpected,
-            is_async: $is_async,
-            gate_level: $crate::private::LevelFilter::$gate,
-            ok: &OK_CALLSITE,
-            err: &ERR_CALLSITE,
-            cancelled: &CANCELLED_CALLSITE,
-            path: $crate::private::OnceLock::new(),
-        }
-    }};
-    (@callsite $callsite:ident, $meta:ident, $level:ident) => {
-        static $callsite: $crate::private::DefaultCallsite =
-            $crate::private::DefaultCallsite::new(&$meta);
-        static $meta: $crate::private::Metadata<'static> = $crate::private::Metadata::new(
-            "lastwords::fn_exit",
-            ::core::module_path!(),
-            $crate::private::Level::$level,
-            ::core::option::Option::Some(::core::file!()),
-            ::core::option::Option::Some(::core::line!()),
-            ::core::option::Option::Some(::core::module_path!()),
-            $crate::private::FieldSet::new(
-                $crate::private::exit::FIELDS,
-                $crate::private::Identifier(&$callsite),
-            ),
-            $crate::private::Kind::EVENT,
-        );
-    };
+    }
+    value
+}
+
+/// The value of a body run as a closure or an inner async block: if no
+/// seen exit recorded it, it left through a `return` hidden in a macro (or
+/// a tail left alone). Not a stable API.
+#[inline]
+pub fn finish<R>(guard: &ExitGuard, value: R, outcome: impl FnOnce(&R) -> Outcome<'_>) -> R {
+    if guard.recording() {
+        guard.finish_slow(outcome(&value), None);
+    }
+    value
+}
+
+/// [`finish`] with the `ret` option. Not a stable API.
+#[inline]
+pub fn finish_ret<R: Debug>(
+    guard: &ExitGuard,
+    value: R,
+    outcome: impl FnOnce(&R) -> Outcome<'_>,
+) -> R {
+    if guard.recording() {
+        guard.finish_slow(outcome(&value), Some(&value));
+    }
+    value
+}
+
+/// Gives the closure that classifies a fn's return values the signature
+/// `for<'v> Fn(&'v R) -> Outcome<'v>`, so that one closure serves every
+/// exit. Not a stable API.
+#[inline(always)]
+pub fn classifier<R: ?Sized, F: Fn(&R) -> Outcome<'_>>(classify: F) -> F {
+    classify
+}
+
+/// Runs a sync body as a closure. The `FnOnce` bound makes the closure
+/// `FnOnce` whatever its body does, so that a reborrow through a captured
+/// `&mut` may leave it, as it may leave the function. Not a stable API.
+#[inline(always)]
+pub fn call_once<R>(body: impl FnOnce() -> R) -> R {
+    body()
 }
 
 #[cfg(test)]

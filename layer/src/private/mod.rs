@@ -16,14 +16,16 @@ pub use crumb::enclosing_fn;
 mod crumb;
 pub mod exit;
 pub mod outcome;
-mod try_;
 
-#[doc(hidden)]
-pub use crate::__lastwords_exit_site as exit_site;
 #[doc(hidden)]
 pub use crate::__lastwords_outcome as outcome;
 #[doc(hidden)]
-pub use exit::{ExitGuard, ExitSite, Site};
+pub use crate::__lastwords_outcome_debug as outcome_debug;
+#[doc(hidden)]
+pub use exit::{
+    call_once, classifier, exit, exit_ret, finish, finish_ret, question, ExitGuard, ExitSite, Site,
+    SiteInfo,
+};
 #[doc(hidden)]
 pub use std::sync::OnceLock;
 #[doc(hidden)]
@@ -34,5 +36,3 @@ pub use tracing_core::field::FieldSet;
 pub use tracing_core::metadata::Kind;
 #[doc(hidden)]
 pub use tracing_core::{Level, LevelFilter, Metadata};
-#[doc(hidden)]
-pub use try_::{FromResidual, Try};

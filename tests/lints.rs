@@ -1,0 +1,82 @@
+//! Lints see annotated code as they see the plain code. The workspace's
+//! `cargo clippy --all-targets -- -D warnings` gate checks this file:
+//!
+//! - no new warning: each fn below compiles under `deny(clippy::all,
+//!   clippy::pedantic)` with nothing allowed for the expansion's sake
+//!   (a diverging tail is not made a diverging sub-expression);
+//! - the user's own lints still fire where they fired: each
+//!   `#[expect(..)]` must be fulfilled, or the gate fails with
+//!   `unfulfilled_lint_expectations`.
+//!
+//! `cargo test` compiles and runs it too, where rustc's own lints are
+//! checked the same way.
+//!
+//! Not kept: lints about the very expression an exit is rewritten from
+//! (`needless_return`, `let_and_return`, `needless_question_mark`,
+//! `unnecessary_wraps`): the value now passes through a call that records
+//! it, so clippy no longer sees the shape it looks for.
+
+#![deny(warnings, clippy::all, clippy::pedantic)]
+#![allow(
+    clippy::missing_panics_doc,
+    clippy::missing_errors_doc,
+    clippy::must_use_candidate
+)]
+
+use lastwords::exit_path;
+
+#[exit_path]
+pub fn todo_tail() -> u32 {
+    todo!()
+}
+
+#[exit_path]
+pub fn unreachable_tail(n: u32) -> u32 {
+    if n > 1 {
+        return n;
+    }
+    unreachable!("n is {n}")
+}
+
+#[exit_path]
+pub fn exit_tail(code: i32) -> u32 {
+    std::process::exit(code)
+}
+
+#[exit_path]
+pub fn loop_tail(n: &mut u32) -> u32 {
+    loop {
+        *n += 1;
+        if *n > 3 {
+            return *n;
+        }
+    }
+}
+
+#[exit_path]
+#[expect(clippy::unused_async)]
+pub async fn unused_async(n: u32) -> u32 {
+    n + 1
+}
+
+#[must_use]
+pub struct Token;
+
+#[exit_path]
+pub fn must_use_question(r: Result<Token, String>) -> Result<(), String> {
+    #[expect(unused_must_use)]
+    {
+        r?;
+    }
+    Ok(())
+}
+
+#[test]
+fn the_annotated_fns_run() {
+    let mut n = 0;
+    assert_eq!(loop_tail(&mut n), 4);
+    assert_eq!(unreachable_tail(2), 2);
+    assert_eq!(must_use_question(Ok(Token)), Ok(()));
+    assert!(std::panic::catch_unwind(todo_tail).is_err());
+    drop(unused_async(1));
+}

@@ -1,0 +1,7 @@
+#[lastwords::exit_path]
+pub fn run(s: &str) {
+    let n: u32 = s.parse()?;
+    println!("{n}");
+}
+
+fn main() {}
