@@ -526,7 +526,7 @@ impl ExitGuard {
         // builds its own message, instead of failing a borrow.
         let mut message = MESSAGE.try_with(Cell::take).unwrap_or_default();
         summary.write_to(&mut message);
-        if s.unexpected {
+        if s.info.unexpected {
             crate::termination_log::note_unexpected(&message);
         }
         let message_str = message.as_str();
