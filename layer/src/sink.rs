@@ -53,7 +53,7 @@ pub(crate) struct Sink {
     fd: libc::c_int,
     /// The configured path (with rotation, the name the files derive from).
     path: PathBuf,
-    /// Time-based rotation, if configured.
+    /// Rotation by time or size, if configured.
     roll: Option<Roller>,
     seq: AtomicU64,
     dropped: AtomicU64,
@@ -113,9 +113,7 @@ impl Sink {
         let (file, previous) = match &roll {
             Some(roll) => {
                 let file = roll.start_at(crate::clock::Timestamp::now().secs);
-                let mut candidates = roll.rotated_files(None);
-                candidates.push(path.to_owned());
-                (file, newest(candidates))
+                (file, roll.previous_file(path))
             }
             None => (path.to_owned(), None),
         };
@@ -253,6 +251,9 @@ impl Sink {
         self.in_flight[1].store(0, Ordering::SeqCst);
         self.epoch.store(0, Ordering::SeqCst);
         self.mirror.reset_after_fork();
+        if let Some(roll) = &self.roll {
+            roll.after_fork();
+        }
         self.start_pending.store(true, Ordering::Release);
     }
 
@@ -353,7 +354,9 @@ impl Sink {
                 seq_buf.as_bytes(),
                 tail,
             ];
-            fd::write_record(self.fd, &parts)
+            let written = fd::write_record(self.fd, &parts);
+            self.count(written, &parts);
+            written
         })
     }
 
@@ -372,7 +375,9 @@ impl Sink {
             // its frame stays small on the alternate signal stack. The
             // coarse clock costs a few nanoseconds; a switch a few
             // milliseconds late does not matter.
-            roll.roll_if_due(self.fd, crate::clock::Timestamp::now_coarse().secs);
+            // `,"seq":N` and a leading `\n` at most.
+            let len = head.len() + tail.len() + 28;
+            roll.roll_if_due(self.fd, crate::clock::Timestamp::now_coarse().secs, len);
             roll.prune_if_pending();
         }
         self.numbered(|seq, newline| {
@@ -384,27 +389,62 @@ impl Sink {
                 // SAFETY: `head` is a live, readable buffer.
                 let n = unsafe { libc::write(self.fd, head.as_ptr().cast(), head.len()) };
                 if n == head.len() as isize {
+                    self.count(Written::All, &[head]);
                     return Written::All;
                 }
                 if n > 0 {
                     // A short write: never finished (see `fd::write_record`).
-                    return fd::end_cut_line(self.fd);
+                    let written = fd::end_cut_line(self.fd);
+                    self.count(written, &[head]);
+                    return written;
                 }
                 // Failed before writing anything (EINTR included): the
                 // general path retries or reports.
             }
             let parts: [&[u8]; 2] = [if newline { b"\n" } else { b"" }, head];
-            fd::write_record(self.fd, &parts)
+            let written = fd::write_record(self.fd, &parts);
+            self.count(written, &parts);
+            written
         })
+    }
+
+    /// Counts what a record's write put in the current file, for size
+    /// rotation (a cut record in full: the count may run over, never
+    /// under). Async-signal-safe.
+    #[inline]
+    fn count(&self, written: Written, parts: &[&[u8]]) {
+        if let Some(roll) = &self.roll {
+            if matches!(written, Written::Nothing(_)) {
+                return;
+            }
+            roll.wrote(parts.iter().map(|p| p.len()).sum());
+        }
     }
 
     /// Appends complete lines that are not records of this run (no `seq`
     /// is taken): the previous run's records recovered from its flight
     /// recorder. A failure counts one dropped record. Not async-signal-safe.
+    /// With size rotation they go one line at a time, each to a file it
+    /// fits in.
     pub(crate) fn append_lines(&self, lines: &[u8]) {
+        match &self.roll {
+            Some(roll) if roll.by_size() => {
+                for line in lines.split_inclusive(|&b| b == b'\n') {
+                    let now = crate::clock::Timestamp::now_coarse().secs;
+                    roll.roll_if_due(self.fd, now, line.len() + 1);
+                    self.append(line);
+                }
+            }
+            _ => self.append(lines),
+        }
+    }
+
+    fn append(&self, lines: &[u8]) {
         let newline = self.needs_newline.swap(false, Ordering::Relaxed);
         let parts: [&[u8]; 2] = [if newline { b"\n" } else { b"" }, lines];
-        self.account(fd::write_record(self.fd, &parts), newline);
+        let written = fd::write_record(self.fd, &parts);
+        self.count(written, &parts);
+        self.account(written, newline);
     }
 
     /// Takes the next `seq` and runs `write(seq, newline)`, where `newline`
@@ -580,18 +620,6 @@ fn read_tail(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     let mut tail = Vec::with_capacity(len.min(max) as usize);
     file.take(max).read_to_end(&mut tail)?;
     Ok(tail)
-}
-
-/// The most recently modified of `paths` that exist.
-fn newest(paths: Vec<PathBuf>) -> Option<PathBuf> {
-    paths
-        .into_iter()
-        .filter_map(|p| {
-            let modified = std::fs::metadata(&p).ok()?.modified().ok()?;
-            Some((modified, p))
-        })
-        .max()
-        .map(|(_, p)| p)
 }
 
 /// Where [`Sink::write_fork_start`] builds its record.
@@ -809,7 +837,7 @@ mod tests {
         let dir = temp("rolling");
         let _ = std::fs::remove_dir_all(&dir);
         let base = dir.join("svc.jsonl");
-        let roll = Roller::new(&base, &Rotation::MINUTELY, None, 0o600);
+        let roll = Roller::new(&base, &Rotation::MINUTELY, None, None, 0o600);
         let (sink, _) = Sink::open_rolling(&base, 0o600, 4096, Mirror::new(false), roll).unwrap();
         let roller = sink.roll.as_ref().unwrap();
         let now = crate::clock::Timestamp::now().secs;
@@ -830,7 +858,7 @@ mod tests {
             // never switch, only these do.
             for minute in 1..=SWITCHES {
                 std::thread::sleep(std::time::Duration::from_millis(2));
-                assert!(roller.roll_if_due(sink.fd, now + minute * 60));
+                assert!(roller.roll_if_due(sink.fd, now + minute * 60, 0));
             }
         });
         let mut seqs = Vec::new();
@@ -870,7 +898,7 @@ mod tests {
         // Cut by a kill: the repair of its last line is not this run's
         // business, since this run writes to today's file.
         std::fs::write(&newer, "{\"newer\":1}\n{\"cut").unwrap();
-        let roll = Roller::new(&base, &Rotation::DAILY, None, 0o600);
+        let roll = Roller::new(&base, &Rotation::DAILY, None, None, 0o600);
         let (sink, tail) =
             Sink::open_rolling(&base, 0o600, 4096, Mirror::new(false), roll).unwrap();
         assert_eq!(tail, b"{\"newer\":1}\n{\"cut");
