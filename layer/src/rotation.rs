@@ -359,7 +359,7 @@ impl Roller {
     #[inline]
     pub(crate) fn roll_if_due(&self, fd: libc::c_int, now: i64, len: usize) -> bool {
         if now >= self.next.load(Ordering::Relaxed) {
-            return self.switch(fd, now, len);
+            return self.switch(fd, now, len, false);
         }
         if let Some(max) = self.max_bytes {
             let used = self.bytes.load(Ordering::Relaxed);
@@ -367,7 +367,7 @@ impl Roller {
                 && used.saturating_add(len as u64) > max
                 && now >= self.retry_at.load(Ordering::Relaxed)
             {
-                return self.switch(fd, now, len);
+                return self.switch(fd, now, len, true);
             }
         }
         false
@@ -386,16 +386,18 @@ impl Roller {
         self.max_bytes.is_some()
     }
 
+    /// Switches unless another thread is switching; then, if `wait` (the
+    /// record would not fit in the current file), waits for the new file
+    /// rather than fill the old one.
     #[cold]
     #[inline(never)]
-    fn switch(&self, fd: libc::c_int, now: i64, len: usize) -> bool {
+    fn switch(&self, fd: libc::c_int, now: i64, len: usize, wait: bool) -> bool {
         if self
             .switching
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
-            if self.max_bytes.is_some() {
-                // Not to the full file: wait for the new one.
+            if wait {
                 let began = std::time::Instant::now();
                 while self.switching.load(Ordering::Acquire) && began.elapsed() < SWITCH_WAIT {
                     std::thread::yield_now();
@@ -403,9 +405,15 @@ impl Roller {
             }
             return false; // another thread switches
         }
-        let switched = self.switch_now(fd, now, len);
-        self.switching.store(false, Ordering::Release);
-        switched
+        /// Lets the others go on even if the switch unwinds.
+        struct Release<'a>(&'a AtomicBool);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let _release = Release(&self.switching);
+        self.switch_now(fd, now, len)
     }
 
     /// The switch itself, by the thread that holds `switching`.

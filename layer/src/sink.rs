@@ -377,7 +377,9 @@ impl Sink {
             // milliseconds late does not matter.
             // `,"seq":N` and a leading `\n` at most.
             let len = head.len() + tail.len() + 28;
-            roll.roll_if_due(self.fd, crate::clock::Timestamp::now_coarse().secs, len);
+            if roll.roll_if_due(self.fd, crate::clock::Timestamp::now_coarse().secs, len) {
+                self.switched();
+            }
             roll.prune_if_pending();
         }
         self.numbered(|seq, newline| {
@@ -408,6 +410,14 @@ impl Sink {
         })
     }
 
+    /// After a switch to a new file: a line left open in the old one (by
+    /// a killed run, or a write cut short) stays there; the new file needs
+    /// no `\n` before its first record.
+    #[cold]
+    fn switched(&self) {
+        self.needs_newline.store(false, Ordering::Relaxed);
+    }
+
     /// Counts what a record's write put in the current file, for size
     /// rotation (a cut record in full: the count may run over, never
     /// under). Async-signal-safe.
@@ -431,7 +441,9 @@ impl Sink {
             Some(roll) if roll.by_size() => {
                 for line in lines.split_inclusive(|&b| b == b'\n') {
                     let now = crate::clock::Timestamp::now_coarse().secs;
-                    roll.roll_if_due(self.fd, now, line.len() + 1);
+                    if roll.roll_if_due(self.fd, now, line.len() + 1) {
+                        self.switched();
+                    }
                     self.append(line);
                 }
             }
@@ -882,6 +894,35 @@ mod tests {
         seqs.sort_unstable();
         assert_eq!(seqs, (1..=THREADS * RECORDS).collect::<Vec<_>>());
         assert_eq!(sink.path(), roller.current_path());
+    }
+
+    #[test]
+    fn a_cut_line_in_a_full_file_stays_there_and_the_next_file_starts_clean() {
+        use tracing_appender::rolling::Rotation;
+        let dir = temp("size-cut");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let base = dir.join("svc.jsonl");
+        // The previous run filled svc.1 and was killed in the middle of a
+        // record; svc.10 would sort before svc.9 as text.
+        std::fs::write(dir.join("svc.9.jsonl"), "{\"old\":9}\n").unwrap();
+        let cut = format!("{}\n{{\"cut", "{\"old\":10}");
+        std::fs::write(dir.join("svc.10.jsonl"), &cut).unwrap();
+        let roll = Roller::new(&base, &Rotation::NEVER, Some(20), None, 0o600);
+        let (sink, tail) =
+            Sink::open_rolling(&base, 0o600, 4096, Mirror::new(false), roll).unwrap();
+        assert_eq!(tail, cut.as_bytes(), "the previous run is read from svc.10");
+        let mut head = b"{\"a\":1".to_vec();
+        sink.commit_vec(&mut head, b"}\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("svc.10.jsonl")).unwrap(),
+            cut
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("svc.11.jsonl")).unwrap(),
+            "{\"a\":1,\"seq\":1}\n"
+        );
+        assert_eq!(sink.path(), dir.join("svc.11.jsonl"));
     }
 
     #[test]
