@@ -375,8 +375,16 @@ impl Sink {
             // its frame stays small on the alternate signal stack. The
             // coarse clock costs a few nanoseconds; a switch a few
             // milliseconds late does not matter.
-            // `,"seq":N` and a leading `\n` at most.
-            let len = head.len() + tail.len() + 28;
+            // The line's length: `,"seq":N` with the next number's digits
+            // (exact unless another thread takes a number meanwhile), and
+            // the `\n` that may precede it.
+            let next_seq = self.seq.load(Ordering::Relaxed) + 1;
+            let len = head.len()
+                + tail.len()
+                + b",\"seq\":".len()
+                + next_seq.ilog10() as usize
+                + 1
+                + usize::from(self.needs_newline.load(Ordering::Relaxed));
             if roll.roll_if_due(self.fd, crate::clock::Timestamp::now_coarse().secs, len) {
                 self.switched();
             }
@@ -894,6 +902,51 @@ mod tests {
         seqs.sort_unstable();
         assert_eq!(seqs, (1..=THREADS * RECORDS).collect::<Vec<_>>());
         assert_eq!(sink.path(), roller.current_path());
+    }
+
+    #[test]
+    fn size_rotation_under_load_loses_and_tears_no_record() {
+        use tracing_appender::rolling::Rotation;
+        let dir = temp("size-load");
+        let _ = std::fs::remove_dir_all(&dir);
+        let base = dir.join("svc.jsonl");
+        const MAX: u64 = 16 * 1024;
+        let roll = Roller::new(&base, &Rotation::NEVER, Some(MAX), None, 0o600);
+        let (sink, _) = Sink::open_rolling(&base, 0o600, 4096, Mirror::new(false), roll).unwrap();
+        const THREADS: u64 = 4;
+        const RECORDS: u64 = 5_000;
+        std::thread::scope(|s| {
+            for t in 0..THREADS {
+                let sink = &sink;
+                s.spawn(move || {
+                    for n in 0..RECORDS {
+                        let mut head = format!("{{\"t\":{t},\"n\":{n}").into_bytes();
+                        sink.commit_vec(&mut head, b",\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxx\"}\n");
+                    }
+                });
+            }
+        });
+        let mut seqs = Vec::new();
+        let mut files = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            files += 1;
+            // The documented bound: one record per other writing thread.
+            let longest = text.lines().map(str::len).max().unwrap_or(0) + 1;
+            assert!(
+                text.len() as u64 <= MAX + (THREADS - 1) * longest as u64,
+                "{} bytes",
+                text.len()
+            );
+            for line in text.lines() {
+                let record: serde_json::Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("torn line {line:?}: {e}"));
+                seqs.push(record["seq"].as_u64().unwrap());
+            }
+        }
+        assert!(files > 10, "{files} files");
+        seqs.sort_unstable();
+        assert_eq!(seqs, (1..=THREADS * RECORDS).collect::<Vec<_>>());
     }
 
     #[test]
