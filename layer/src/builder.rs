@@ -204,8 +204,9 @@ impl Builder {
     }
 
     /// The file this builder will write to; with
-    /// [`rotation`](Builder::rotation), the name each period's file is
-    /// derived from.
+    /// [`rotation`](Builder::rotation) or
+    /// [`max_file_bytes`](Builder::max_file_bytes), the name the rotated
+    /// files' names are derived from.
     pub fn resolved_path(&self) -> PathBuf {
         if let Some(path) = &self.path {
             return path.clone();
@@ -400,7 +401,8 @@ impl Lastwords {
         Sink::global().map(|sink| Lastwords { sink })
     }
 
-    /// The JSONL file written now (with rotation, the current period's).
+    /// The JSONL file written now (with rotation by time or size, the
+    /// current one).
     pub fn path(&self) -> PathBuf {
         self.sink.path()
     }
