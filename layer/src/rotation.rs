@@ -861,6 +861,7 @@ mod tests {
         assert_eq!(r.start_at(T), dir.join("svc.2026-11-25.0.jsonl"));
         let r = sized(&dir, Rotation::MINUTELY, 100, None);
         assert_eq!(r.start_at(T), dir.join("svc.2026-11-25-10-34.0.jsonl"));
+        let _ = std::fs::remove_dir_all(&dir); // passed: nothing to inspect
     }
 
     /// Writes `len` bytes as a record would: the check, then the write,
@@ -894,6 +895,7 @@ mod tests {
         assert_eq!([len(0), len(1), len(2), len(3)], [100, 1, 250, 10]);
         assert_eq!(r.current_path(), dir.join("svc.3.jsonl"));
         assert_eq!(r.bytes.load(Ordering::Relaxed), 10);
+        let _ = std::fs::remove_dir_all(&dir); // passed: nothing to inspect
     }
 
     #[test]
@@ -918,6 +920,7 @@ mod tests {
         // The day ends: the next day's numbers begin at 0.
         assert!(record(&r, fd, T + 86_400, 4));
         assert_eq!(r.current_path(), dir.join("svc.2026-11-26.0.jsonl"));
+        let _ = std::fs::remove_dir_all(&dir); // passed: nothing to inspect
     }
 
     #[test]
@@ -940,6 +943,7 @@ mod tests {
             names,
             ["svc.10.jsonl", "svc.11.jsonl", "svc.9.jsonl", "svc.jsonl"]
         );
+        let _ = std::fs::remove_dir_all(&dir); // passed: nothing to inspect
     }
 
     #[test]
@@ -972,6 +976,7 @@ mod tests {
             total += text.len() / LEN;
         }
         assert_eq!(total, THREADS * RECORDS);
+        let _ = std::fs::remove_dir_all(&dir); // passed: nothing to inspect
     }
 
     #[test]

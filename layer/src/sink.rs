@@ -947,6 +947,7 @@ mod tests {
         assert!(files > 10, "{files} files");
         seqs.sort_unstable();
         assert_eq!(seqs, (1..=THREADS * RECORDS).collect::<Vec<_>>());
+        let _ = std::fs::remove_dir_all(&dir); // passed: nothing to inspect
     }
 
     #[test]
@@ -976,6 +977,7 @@ mod tests {
             "{\"a\":1,\"seq\":1}\n"
         );
         assert_eq!(sink.path(), dir.join("svc.11.jsonl"));
+        let _ = std::fs::remove_dir_all(&dir); // passed: nothing to inspect
     }
 
     #[test]
