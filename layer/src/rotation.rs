@@ -382,6 +382,7 @@ impl Roller {
     }
 
     /// Whether files are switched by size.
+    #[inline]
     pub(crate) fn by_size(&self) -> bool {
         self.max_bytes.is_some()
     }

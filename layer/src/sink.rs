@@ -375,16 +375,21 @@ impl Sink {
             // its frame stays small on the alternate signal stack. The
             // coarse clock costs a few nanoseconds; a switch a few
             // milliseconds late does not matter.
-            // The line's length: `,"seq":N` with the next number's digits
-            // (exact unless another thread takes a number meanwhile), and
-            // the `\n` that may precede it.
-            let next_seq = self.seq.load(Ordering::Relaxed) + 1;
-            let len = head.len()
-                + tail.len()
-                + b",\"seq\":".len()
-                + next_seq.ilog10() as usize
-                + 1
-                + usize::from(self.needs_newline.load(Ordering::Relaxed));
+            //
+            // With size rotation, the line's length: `,"seq":N` with the
+            // next number's digits (exact unless another thread takes a
+            // number meanwhile), and the `\n` that may precede it.
+            let len = if roll.by_size() {
+                let next_seq = self.seq.load(Ordering::Relaxed) + 1;
+                head.len()
+                    + tail.len()
+                    + b",\"seq\":".len()
+                    + next_seq.ilog10() as usize
+                    + 1
+                    + usize::from(self.needs_newline.load(Ordering::Relaxed))
+            } else {
+                0
+            };
             if roll.roll_if_due(self.fd, crate::clock::Timestamp::now_coarse().secs, len) {
                 self.switched();
             }
