@@ -38,6 +38,7 @@ pub fn init() -> Builder {
         mode: 0o640,
         rotation: Rotation::NEVER,
         max_files: None,
+        max_file_bytes: None,
         recorder_bytes: crate::recorder::DEFAULT_RECORDER_BYTES,
         recorder_filter: None,
         termination_log: Default::default(),
@@ -58,6 +59,7 @@ pub struct Builder {
     mode: u32,
     rotation: Rotation,
     max_files: Option<usize>,
+    max_file_bytes: Option<u64>,
     recorder_bytes: usize,
     recorder_filter: Option<String>,
     termination_log: crate::termination_log::Setting,
@@ -137,12 +139,44 @@ impl Builder {
         self
     }
 
-    /// With [`rotation`](Builder::rotation), keeps at most this many files
-    /// (the current one included) and deletes the oldest at each switch and
-    /// at start. Only files named like this rotation's are deleted.
-    /// Default: keep them all.
+    /// With [`rotation`](Builder::rotation) or
+    /// [`max_file_bytes`](Builder::max_file_bytes), keeps at most this many
+    /// files (the current one included) and deletes the oldest at each
+    /// switch and at start. Only files named like this rotation's are
+    /// deleted. Default: keep them all.
     pub fn max_log_files(mut self, files: usize) -> Self {
         self.max_files = Some(files.max(1));
+        self
+    }
+
+    /// Starts a new file when the next record would take the current one
+    /// past `bytes`, alone or together with [`rotation`](Builder::rotation).
+    /// Files are numbered within each period and every new file gets a new
+    /// name (no file is renamed), so a shipper that follows
+    /// `logs/app*.jsonl` picks each one up: with `.path("logs/app.jsonl")`,
+    /// `logs/app.0.jsonl`, `logs/app.1.jsonl`, …; with
+    /// [`Rotation::DAILY`] as well, `logs/app.2026-11-25.0.jsonl`,
+    /// `logs/app.2026-11-25.1.jsonl`, … A start appends to the
+    /// highest-numbered file of the period until it is full.
+    ///
+    /// A record is never split across files: a record larger than `bytes`
+    /// gets a file of its own. The switch is made on the ordinary record
+    /// path, as time rotation's is; a death record written from a signal
+    /// handler goes to the current file even when that passes the limit,
+    /// and with several threads writing at the moment the limit is
+    /// reached, a file can pass it by one record per thread. `0` turns size
+    /// rotation off (the default).
+    ///
+    /// ```no_run
+    /// lastwords_layer::init()
+    ///     .path("logs/app.jsonl")
+    ///     .max_file_bytes(64 << 20)
+    ///     .max_log_files(10)
+    ///     .install()
+    ///     .expect("lastwords");
+    /// ```
+    pub fn max_file_bytes(mut self, bytes: u64) -> Self {
+        self.max_file_bytes = Some(bytes).filter(|&b| b > 0);
         self
     }
 
@@ -205,8 +239,9 @@ impl Builder {
     }
 
     /// The file this builder will write to; with
-    /// [`rotation`](Builder::rotation), the name each period's file is
-    /// derived from.
+    /// [`rotation`](Builder::rotation) or
+    /// [`max_file_bytes`](Builder::max_file_bytes), the name the rotated
+    /// files' names are derived from.
     pub fn resolved_path(&self) -> PathBuf {
         if let Some(path) = &self.path {
             return path.clone();
@@ -327,7 +362,13 @@ impl Builder {
             return Err(already_writes(sink));
         }
         let path = self.resolved_path();
-        let roll = Roller::new(&path, &self.rotation, self.max_files, self.mode);
+        let roll = Roller::new(
+            &path,
+            &self.rotation,
+            self.max_file_bytes,
+            self.max_files,
+            self.mode,
+        );
         let mirror = Mirror::new(self.mirror);
         let (sink, tail) = Sink::open_rolling(&path, self.mode, self.max_record, mirror, roll)
             .map_err(|(file, e)| {
@@ -411,7 +452,8 @@ impl Lastwords {
         Sink::global().map(|sink| Lastwords { sink })
     }
 
-    /// The JSONL file written now (with rotation, the current period's).
+    /// The JSONL file written now (with rotation by time or size, the
+    /// current one).
     pub fn path(&self) -> PathBuf {
         self.sink.path()
     }

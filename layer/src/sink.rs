@@ -53,7 +53,7 @@ pub(crate) struct Sink {
     fd: libc::c_int,
     /// The configured path (with rotation, the name the files derive from).
     path: PathBuf,
-    /// Time-based rotation, if configured.
+    /// Rotation by time or size, if configured.
     roll: Option<Roller>,
     seq: AtomicU64,
     dropped: AtomicU64,
@@ -113,9 +113,7 @@ impl Sink {
         let (file, previous) = match &roll {
             Some(roll) => {
                 let file = roll.start_at(crate::clock::Timestamp::now().secs);
-                let mut candidates = roll.rotated_files(None);
-                candidates.push(path.to_owned());
-                (file, newest(candidates))
+                (file, roll.previous_file(path))
             }
             None => (path.to_owned(), None),
         };
@@ -253,6 +251,9 @@ impl Sink {
         self.in_flight[1].store(0, Ordering::SeqCst);
         self.epoch.store(0, Ordering::SeqCst);
         self.mirror.reset_after_fork();
+        if let Some(roll) = &self.roll {
+            roll.after_fork();
+        }
         self.start_pending.store(true, Ordering::Release);
     }
 
@@ -353,7 +354,9 @@ impl Sink {
                 seq_buf.as_bytes(),
                 tail,
             ];
-            fd::write_record(self.fd, &parts)
+            let written = fd::write_record(self.fd, &parts);
+            self.count(written, &parts);
+            written
         })
     }
 
@@ -372,7 +375,24 @@ impl Sink {
             // its frame stays small on the alternate signal stack. The
             // coarse clock costs a few nanoseconds; a switch a few
             // milliseconds late does not matter.
-            roll.roll_if_due(self.fd, crate::clock::Timestamp::now_coarse().secs);
+            //
+            // With size rotation, the line's length: `,"seq":N` with the
+            // next number's digits (exact unless another thread takes a
+            // number meanwhile), and the `\n` that may precede it.
+            let len = if roll.by_size() {
+                let next_seq = self.seq.load(Ordering::Relaxed) + 1;
+                head.len()
+                    + tail.len()
+                    + b",\"seq\":".len()
+                    + next_seq.ilog10() as usize
+                    + 1
+                    + usize::from(self.needs_newline.load(Ordering::Relaxed))
+            } else {
+                0
+            };
+            if roll.roll_if_due(self.fd, crate::clock::Timestamp::now_coarse().secs, len) {
+                self.switched();
+            }
             roll.prune_if_pending();
         }
         self.numbered(|seq, newline| {
@@ -384,27 +404,72 @@ impl Sink {
                 // SAFETY: `head` is a live, readable buffer.
                 let n = unsafe { libc::write(self.fd, head.as_ptr().cast(), head.len()) };
                 if n == head.len() as isize {
+                    self.count(Written::All, &[head]);
                     return Written::All;
                 }
                 if n > 0 {
                     // A short write: never finished (see `fd::write_record`).
-                    return fd::end_cut_line(self.fd);
+                    let written = fd::end_cut_line(self.fd);
+                    self.count(written, &[head]);
+                    return written;
                 }
                 // Failed before writing anything (EINTR included): the
                 // general path retries or reports.
             }
             let parts: [&[u8]; 2] = [if newline { b"\n" } else { b"" }, head];
-            fd::write_record(self.fd, &parts)
+            let written = fd::write_record(self.fd, &parts);
+            self.count(written, &parts);
+            written
         })
+    }
+
+    /// After a switch to a new file: a line left open in the old one (by
+    /// a killed run, or a write cut short) stays there; the new file needs
+    /// no `\n` before its first record.
+    #[cold]
+    fn switched(&self) {
+        self.needs_newline.store(false, Ordering::Relaxed);
+    }
+
+    /// Counts what a record's write put in the current file, for size
+    /// rotation (a cut record in full: the count may run over, never
+    /// under). Async-signal-safe.
+    #[inline]
+    fn count(&self, written: Written, parts: &[&[u8]]) {
+        if let Some(roll) = &self.roll {
+            if matches!(written, Written::Nothing(_)) {
+                return;
+            }
+            roll.wrote(parts.iter().map(|p| p.len()).sum());
+        }
     }
 
     /// Appends complete lines that are not records of this run (no `seq`
     /// is taken): the previous run's records recovered from its flight
     /// recorder. A failure counts one dropped record. Not async-signal-safe.
+    /// With size rotation they go one line at a time, each to a file it
+    /// fits in.
     pub(crate) fn append_lines(&self, lines: &[u8]) {
+        match &self.roll {
+            Some(roll) if roll.by_size() => {
+                for line in lines.split_inclusive(|&b| b == b'\n') {
+                    let now = crate::clock::Timestamp::now_coarse().secs;
+                    if roll.roll_if_due(self.fd, now, line.len() + 1) {
+                        self.switched();
+                    }
+                    self.append(line);
+                }
+            }
+            _ => self.append(lines),
+        }
+    }
+
+    fn append(&self, lines: &[u8]) {
         let newline = self.needs_newline.swap(false, Ordering::Relaxed);
         let parts: [&[u8]; 2] = [if newline { b"\n" } else { b"" }, lines];
-        self.account(fd::write_record(self.fd, &parts), newline);
+        let written = fd::write_record(self.fd, &parts);
+        self.count(written, &parts);
+        self.account(written, newline);
     }
 
     /// Takes the next `seq` and runs `write(seq, newline)`, where `newline`
@@ -580,18 +645,6 @@ fn read_tail(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     let mut tail = Vec::with_capacity(len.min(max) as usize);
     file.take(max).read_to_end(&mut tail)?;
     Ok(tail)
-}
-
-/// The most recently modified of `paths` that exist.
-fn newest(paths: Vec<PathBuf>) -> Option<PathBuf> {
-    paths
-        .into_iter()
-        .filter_map(|p| {
-            let modified = std::fs::metadata(&p).ok()?.modified().ok()?;
-            Some((modified, p))
-        })
-        .max()
-        .map(|(_, p)| p)
 }
 
 /// Where [`Sink::write_fork_start`] builds its record.
@@ -809,7 +862,7 @@ mod tests {
         let dir = temp("rolling");
         let _ = std::fs::remove_dir_all(&dir);
         let base = dir.join("svc.jsonl");
-        let roll = Roller::new(&base, &Rotation::MINUTELY, None, 0o600);
+        let roll = Roller::new(&base, &Rotation::MINUTELY, None, None, 0o600);
         let (sink, _) = Sink::open_rolling(&base, 0o600, 4096, Mirror::new(false), roll).unwrap();
         let roller = sink.roll.as_ref().unwrap();
         let now = crate::clock::Timestamp::now().secs;
@@ -830,7 +883,7 @@ mod tests {
             // never switch, only these do.
             for minute in 1..=SWITCHES {
                 std::thread::sleep(std::time::Duration::from_millis(2));
-                assert!(roller.roll_if_due(sink.fd, now + minute * 60));
+                assert!(roller.roll_if_due(sink.fd, now + minute * 60, 0));
             }
         });
         let mut seqs = Vec::new();
@@ -857,6 +910,82 @@ mod tests {
     }
 
     #[test]
+    fn size_rotation_under_load_loses_and_tears_no_record() {
+        use tracing_appender::rolling::Rotation;
+        let dir = temp("size-load");
+        let _ = std::fs::remove_dir_all(&dir);
+        let base = dir.join("svc.jsonl");
+        const MAX: u64 = 16 * 1024;
+        let roll = Roller::new(&base, &Rotation::NEVER, Some(MAX), None, 0o600);
+        let (sink, _) = Sink::open_rolling(&base, 0o600, 4096, Mirror::new(false), roll).unwrap();
+        const THREADS: u64 = 4;
+        const RECORDS: u64 = 5_000;
+        std::thread::scope(|s| {
+            for t in 0..THREADS {
+                let sink = &sink;
+                s.spawn(move || {
+                    for n in 0..RECORDS {
+                        let mut head = format!("{{\"t\":{t},\"n\":{n}").into_bytes();
+                        sink.commit_vec(&mut head, b",\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxx\"}\n");
+                    }
+                });
+            }
+        });
+        let mut seqs = Vec::new();
+        let mut files = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            files += 1;
+            // The documented bound: one record per other writing thread.
+            let longest = text.lines().map(str::len).max().unwrap_or(0) + 1;
+            assert!(
+                text.len() as u64 <= MAX + (THREADS - 1) * longest as u64,
+                "{} bytes",
+                text.len()
+            );
+            for line in text.lines() {
+                let record: serde_json::Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("torn line {line:?}: {e}"));
+                seqs.push(record["seq"].as_u64().unwrap());
+            }
+        }
+        assert!(files > 10, "{files} files");
+        seqs.sort_unstable();
+        assert_eq!(seqs, (1..=THREADS * RECORDS).collect::<Vec<_>>());
+        let _ = std::fs::remove_dir_all(&dir); // passed: nothing to inspect
+    }
+
+    #[test]
+    fn a_cut_line_in_a_full_file_stays_there_and_the_next_file_starts_clean() {
+        use tracing_appender::rolling::Rotation;
+        let dir = temp("size-cut");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let base = dir.join("svc.jsonl");
+        // The previous run filled svc.1 and was killed in the middle of a
+        // record; svc.10 would sort before svc.9 as text.
+        std::fs::write(dir.join("svc.9.jsonl"), "{\"old\":9}\n").unwrap();
+        let cut = format!("{}\n{{\"cut", "{\"old\":10}");
+        std::fs::write(dir.join("svc.10.jsonl"), &cut).unwrap();
+        let roll = Roller::new(&base, &Rotation::NEVER, Some(20), None, 0o600);
+        let (sink, tail) =
+            Sink::open_rolling(&base, 0o600, 4096, Mirror::new(false), roll).unwrap();
+        assert_eq!(tail, cut.as_bytes(), "the previous run is read from svc.10");
+        let mut head = b"{\"a\":1".to_vec();
+        sink.commit_vec(&mut head, b"}\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("svc.10.jsonl")).unwrap(),
+            cut
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("svc.11.jsonl")).unwrap(),
+            "{\"a\":1,\"seq\":1}\n"
+        );
+        assert_eq!(sink.path(), dir.join("svc.11.jsonl"));
+        let _ = std::fs::remove_dir_all(&dir); // passed: nothing to inspect
+    }
+
+    #[test]
     fn with_rotation_the_previous_run_is_read_from_the_newest_file() {
         use tracing_appender::rolling::Rotation;
         let dir = temp("previous");
@@ -870,7 +999,7 @@ mod tests {
         // Cut by a kill: the repair of its last line is not this run's
         // business, since this run writes to today's file.
         std::fs::write(&newer, "{\"newer\":1}\n{\"cut").unwrap();
-        let roll = Roller::new(&base, &Rotation::DAILY, None, 0o600);
+        let roll = Roller::new(&base, &Rotation::DAILY, None, None, 0o600);
         let (sink, tail) =
             Sink::open_rolling(&base, 0o600, 4096, Mirror::new(false), roll).unwrap();
         assert_eq!(tail, b"{\"newer\":1}\n{\"cut");
