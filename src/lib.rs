@@ -10,14 +10,22 @@ pub use lastwords_layer::{DEFAULT_RECORDER_BYTES, MAX_RECOVERED};
 
 pub use lastwords_layer::TerminationLogPath;
 
-#[doc = include_str!("../docs/api/exit_path.md")]
-pub use lastwords_macros::exit_path;
+pub use lastwords_macros::{breadcrumb, crumb, exit_path};
 
-#[doc = include_str!("../docs/api/breadcrumb.md")]
-pub use lastwords_macros::breadcrumb;
+/// The macros' documentation lives with them (the `lastwords-macros`
+/// crate, so that an editor shows it on hover); its examples name this
+/// crate, so they run here, as this crate's doctests.
+#[cfg(doctest)]
+mod macro_doctests {
+    #[doc = include_str!("../macros/docs/exit_path.md")]
+    struct ExitPath;
 
-#[doc = include_str!("../docs/api/crumb.md")]
-pub use lastwords_macros::crumb;
+    #[doc = include_str!("../macros/docs/breadcrumb.md")]
+    struct Breadcrumb;
+
+    #[doc = include_str!("../macros/docs/crumb.md")]
+    struct Crumb;
+}
 
 /// Support for the macros' expansions. Not a stable API: every item here may
 /// change in any release.

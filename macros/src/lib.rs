@@ -10,25 +10,22 @@ mod sites;
 
 use proc_macro::TokenStream;
 
-/// Records every way the annotated function leaves as one `fn_exit` record.
-///
-/// Options: `level = "info"`, `err_level = "error"`, `unexpected`, `ret`,
-/// `label = "..."`, `name = "..."`, and `crate = path` when the `lastwords`
-/// dependency is renamed (`lw = { package = "lastwords", .. }` in
-/// Cargo.toml, then `#[lw::exit_path(crate = lw)]`), as serde's and
-/// tokio's `crate` options do.
+// Each macro's documentation is a page under docs/. Its examples name
+// `lastwords`, which this crate cannot depend on: they run as the facade's
+// doctests instead (see its `macro_doctests`).
+#[cfg_attr(not(doctest), doc = include_str!("../docs/exit_path.md"))]
 #[proc_macro_attribute]
 pub fn exit_path(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::exit_path(args.into(), item.into()).into()
 }
 
-/// Leaves a breadcrumb on every entry to the annotated function.
+#[cfg_attr(not(doctest), doc = include_str!("../docs/breadcrumb.md"))]
 #[proc_macro_attribute]
 pub fn breadcrumb(args: TokenStream, item: TokenStream) -> TokenStream {
     crumb::breadcrumb(args.into(), item.into()).into()
 }
 
-/// Leaves a breadcrumb at this point.
+#[cfg_attr(not(doctest), doc = include_str!("../docs/crumb.md"))]
 #[proc_macro]
 pub fn crumb(input: TokenStream) -> TokenStream {
     crumb::crumb(input.into()).into()
