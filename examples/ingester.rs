@@ -23,6 +23,16 @@
 //! jq -c 'select(.kind == "process_start") | .previous_run' logs/ingester.jsonl
 //! ```
 //!
+//! Before it is killed, the `killed` scenario logs debug records that the
+//! file (filter `info`) does not get and the flight recorder keeps. The next
+//! start copies them into the log, oldest first, marked `"recovered":true`,
+//! just before its `process_start`; the killed run prints the command that
+//! shows them:
+//!
+//! ```sh
+//! jq -c 'select(.recovered) | {timestamp, level, message, batch}' logs/ingester.jsonl
+//! ```
+//!
 //! `oom` needs a memory limit, or it would take the machine's memory; run it
 //! under one, then start any scenario again: its `process_start` says
 //! `cause: "oom_kill"` with the kernel's evidence, and the flight recorder's
@@ -239,9 +249,18 @@ async fn run_labeler(mut feed: LabelFeed) -> Result<(), IngestError> {
     }
 }
 
+/// Debug records the `killed` scenario logs before its death: only the
+/// flight recorder keeps them, and the next start recovers them.
+const LAST_BATCHES: u64 = 5;
+
 /// Stands in for the OOM killer: SIGKILL leaves no chance to write anything.
+/// The flight recorder keeps what led there: a few debug records, which the
+/// file does not get.
 async fn kill_self_later() {
     sleep(TICK * FAULT_AT as u32).await;
+    for batch in 1..=LAST_BATCHES {
+        tracing::debug!(batch, pending = 100 * batch, "buffering a batch in memory");
+    }
     lastwords::crumb!("about to be killed with SIGKILL");
     // SAFETY: kill(2) on our own pid has no memory-safety preconditions.
     unsafe {
@@ -329,6 +348,13 @@ fn main() -> ExitCode {
         "ingester: scenario {scenario:?}, logging to {}",
         lastwords.path().display()
     );
+    if scenario == Scenario::Killed {
+        // Said now: nothing runs after the SIGKILL.
+        println!(
+            "after the next start, the debug records the flight recorder kept before the kill:\n  jq -c 'select(.recovered) | {{timestamp, level, message, batch}}' {}",
+            lastwords.path().display()
+        );
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -155,6 +155,35 @@ fn child() {
             log::error!("not taken");
             tracing::info!("tracing still here");
         }
+        // The flight recorder keeps `log` records too (see the tests at the
+        // end of this file).
+        "recorder" => {
+            lastwords::init()
+                .filter("info")
+                .recorder_filter("debug,log_records::billing=info")
+                .mirror(false)
+                .install()
+                .expect("lastwords");
+            for i in 0..300u64 {
+                if i % 100 == 0 {
+                    log::info!(i; "to the file and the ring");
+                } else {
+                    log::debug!(i, detail = "only in the ring"; "debug record");
+                }
+                log::trace!(i; "kept nowhere");
+            }
+            // Below the recorder filter's level for its target.
+            billing::charge();
+            // SAFETY: raise(3) ends this process; nothing runs after it.
+            unsafe { libc::raise(libc::SIGKILL) };
+            unreachable!("SIGKILL ends the process");
+        }
+        "start" => {
+            lastwords::init()
+                .mirror(false)
+                .install()
+                .expect("lastwords");
+        }
         other => panic!("unknown case {other}"),
     }
 }
@@ -296,4 +325,76 @@ fn log_records_false_leaves_log_alone() {
         .map(|r| r["message"].as_str().unwrap())
         .collect();
     assert_eq!(messages, ["tracing still here"]);
+}
+
+// The flight recorder keeps `log` records as it keeps events.
+
+#[test]
+fn log_records_only_the_ring_kept_are_recovered_after_sigkill() {
+    use std::os::unix::process::ExitStatusExt;
+
+    let dir = scratch("recorder");
+    let log = dir.join("app.jsonl");
+    let status = Command::new(std::env::current_exe().expect("current_exe"))
+        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env(CHILD, "recorder")
+        .env("LASTWORDS_PATH", &log)
+        .env_remove("RUST_LOG")
+        .status()
+        .expect("run child");
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+    run("start", &log, None);
+
+    let recs = records(&log);
+    let start = recs
+        .iter()
+        .rposition(|r| r["kind"] == "process_start")
+        .expect("the second start");
+    let first = recs
+        .iter()
+        .position(|r| r.get("recovered").is_some())
+        .expect("recovered records");
+    let recovered = &recs[first..start];
+    // The debug records, oldest first, just before the new start, marked
+    // and without `seq`: the file's numbering is the file's.
+    let want: Vec<u64> = (0..300).filter(|i| i % 100 != 0).collect();
+    let got: Vec<u64> = recovered
+        .iter()
+        .map(|r| r["i"].as_u64().expect("i"))
+        .collect();
+    assert_eq!(got, want);
+    for r in recovered {
+        assert_eq!(r["recovered"], true, "{r:?}");
+        assert!(r.get("seq").is_none(), "{r:?}");
+        assert_eq!(r["message"], "debug record");
+        assert_eq!(r["level"], "DEBUG");
+        assert_eq!(r["target"], "log_records");
+        assert_eq!(r["detail"], "only in the ring");
+        assert!(r["file"].as_str().unwrap().ends_with("log_records.rs"));
+    }
+    let previous = &recs[start]["previous_run"];
+    assert_eq!(previous["ended"], "no_final_record", "{previous}");
+    assert_eq!(previous["recovered_records"], 297, "{previous}");
+
+    // The info records reached the file once, numbered, and are not copied
+    // again; what neither filter passes is nowhere.
+    let dead_run = recs[first]["run_id"].clone();
+    let in_file: Vec<&Map<String, Value>> = recs[..first]
+        .iter()
+        .filter(|r| r["run_id"] == dead_run)
+        .collect();
+    let seqs: Vec<u64> = in_file.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=in_file.len() as u64).collect::<Vec<_>>());
+    let infos: Vec<u64> = in_file
+        .iter()
+        .filter(|r| r["message"] == "to the file and the ring")
+        .map(|r| r["i"].as_u64().unwrap())
+        .collect();
+    assert_eq!(infos, [0, 100, 200]);
+    for message in ["kept nowhere", "charging"] {
+        assert!(
+            !recs.iter().any(|r| r["message"] == message),
+            "{message:?} is in the file"
+        );
+    }
 }

@@ -140,6 +140,7 @@ fn ingester_killed_is_reported_by_the_next_start() {
     let log = dir.join("ingester.jsonl");
     let out = run("ingester", &["--scenario", "killed"], &log);
     assert_eq!(out.signal(), Some(libc::SIGKILL), "{out:?}");
+    let first_stdout = out.stdout.clone();
     let killed = records(&log, true);
     let killed_run = killed[0]["run_id"].clone();
     assert_eq!(killed[0]["kind"], "process_start");
@@ -172,6 +173,7 @@ fn ingester_killed_is_reported_by_the_next_start() {
         str_of(previous, "last_breadcrumbs").contains("about to be killed with SIGKILL"),
         "the last breadcrumbs of the killed run: {previous}"
     );
+    killed_run_debug_records_are_recovered(&log, &killed_run, &first_stdout, cut);
     if cut {
         // A record cut by the kill stays one invalid line in the middle; the
         // writer started the next run on a fresh line.
@@ -188,6 +190,94 @@ fn ingester_killed_is_reported_by_the_next_start() {
         records(&log, false);
         assert_lnav_agrees_with_jq(&log);
     }
+}
+
+/// The debug records the killed run logged before its death, which only its
+/// flight recorder kept: the next start copied them into the log just before
+/// its `process_start`, oldest first, marked `recovered`, without `seq`; and
+/// the jq command the killed run printed shows them.
+fn killed_run_debug_records_are_recovered(
+    log: &std::path::Path,
+    killed_run: &Value,
+    stdout: &str,
+    cut: bool,
+) {
+    let text = std::fs::read_to_string(log).expect("the log");
+    // A line cut by the kill, if any, is the only one that does not parse.
+    let all: Vec<Value> = text
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    let start = all
+        .iter()
+        .rposition(|r| r["kind"] == "process_start")
+        .expect("the second start");
+    let first = all
+        .iter()
+        .position(|r| r.get("recovered").is_some())
+        .unwrap_or_else(|| panic!("no recovered record in {text}"));
+    let recovered = &all[first..start];
+    let batches: Vec<u64> = recovered
+        .iter()
+        .map(|r| {
+            assert_eq!(r["recovered"], true, "{r}");
+            assert_eq!(&r["run_id"], killed_run, "{r}");
+            assert!(r.get("seq").is_none(), "{r}");
+            assert_eq!(r["level"], "DEBUG", "{r}");
+            assert_eq!(r["message"], "buffering a batch in memory", "{r}");
+            r["batch"].as_u64().expect("batch")
+        })
+        .collect();
+    assert_eq!(batches, [1, 2, 3, 4, 5], "oldest first");
+    // Older than the records around them: they were logged before the kill.
+    let times: Vec<&str> = recovered.iter().map(|r| str_of(r, "timestamp")).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    assert!(
+        *times.last().unwrap() < str_of(&all[start], "timestamp"),
+        "{times:?}"
+    );
+    assert_eq!(all[start]["previous_run"]["recovered_records"], 5);
+
+    // The command the killed run printed, as printed.
+    let command = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("after the next start"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no jq command printed: {stdout}"));
+    let filter = command
+        .split_once('\'')
+        .and_then(|(_, rest)| rest.rsplit_once('\''))
+        .map(|(filter, path)| {
+            assert_eq!(path.trim(), log.display().to_string(), "{command}");
+            filter
+        })
+        .unwrap_or_else(|| panic!("not a jq command: {command}"));
+    assert!(command.trim_start().starts_with("jq -c '"), "{command}");
+    // jq stops at a cut line: read the valid lines only, as
+    // docs/reading-the-log.md says to.
+    let file = if cut {
+        let valid = log.with_extension("valid.jsonl");
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| serde_json::from_str::<Value>(l).is_ok())
+            .collect();
+        std::fs::write(&valid, lines.join("\n") + "\n").expect("write");
+        valid
+    } else {
+        log.to_path_buf()
+    };
+    let shown: Vec<Value> = scenario_run::jq(&["-c", filter], &file)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("jq prints JSON"))
+        .collect();
+    let want: Vec<Value> = recovered
+        .iter()
+        .map(|r| {
+            json!({"timestamp": r["timestamp"], "level": "DEBUG",
+                   "message": "buffering a batch in memory", "batch": r["batch"]})
+        })
+        .collect();
+    assert_eq!(shown, want);
 }
 
 #[test]

@@ -33,9 +33,12 @@ const PANIC_CRUMBS: &str =
 const BETWEEN: &str =
     r#"select(.timestamp >= "2026-05-01T10:00:00" and .timestamp < "2026-05-01T10:05:00")"#;
 const LNAV_EXITS: &str = "SELECT fn, site, outcome, count(*) AS n FROM lastwords_log WHERE kind = 'fn_exit' GROUP BY fn, site, outcome ORDER BY fn, site, outcome";
-const LNAV_ENDINGS: &str = "SELECT log_opid AS pid, kind, exit_code, signal FROM lastwords_log WHERE kind IN ('panic', 'signal', 'fatal_signal', 'process_exit') ORDER BY log_time";
+const LNAV_ENDINGS: &str = "SELECT log_opid AS pid, kind, exit_code, signal FROM lastwords_log WHERE kind IN ('panic', 'signal', 'fatal_signal', 'process_exit') ORDER BY log_time, seq";
 const LNAV_INVALID: &str =
     "SELECT count(*) AS n, sum(log_level = 'invalid') AS invalid FROM lastwords_log";
+const LAST_RECORDS: &str = r#"(map(select(.kind == "process_start" and .previous_run.ended != null and .previous_run.ended != "exit" and .previous_run.ended != "still_running")) | last | .previous_run.run_id) as $dead | map(select(.run_id == $dead and .kind != "process_start")) | sort_by(.timestamp) | .[-20:] | .[] | {timestamp, level, message, recovered}"#;
+const LNAV_LAST_RECORDS: &str = "SELECT timestamp, log_level, log_body, recovered FROM (SELECT jget(log_raw_text, '/timestamp') AS timestamp, log_level, log_body, recovered, seq FROM lastwords_log WHERE run_id = (SELECT jget(previous_run, '/run_id') FROM lastwords_log WHERE kind = 'process_start' AND jget(previous_run, '/ended') NOT IN ('exit', 'still_running') ORDER BY log_time DESC LIMIT 1) AND kind != 'process_start' ORDER BY timestamp DESC, seq DESC LIMIT 20) ORDER BY timestamp, seq";
+const DUCKDB_LAST_RECORDS: &str = "SELECT timestamp, level, message, recovered FROM (SELECT * FROM read_json_auto('logs/ingester.jsonl', format = 'newline_delimited') WHERE run_id = (SELECT previous_run.run_id FROM read_json_auto('logs/ingester.jsonl', format = 'newline_delimited') WHERE kind = 'process_start' AND previous_run.ended NOT IN ('exit', 'still_running') ORDER BY timestamp DESC LIMIT 1) AND kind != 'process_start' ORDER BY timestamp DESC, seq DESC LIMIT 20) ORDER BY timestamp, seq;";
 const DUCKDB_COUNTS: &str = "SELECT kind, site, count(*) AS n FROM read_json_auto('logs/ingester.jsonl', format = 'newline_delimited') GROUP BY ALL ORDER BY n DESC, kind, site;";
 
 /// The log of the four runs, made once per test binary.
@@ -86,13 +89,14 @@ fn every_tested_recipe_is_in_the_doc_verbatim() {
         KILLED_CRUMBS,
         PANIC_CRUMBS,
         BETWEEN,
+        LAST_RECORDS,
     ] {
         assert!(
             doc.contains(&format!("'{jq_filter}' logs/ingester.jsonl")),
             "not in the doc: {jq_filter}"
         );
     }
-    for sql in [LNAV_EXITS, LNAV_ENDINGS, LNAV_INVALID] {
+    for sql in [LNAV_EXITS, LNAV_ENDINGS, LNAV_INVALID, LNAV_LAST_RECORDS] {
         assert!(
             doc.contains(&format!(
                 "lnav -N -n -c \";{sql}\" -c ':write-csv-to -' logs/ingester.jsonl"
@@ -102,6 +106,7 @@ fn every_tested_recipe_is_in_the_doc_verbatim() {
     }
     for sql in [
         DUCKDB_COUNTS,
+        DUCKDB_LAST_RECORDS,
         DUCKDB_FLEET_ENDINGS,
         DUCKDB_FLEET_ERROR_SITES,
         DUCKDB_FLEET_KILLED,
@@ -257,6 +262,86 @@ fn lnav_says_how_each_process_ended() {
     assert_eq!(pids.len(), 3, "{rows:?}");
 }
 
+/// One CSV line of lnav's, split into fields (a field with a comma is
+/// quoted, with `""` for a quote).
+fn csv_fields(line: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                fields.last_mut().unwrap().push('"');
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(String::new()),
+            c => fields.last_mut().unwrap().push(c),
+        }
+    }
+    fields
+}
+
+/// The last records of the run that died before the second start (the
+/// killed one), as the jq recipe lists them: `(message, recovered)`, oldest
+/// first, with their timestamps.
+fn last_records_from_jq() -> Vec<(String, String, bool)> {
+    let out = jq(&["-s", "-c", LAST_RECORDS], fixture());
+    let rows: Vec<(String, String, bool)> = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("jq prints JSON"))
+        .map(|v| {
+            (
+                v["timestamp"].as_str().unwrap().to_owned(),
+                v["message"].as_str().unwrap().to_owned(),
+                v["recovered"] == true,
+            )
+        })
+        .collect();
+    // The killed run's debug records, which only its flight recorder kept,
+    // just before the breadcrumb it left as it was killed.
+    let n = rows.len();
+    assert!(n > 6, "{out}");
+    assert!(rows[n - 6..n - 1]
+        .iter()
+        .all(|(_, m, recovered)| *recovered && m == "buffering a batch in memory"));
+    assert_eq!(rows[n - 1].1, "about to be killed with SIGKILL", "{out}");
+    assert_eq!(rows.iter().filter(|r| r.2).count(), 5, "{out}");
+    rows
+}
+
+#[test]
+fn lnav_shows_the_last_records_before_the_death_as_jq_does() {
+    let want = last_records_from_jq();
+    let rows = lnav_csv(LNAV_LAST_RECORDS, fixture());
+    // `lnav_csv` splits on every comma; a message may hold one.
+    let rows: Vec<Vec<String>> = rows.iter().map(|r| csv_fields(&r.join(","))).collect();
+    assert_eq!(rows[0], ["timestamp", "log_level", "log_body", "recovered"]);
+    let got: Vec<(String, String, bool)> = rows[1..]
+        .iter()
+        .map(|r| (r[0].clone(), r[2].clone(), r[3] == "1"))
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn duckdb_shows_the_last_records_before_the_death_as_jq_does() {
+    let want: Vec<(String, bool)> = last_records_from_jq()
+        .into_iter()
+        .map(|(_, message, recovered)| (message, recovered))
+        .collect();
+    let python = python_with_duckdb();
+    // The recipe names logs/ingester.jsonl: run it where that path exists.
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tools-duckdb-last");
+    std::fs::create_dir_all(dir.join("logs")).expect("create the logs dir");
+    std::fs::copy(fixture(), dir.join("logs/ingester.jsonl")).expect("copy the log");
+    let got: Vec<(String, bool)> = duckdb_rows(&python, &dir, DUCKDB_LAST_RECORDS)
+        .iter()
+        .map(|r| (r[2].as_str().unwrap().to_owned(), r[3] == true))
+        .collect();
+    assert_eq!(got, want);
+}
+
 #[test]
 fn lnav_format_file_declares_the_schema_keys() {
     let text = std::fs::read_to_string(scenario_run::lnav_format_file()).expect("the format file");
@@ -278,6 +363,7 @@ fn lnav_format_file_declares_the_schema_keys() {
         "signal",
         "exit_code",
         "previous_run",
+        "recovered",
     ] {
         assert!(f["value"].get(key).is_some(), "the format declares {key}");
     }

@@ -231,7 +231,8 @@ impl Builder {
     /// Whether [`install`](Builder::install) sends the records of the
     /// `log` crate to the file, with their key-value pairs as fields
     /// (default: yes). They pass the same [`filter`](Builder::filter), by
-    /// target and level. When the program has set a `log` logger before
+    /// target and level, and go to the flight recorder when they pass
+    /// [`recorder_filter`](Builder::recorder_filter) as events do. When the program has set a `log` logger before
     /// `install`, `log` records keep going to that logger.
     pub fn log_records(mut self, enabled: bool) -> Self {
         self.log_records = enabled;
@@ -315,9 +316,10 @@ impl Builder {
             },
         }
         .map_err(|e| InitError::new(format!("invalid filter: {e}")))?;
-        let log_records = self
-            .log_records
-            .then(|| (self.mirror_level, filter.to_string()));
+        let log_records = self.log_records.then(|| {
+            let ring = (self.recorder_bytes != 0).then(|| self.ring_directives().to_owned());
+            (self.mirror_level, filter.to_string(), ring)
+        });
         // Checked before the file is opened: once `process_start` is
         // written, this run is in the log.
         if tracing_core::dispatcher::has_been_set() {
@@ -349,8 +351,8 @@ impl Builder {
         self.start(sink, &tail, recorder);
         crate::install_hooks()?;
         let lastwords = Lastwords::current().expect("the sink was set by open()");
-        if let Some((mirror_level, directives)) = log_records {
-            crate::log_records::install(lastwords.sink, mirror_level, &directives);
+        if let Some((mirror_level, directives, ring)) = log_records {
+            crate::log_records::install(lastwords.sink, mirror_level, &directives, ring.as_deref());
         }
         Ok(lastwords)
     }
@@ -384,9 +386,14 @@ impl Builder {
         if self.recorder_bytes == 0 {
             return Ok(None);
         }
-        EnvFilter::try_new(self.recorder_filter.as_deref().unwrap_or("debug"))
+        EnvFilter::try_new(self.ring_directives())
             .map(|filter| Some(Arc::new(filter)))
             .map_err(|e| InitError::new(format!("invalid recorder filter: {e}")))
+    }
+
+    /// The recorder filter's directives.
+    fn ring_directives(&self) -> &str {
+        self.recorder_filter.as_deref().unwrap_or("debug")
     }
 
     /// After the point of no return: readies stderr for the mirror, makes

@@ -19,6 +19,11 @@
 //! The builder's filter decides here too: its directives are evaluated for
 //! the record's target and level as for an event with that target (span-
 //! and field-based directives never match a `log` record, which has neither).
+//!
+//! The flight recorder's filter is evaluated the same way, and a record it
+//! passes goes to the ring as an event's does (see the
+//! [`recorder`](crate::recorder) docs): with its `seq` when it went to the
+//! file too, without one when only the ring keeps it.
 
 use std::fmt;
 
@@ -35,6 +40,7 @@ use tracing_subscriber::Registry;
 use crate::clock::Timestamp;
 use crate::json;
 use crate::record::{self, Fields};
+use crate::recorder::Recorder;
 use crate::sink::Sink;
 
 /// The `log::Log` that writes `log` records to the lastwords file.
@@ -44,6 +50,9 @@ struct Logger {
     /// The builder's filter, alone over a registry of its own: `EnvFilter`
     /// answers for a metadata only through a subscriber's context.
     filter: Layered<EnvFilter, Registry>,
+    /// The flight recorder's filter, the same way; `None` when the recorder
+    /// is off.
+    ring: Option<Layered<EnvFilter, Registry>>,
 }
 
 /// The callsite named by the metadata a `log` record is filtered as.
@@ -74,13 +83,29 @@ impl Callsite for LogCallsite {
 
 /// Sets the `log` logger to one writing to `sink`, filtered by
 /// `directives` (the builder's, already checked), mirroring to stderr as
-/// events are at `mirror_level`. When the program has set a `log` logger
-/// already, leaves it in place: `log` records keep going to it.
-pub(crate) fn install(sink: &'static Sink, mirror_level: Option<Level>, directives: &str) {
+/// events are at `mirror_level`, and copying to the flight recorder what
+/// `ring` (the recorder filter's directives, `None` when the recorder is
+/// off) passes. When the program has set a `log` logger already, leaves it
+/// in place: `log` records keep going to it.
+pub(crate) fn install(
+    sink: &'static Sink,
+    mirror_level: Option<Level>,
+    directives: &str,
+    ring: Option<&str>,
+) {
     let Ok(filter) = EnvFilter::try_new(directives) else {
         return;
     };
-    let max = match filter.max_level_hint() {
+    let ring = ring.and_then(|d| EnvFilter::try_new(d).ok());
+    // The most detailed level either filter wants (`None`: any).
+    let hint = match &ring {
+        Some(ring) => filter
+            .max_level_hint()
+            .zip(ring.max_level_hint())
+            .map(|(a, b)| a.max(b)),
+        None => filter.max_level_hint(),
+    };
+    let max = match hint {
         Some(LevelFilter::OFF) => log::LevelFilter::Off,
         Some(LevelFilter::ERROR) => log::LevelFilter::Error,
         Some(LevelFilter::WARN) => log::LevelFilter::Warn,
@@ -92,12 +117,27 @@ pub(crate) fn install(sink: &'static Sink, mirror_level: Option<Level>, directiv
         sink,
         mirror_level,
         filter: Registry::default().with(filter),
+        ring: ring.map(|ring| Registry::default().with(ring)),
     };
     // Another logger already set is the program's choice: keep it, and do
     // not touch the maximum level it set.
     if log::set_boxed_logger(Box::new(logger)).is_ok() {
         log::set_max_level(max);
     }
+}
+
+/// The metadata a `log` record is filtered as: its target and level.
+fn metadata<'a>(metadata: &log::Metadata<'a>) -> Metadata<'a> {
+    Metadata::new(
+        "log record",
+        metadata.target(),
+        level(metadata.level()),
+        None,
+        None,
+        None,
+        FieldSet::new(&[], Identifier(&LOG_CALLSITE)),
+        Kind::EVENT,
+    )
 }
 
 /// The `tracing` level of a `log` level.
@@ -113,26 +153,22 @@ fn level(level: log::Level) -> Level {
 
 impl log::Log for Logger {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        let meta = Metadata::new(
-            "log record",
-            metadata.target(),
-            level(metadata.level()),
-            None,
-            None,
-            None,
-            FieldSet::new(&[], Identifier(&LOG_CALLSITE)),
-            Kind::EVENT,
-        );
-        self.filter.enabled(&meta)
+        let meta = self::metadata(metadata);
+        self.filter.enabled(&meta) || self.ring.as_ref().is_some_and(|r| r.enabled(&meta))
     }
 
     fn log(&self, rec: &log::Record<'_>) {
-        if !self.enabled(rec.metadata()) {
+        let meta = metadata(rec.metadata());
+        let to_file = self.filter.enabled(&meta);
+        let to_ring = Recorder::global()
+            .filter(|_| self.ring.as_ref().is_some_and(|ring| ring.enabled(&meta)));
+        if !to_file && to_ring.is_none() {
             return;
         }
-        write(self.sink, rec);
+        write(self.sink, rec, to_file, to_ring);
         let lvl = level(rec.level());
-        if self.sink.mirror.enabled() && self.mirror_level.is_some_and(|min| lvl <= min) {
+        if to_file && self.sink.mirror.enabled() && self.mirror_level.is_some_and(|min| lvl <= min)
+        {
             self.sink.mirror.line(&human_line(rec));
         }
     }
@@ -140,8 +176,9 @@ impl log::Log for Logger {
     fn flush(&self) {}
 }
 
-/// Writes `rec` as one record.
-fn write(sink: &Sink, rec: &log::Record<'_>) {
+/// Writes `rec` as one record: to the file when `to_file`, and to the
+/// flight recorder `to_ring`, if any, as the layer does with an event.
+fn write(sink: &Sink, rec: &log::Record<'_>, to_file: bool, to_ring: Option<&Recorder>) {
     record::with_bufs(|bufs| {
         let args = rec.args();
         record::head(
@@ -178,7 +215,17 @@ fn write(sink: &Sink, rec: &log::Record<'_>) {
             bufs.tail.truncate(start);
         }
         record::finish(bufs, sink, Some(fields_end));
-        sink.commit_vec(&mut bufs.head, &bufs.tail);
+        if to_file {
+            sink.commit_vec(&mut bufs.head, &bufs.tail);
+            if let Some(recorder) = to_ring {
+                // `commit_vec` left the whole line, `seq` included, in the
+                // head.
+                recorder.record(&[&bufs.head]);
+            }
+        } else if let Some(recorder) = to_ring {
+            // Only for the ring: no `seq`, which numbers the file's records.
+            recorder.record(&[&bufs.head, &bufs.tail]);
+        }
     });
 }
 

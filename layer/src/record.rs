@@ -810,8 +810,8 @@ pub(crate) fn tail_room(bufs: &Bufs, sink: &Sink) -> usize {
 }
 
 /// Writes a record that does not come from a `tracing` event (the hooks'
-/// records) straight to `sink`, and mirrors `human` to stderr. Returns its
-/// `seq`.
+/// records) straight to `sink` and to the flight recorder, if one runs, and
+/// mirrors `human` to stderr. Returns its `seq`.
 pub(crate) fn emit(
     sink: &Sink,
     level: Level,
@@ -835,6 +835,13 @@ pub(crate) fn emit(
         f.close();
         finish(bufs, sink, None);
         let seq = sink.commit_vec(&mut bufs.head, &bufs.tail);
+        // The ring gets it too, whatever the recorder filter says, so that
+        // the ring alone tells how the run ended. `commit_vec` left the
+        // whole line, `seq` included, in the head: a line with its `seq` is
+        // in the file already and is never recovered into it again.
+        if let Some(recorder) = crate::recorder::Recorder::global() {
+            recorder.record(&[&bufs.head]);
+        }
         if sink.mirror.enabled() {
             sink.mirror
                 .line(format!("[lastwords] {} {kind}: {message}\n", level_name(level)).as_bytes());

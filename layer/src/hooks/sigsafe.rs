@@ -136,12 +136,21 @@ fn write_small(sink: &Sink, record: &SignalRecord) -> u64 {
 
 /// [`Sink::commit`] with the termination signals blocked on this thread:
 /// one arriving here must not cut in between the record's `seq` and its
-/// `write`, or the record would be missing below the next signal's.
-/// Async-signal-safe.
+/// `write`, or the record would be missing below the next signal's. Then
+/// the same line, `seq` included, goes to the flight recorder, if one runs,
+/// so that the ring alone tells how the run ended (a line with its `seq` is
+/// in the file and is never recovered into it again). Async-signal-safe:
+/// the ring's push is a few atomics and copies into the mapping.
 fn commit(sink: &Sink, head: &[u8], tail: &[u8]) -> u64 {
     let old = super::signals::block();
     let seq = sink.commit(head, tail);
     super::signals::restore_mask(&old);
+    if let Some(recorder) = crate::recorder::Recorder::global() {
+        let mut seq_buf = StackBuf::<32>::new();
+        seq_buf.put(b",\"seq\":");
+        json::int(&mut seq_buf, seq);
+        recorder.record(&[head, seq_buf.as_bytes(), tail]);
+    }
     seq
 }
 

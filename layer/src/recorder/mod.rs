@@ -53,11 +53,19 @@
 //! the file is the previous run: the `<stem>.<pid>.ring` files of other dead
 //! runs are deleted at start without being copied.
 //!
+//! `log` crate records go to the ring as events do, by the same recorder
+//! filter (evaluated on their target and level). The hooks' own records
+//! (`panic`, `signal`, `fatal_signal`, `process_exit`) go to the ring
+//! whatever the recorder filter says, with their `seq` (the signal
+//! handlers' push is async-signal-safe), so that the ring alone tells how
+//! the run ended; having a `seq`, they are never recovered into the file,
+//! which has them already. `process_start` is written before the recorder
+//! starts and is only in the file.
+//!
 //! Records the ring does not keep: those longer than an eighth of the ring
-//! (counted in the header's `too_large`), and the hooks' own records
-//! (`process_start`, `panic`, `signal`…), which are written to the file
-//! directly. A file record whose write failed (a full disk) is in the ring
-//! with its `seq` and so is not recovered either.
+//! (counted in the header's `too_large`). A file record whose write failed
+//! (a full disk) is in the ring with its `seq` and so is not recovered
+//! either.
 
 mod evidence;
 mod file;
