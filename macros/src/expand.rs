@@ -578,6 +578,21 @@ fn closure_keeps_meaning(func: &ItemFn) -> bool {
 /// stays too, after a marker that the guard's drop records it by.
 fn rewrite_tail(cx: &Cx, block: &mut Block) {
     let close = block.brace_token.span.close();
+    if let Some(run) = cfg_tail_run(block) {
+        // Input:  { stmts; #[cfg(a)] { A } #[cfg(not(a))] { B } }
+        // Output: { stmts; exit(.., { #[cfg(a)] { A } #[cfg(not(a))] { B } }, ..) }
+        // Whichever block the `#[cfg]`s leave is the tail, and the blocks
+        // before it are statements: the run stays together, as one block.
+        let first = block.stmts.len() - run;
+        let span = block.stmts[first].span();
+        let stmts = block.stmts.split_off(first);
+        let tokens = quote!({ #(#stmts)* });
+        block
+            .stmts
+            .push(Stmt::Expr(Expr::Verbatim(tokens.clone()), None));
+        tail(cx, block, tokens, span, false, false);
+        return;
+    }
     match block.stmts.last_mut() {
         // An attributed block tail (`#[tokio::main]` emits
         // `#[allow(..)] { ..; return rt.block_on(body); }`) stays in place:
@@ -636,6 +651,23 @@ fn rewrite_tail(cx: &Cx, block: &mut Block) {
             ));
         }
     }
+}
+
+/// The length of the run of semicolon-less statements that ends the block,
+/// when the last one has a `#[cfg]` and there are several: any of them may
+/// be the tail once the `#[cfg]`s are applied.
+fn cfg_tail_run(block: &Block) -> Option<usize> {
+    match block.stmts.last() {
+        Some(Stmt::Expr(last, None)) if has_cfg(last) => {}
+        _ => return None,
+    }
+    let run = block
+        .stmts
+        .iter()
+        .rev()
+        .take_while(|s| matches!(s, Stmt::Expr(_, None)))
+        .count();
+    (run > 1).then_some(run)
 }
 
 /// Replaces the last statement of `block`, the tail `tokens`.
