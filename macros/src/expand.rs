@@ -188,7 +188,6 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
             custom_name: #custom,
             here: {
                 fn #here() -> &'static str {
-                    fn #here() {}
                     ::core::any::type_name_of_val(&#here)
                 }
                 #here
