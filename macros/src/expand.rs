@@ -10,7 +10,7 @@
 //!
 //! // Output (glue tokens are `Span::mixed_site()`):
 //! fn load(path: &Path) -> io::Result<String> {
-//!     static __LASTWORDS_EXIT: ExitSite = ExitSite::new(&__LASTWORDS_EXIT, SiteInfo { name: "load", .. });
+//!     static __LASTWORDS_EXIT: ExitSite = ExitSite::new(SiteInfo { name: "load", .. });
 //!     let __lastwords_guard = ExitGuard::enter(&__LASTWORDS_EXIT);
 //!     use outcome::probes::*;
 //!     let __lastwords_classify = classifier::<io::Result<String>, _>(|v| (&&&&&&Probe(v)).__lastwords_outcome());
@@ -183,7 +183,7 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
     };
     let here = syn::Ident::new("here", Span::mixed_site());
     let static_site = quote_spanned! {Span::mixed_site()=>
-        static #site: #private::ExitSite = #private::ExitSite::new(&#site, #private::SiteInfo {
+        static #site: #private::ExitSite = #private::ExitSite::new(#private::SiteInfo {
             name: #name,
             custom_name: #custom,
             here: {
