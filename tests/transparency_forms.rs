@@ -2,6 +2,8 @@
 //! the same: closures returned through `impl Fn*`, attributes on the tail,
 //! borrowed error types, hidden `return`s that need a coercion, reborrows
 //! through a `&mut` held by value, item macros as the last statement, a
+//! run of `#[cfg]`'d blocks at the end, an error whose type only the `?`
+//! decides, a
 //! user's own `block_on(body)`, and a renamed crate path. Each function is
 //! defined twice, `annotated::f` and `plain::f`, and both are called.
 
@@ -76,6 +78,25 @@ pub fn old_sum(v: &[u32]) -> u32 {
 
 /// Holds a `&mut` by value, so a reborrow of it is not spelled in the inputs.
 pub struct W<'a>(pub &'a mut Vec<u32>);
+
+/// Owned or borrowed bytes: a `match` whose arms meet only at `&[u8]`.
+pub enum Bytes<'a> {
+    Owned(Box<[u8]>),
+    Borrowed(&'a [u8]),
+}
+
+/// An error whose type argument only the `?`'s conversion decides, and
+/// which is an `Error` only for some of them.
+#[derive(Debug, PartialEq)]
+pub struct NoneLike<T>(pub Option<T>);
+
+impl<T> Display for NoneLike<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("no element")
+    }
+}
+
+impl<T: Debug> Error for NoneLike<T> {}
 
 pub struct Entry {
     hash: std::cell::Cell<u64>,
@@ -158,6 +179,44 @@ both! {
 
     pub fn late_inferred_arg(s: &str) -> Result<i32, String> {
         Ok(degrees(s.parse()?))
+    }
+
+    pub fn cfg_run(x: u32) -> u32 {
+        let y = x + 1;
+        #[cfg(not(unix))]
+        {
+            y
+        }
+        #[cfg(unix)]
+        {
+            #[cfg(all())]
+            {
+                y * 2
+            }
+            #[cfg(any())]
+            {
+                y * 3
+            }
+        }
+    }
+
+    pub fn cfg_run_coerced<'a>(b: &'a Bytes<'a>) -> &'a [u8] {
+        #[cfg(unix)]
+        {
+            match b {
+                Bytes::Owned(x) => x,
+                Bytes::Borrowed(x) => x,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            &[]
+        }
+    }
+
+    pub fn first_of<I: Iterator>(mut it: I) -> Result<I::Item, NoneLike<I::Item>> {
+        let first = it.next().ok_or(NoneLike(None))?;
+        Ok(first)
     }
 
     pub async fn select_box(fail: bool) -> Result<u32, Box<dyn Error + Send + Sync>> {
@@ -263,6 +322,16 @@ fn annotated_code_compiles_and_returns_what_the_plain_code_returns() {
             assert_eq!(annotated::late_inferred(s), plain::late_inferred(s));
             assert_eq!(annotated::late_inferred_arg(s), plain::late_inferred_arg(s));
         }
+        assert_eq!(annotated::cfg_run(2), plain::cfg_run(2));
+        for b in [Bytes::Owned(Box::new([1, 2])), Bytes::Borrowed(&[3])] {
+            assert_eq!(annotated::cfg_run_coerced(&b), plain::cfg_run_coerced(&b));
+        }
+        for v in [vec![], vec![4]] {
+            assert_eq!(
+                annotated::first_of(v.clone().into_iter()),
+                plain::first_of(v.into_iter())
+            );
+        }
         assert_eq!(renamed(0), Err("zero".to_string()));
         assert_eq!(renamed(2), Ok(2));
     });
@@ -296,6 +365,10 @@ fn annotated_code_compiles_and_returns_what_the_plain_code_returns() {
         .collect();
     assert_eq!(early, [("return", "returned")]);
     assert_eq!(by_fn("::renamed").len(), 2);
+    // A run of `#[cfg]`'d blocks at the end: whichever is left is the tail.
+    let run = by_fn("::cfg_run");
+    assert_eq!(run.len(), 1);
+    assert_eq!(run[0].field("site"), "tail");
     // A late-inferred error: shown as itself when a `let` names the
     // target, else by its `Debug`.
     let late = by_fn("::late_inferred");
@@ -303,10 +376,15 @@ fn annotated_code_compiles_and_returns_what_the_plain_code_returns() {
     assert_eq!(late[1].field("error"), "not a temperature: warm");
     let late = by_fn("::late_inferred_arg");
     assert_eq!(late[1].field("error"), "\"not a temperature: warm\"");
+    // An error built in place for a `?`: shown by its `Display`.
+    let first = by_fn("::first_of");
+    assert_eq!(first.len(), 2);
+    assert_eq!(first[0].field("site"), "?");
+    assert_eq!(first[0].field("error"), "no element");
     // One record per annotated call.
     assert_eq!(
         exits.len(),
-        28,
+        33,
         "{:#?}",
         exits.iter().map(|r| r.field("message")).collect::<Vec<_>>()
     );

@@ -10,7 +10,7 @@
 //!
 //! // Output (glue tokens are `Span::mixed_site()`):
 //! fn load(path: &Path) -> io::Result<String> {
-//!     static __LASTWORDS_EXIT: ExitSite = ExitSite::new(&__LASTWORDS_EXIT, SiteInfo { name: "load", .. });
+//!     static __LASTWORDS_EXIT: ExitSite = ExitSite::new(SiteInfo { name: "load", .. });
 //!     let __lastwords_guard = ExitGuard::enter(&__LASTWORDS_EXIT);
 //!     use outcome::probes::*;
 //!     let __lastwords_classify = classifier::<io::Result<String>, _>(|v| (&&&&&&Probe(v)).__lastwords_outcome());
@@ -183,12 +183,11 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
     };
     let here = syn::Ident::new("here", Span::mixed_site());
     let static_site = quote_spanned! {Span::mixed_site()=>
-        static #site: #private::ExitSite = #private::ExitSite::new(&#site, #private::SiteInfo {
+        static #site: #private::ExitSite = #private::ExitSite::new(#private::SiteInfo {
             name: #name,
             custom_name: #custom,
             here: {
                 fn #here() -> &'static str {
-                    fn #here() {}
                     ::core::any::type_name_of_val(&#here)
                 }
                 #here
@@ -578,6 +577,21 @@ fn closure_keeps_meaning(func: &ItemFn) -> bool {
 /// stays too, after a marker that the guard's drop records it by.
 fn rewrite_tail(cx: &Cx, block: &mut Block) {
     let close = block.brace_token.span.close();
+    if let Some(run) = cfg_tail_run(block) {
+        // Input:  { stmts; #[cfg(a)] { A } #[cfg(not(a))] { B } }
+        // Output: { stmts; exit(.., { #[cfg(a)] { A } #[cfg(not(a))] { B } }, ..) }
+        // Whichever block the `#[cfg]`s leave is the tail, and the blocks
+        // before it are statements: the run stays together, as one block.
+        let first = block.stmts.len() - run;
+        let span = block.stmts[first].span();
+        let stmts = block.stmts.split_off(first);
+        let tokens = quote!({ #(#stmts)* });
+        block
+            .stmts
+            .push(Stmt::Expr(Expr::Verbatim(tokens.clone()), None));
+        tail(cx, block, tokens, span, false, false);
+        return;
+    }
     match block.stmts.last_mut() {
         // An attributed block tail (`#[tokio::main]` emits
         // `#[allow(..)] { ..; return rt.block_on(body); }`) stays in place:
@@ -636,6 +650,23 @@ fn rewrite_tail(cx: &Cx, block: &mut Block) {
             ));
         }
     }
+}
+
+/// The length of the run of semicolon-less statements that ends the block,
+/// when the last one has a `#[cfg]` and there are several: any of them may
+/// be the tail once the `#[cfg]`s are applied.
+fn cfg_tail_run(block: &Block) -> Option<usize> {
+    match block.stmts.last() {
+        Some(Stmt::Expr(last, None)) if has_cfg(last) => {}
+        _ => return None,
+    }
+    let run = block
+        .stmts
+        .iter()
+        .rev()
+        .take_while(|s| matches!(s, Stmt::Expr(_, None)))
+        .count();
+    (run > 1).then_some(run)
 }
 
 /// Replaces the last statement of `block`, the tail `tokens`.

@@ -201,6 +201,7 @@ impl Cx {
                     |#v: &::core::result::Result<#target, _>| #probe)
             }
             None if inferred_later(operand) => self.classify_with(2),
+            None if error_built_here(operand) => self.classify_with(3),
             None => self.classify(),
         };
         let args = quote_spanned!(first=> &#guard, #pos, #expr, #classify);
@@ -265,6 +266,17 @@ fn inferred_later(operand: &Expr) -> bool {
         },
         _ => false,
     }
+}
+
+/// Whether the operand of a `?` builds its error in place, from an
+/// `Option`: `x.ok_or(AllEqualError(None))?`. Such an error's type
+/// arguments may be decided only by the `?`'s conversion, after the probe
+/// looked: with them still unknown, method lookup would pick the `Error`
+/// level, whose bound (`Item: Debug`) may then fail. The error is shown
+/// by its `Display`, the bound an error type nearly always meets for
+/// every argument.
+fn error_built_here(operand: &Expr) -> bool {
+    matches!(operand, Expr::MethodCall(m) if m.method == "ok_or" || m.method == "ok_or_else")
 }
 
 /// `.into()` yields any type whose `?` gives `T`, not a `Result<T, _>`.

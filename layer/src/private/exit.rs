@@ -22,13 +22,10 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use tracing::level_filters::STATIC_MAX_LEVEL;
-use tracing_core::callsite::DefaultCallsite;
-use tracing_core::callsite::Identifier;
-use tracing_core::field::FieldSet;
 use tracing_core::field::{self, Value};
-use tracing_core::metadata::Kind;
-use tracing_core::{dispatcher, Callsite, Event, Level, LevelFilter, Metadata};
+use tracing_core::{dispatcher, Callsite, Event, Level, LevelFilter};
 
+use super::callsites::{Callsites, ExitCallsite};
 use super::outcome::{ErrorRef, Outcome};
 use crate::json::ErrorChain;
 
@@ -50,25 +47,15 @@ pub const FIELDS: &[&str] = &[
 ];
 
 /// Everything static about one annotated function: one `static` per
-/// function, which holds its three callsites and their metadata too (each
-/// callsite points at its metadata, whose field set points back at the
-/// callsite: the static refers to itself). Not a stable API: build it with
+/// function. Its tracing callsites are built on the first call that could
+/// record (see the `callsites` module). Not a stable API: build it with
 /// [`ExitSite::new`].
 pub struct ExitSite {
     /// What [`ExitSite::new`] was given.
     info: SiteInfo,
-    /// Callsite for `ok`, `none`, `returned`.
-    ok: DefaultCallsite,
-    /// Callsite for `err` and `panic`.
-    err: DefaultCallsite,
-    /// Callsite for `cancelled`.
-    cancelled: DefaultCallsite,
-    ok_meta: Metadata<'static>,
-    err_meta: Metadata<'static>,
-    cancelled_meta: Metadata<'static>,
-    /// The most severe of the three levels: if even it is disabled,
-    /// nothing about this function can be recorded.
-    gate_level: LevelFilter,
+    /// The callsites for `ok`/`none`/`returned`, `err`/`panic` and
+    /// `cancelled`, built on first use (see `callsites`).
+    callsites: OnceLock<&'static Callsites>,
     /// The `fn` field, computed on first use.
     path: OnceLock<Box<str>>,
 }
@@ -104,38 +91,18 @@ pub struct SiteInfo {
     pub marks: &'static [Mark],
 }
 
-const fn meta(
-    info: &SiteInfo,
-    level: Level,
-    callsite: &'static DefaultCallsite,
-) -> Metadata<'static> {
-    Metadata::new(
-        "lastwords::fn_exit",
-        info.module,
-        level,
-        Some(info.file),
-        Some(info.line),
-        Some(info.module),
-        FieldSet::new(FIELDS, Identifier(callsite)),
-        Kind::EVENT,
-    )
-}
-
 impl ExitSite {
-    /// The static of one annotated function; `this` is that static.
-    pub const fn new(this: &'static ExitSite, info: SiteInfo) -> ExitSite {
-        let [ok, err, cancelled] = info.levels;
+    /// The static of one annotated function.
+    pub const fn new(info: SiteInfo) -> ExitSite {
         ExitSite {
-            ok: DefaultCallsite::new(&this.ok_meta),
-            err: DefaultCallsite::new(&this.err_meta),
-            cancelled: DefaultCallsite::new(&this.cancelled_meta),
-            ok_meta: meta(&info, ok, &this.ok),
-            err_meta: meta(&info, err, &this.err),
-            cancelled_meta: meta(&info, cancelled, &this.cancelled),
-            gate_level: info.gate_level,
-            path: OnceLock::new(),
             info,
+            callsites: OnceLock::new(),
+            path: OnceLock::new(),
         }
+    }
+
+    fn callsites(&'static self) -> &'static Callsites {
+        Callsites::get(&self.callsites, &self.info)
     }
 }
 
@@ -144,11 +111,13 @@ impl ExitSite {
     /// load when nothing listens.
     #[inline]
     fn may_be_enabled(&'static self) -> bool {
-        self.gate_level <= STATIC_MAX_LEVEL
-            && self.gate_level <= LevelFilter::current()
-            && (!self.ok.interest().is_never()
-                || !self.err.interest().is_never()
-                || !self.cancelled.interest().is_never())
+        let gate = self.info.gate_level;
+        gate <= STATIC_MAX_LEVEL && gate <= LevelFilter::current() && {
+            let c = self.callsites();
+            !c.ok.interest().is_never()
+                || !c.err.interest().is_never()
+                || !c.cancelled.interest().is_never()
+        }
     }
 
     /// The `fn` field: `crate::module::fn` or `crate::module::Type::method`.
@@ -418,8 +387,8 @@ impl ExitGuard {
         value: Option<&dyn Debug>,
     ) {
         let (callsite, error) = match outcome {
-            Outcome::Err(err) => (&self.site.err, ErrText::from_ref(err)),
-            _ => (&self.site.ok, None),
+            Outcome::Err(err) => (&self.site.callsites().err, ErrText::from_ref(err)),
+            _ => (&self.site.callsites().ok, None),
         };
         self.emit(
             callsite,
@@ -441,6 +410,7 @@ impl ExitGuard {
         };
         let start = claim.start;
         let s = self.site;
+        let c = s.callsites();
         if std::thread::panicking() && !claim.panicking {
             let error = super::current_panic().map(|(message, location)| {
                 ErrText::Panic(if location.is_empty() {
@@ -450,7 +420,7 @@ impl ExitGuard {
                 })
             });
             self.emit(
-                &s.err,
+                &c.err,
                 start,
                 Site::Unwind,
                 s.info.line,
@@ -461,7 +431,7 @@ impl ExitGuard {
             );
         } else if s.info.is_async && claim.mark.is_none() {
             self.emit(
-                &s.cancelled,
+                &c.cancelled,
                 start,
                 Site::Cancelled,
                 s.info.line,
@@ -478,9 +448,9 @@ impl ExitGuard {
             // its value was not seen.
             let (site, line, col) = Self::marked(claim.mark);
             let (callsite, outcome) = match claim.mark {
-                Some(m) if m.err => (&s.err, "err"),
-                _ if site == Site::Macro => (&s.ok, "unknown"),
-                _ => (&s.ok, "returned"),
+                Some(m) if m.err => (&c.err, "err"),
+                _ if site == Site::Macro => (&c.ok, "unknown"),
+                _ => (&c.ok, "returned"),
             };
             self.emit(callsite, start, site, line, col, outcome, None, None);
         }
@@ -489,7 +459,7 @@ impl ExitGuard {
     #[allow(clippy::too_many_arguments)] // one call per ending kind, all private
     fn emit(
         &self,
-        callsite: &'static DefaultCallsite,
+        callsite: &'static ExitCallsite,
         start: u64,
         site: Site,
         line: u32,

@@ -13,6 +13,7 @@ pub use crate::hooks::panic::current_panic;
 #[doc(hidden)]
 pub use crumb::enclosing_fn;
 
+mod callsites;
 mod crumb;
 pub mod exit;
 pub mod outcome;
