@@ -75,7 +75,7 @@ impl<S: Subscriber> Layer<S> for Capture {
 pub fn capture<R>(f: impl FnOnce() -> R) -> (R, Vec<Rec>) {
     let cap = Capture::default();
     let subscriber = tracing_subscriber::registry().with(cap.clone());
-    let r = tracing::subscriber::with_default(subscriber, f);
+    let r = tracing::subscriber::with_default(subscriber, || fresh_interest(f));
     let recs = cap.0.lock().unwrap().clone();
     (r, recs)
 }
@@ -85,9 +85,20 @@ pub fn capture_at<R>(max: Level, f: impl FnOnce() -> R) -> (R, Vec<Rec>) {
     let cap = Capture::default();
     let filter = tracing_subscriber::filter::LevelFilter::from_level(max);
     let subscriber = tracing_subscriber::registry().with(cap.clone().with_filter(filter));
-    let r = tracing::subscriber::with_default(subscriber, f);
+    let r = tracing::subscriber::with_default(subscriber, || fresh_interest(f));
     let recs = cap.0.lock().unwrap().clone();
     (r, recs)
+}
+
+/// Runs `f` after asking every callsite's interest again, now that this
+/// thread's capturing subscriber exists. Tests run on parallel threads,
+/// each with a scoped subscriber of its own (or none): a callsite first hit
+/// on a thread without one, while another thread's subscriber was being
+/// set up or torn down, can keep a cached "never" that hides this test's
+/// records.
+fn fresh_interest<R>(f: impl FnOnce() -> R) -> R {
+    tracing::callsite::rebuild_interest_cache();
+    f()
 }
 
 /// Only the `fn_exit` records.
