@@ -17,7 +17,7 @@
 
 use std::cell::Cell;
 use std::fmt::{self, Debug, Display};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -31,6 +31,7 @@ use tracing_core::{dispatcher, Callsite, Event, Level, LevelFilter, Metadata};
 
 use super::outcome::{ErrorRef, Outcome};
 use crate::json::ErrorChain;
+use crate::recorder::counts;
 
 /// The fields of a `fn_exit` event, in record order.
 pub const FIELDS: &[&str] = &[
@@ -71,6 +72,10 @@ pub struct ExitSite {
     gate_level: LevelFilter,
     /// The `fn` field, computed on first use.
     path: OnceLock<Box<str>>,
+    /// The function's slot in the flight recorder's exit counts, plus one,
+    /// taken at its first call while the recorder runs (0: none yet; see
+    /// `recorder::counts`).
+    slot: AtomicU32,
 }
 
 /// What the expansion knows about the annotated function. Not a stable API.
@@ -134,6 +139,7 @@ impl ExitSite {
             cancelled_meta: meta(&info, cancelled, &this.cancelled),
             gate_level: info.gate_level,
             path: OnceLock::new(),
+            slot: AtomicU32::new(0),
             info,
         }
     }
@@ -221,14 +227,16 @@ impl Site {
 ///
 /// ```text
 /// bits 0..48   start, in µs since the process's first guard, plus 1; 0 = not recording
-/// bits 48..63  the last marker passed (index into ExitSite::marks), plus 1; 0 = none
+/// bits 48..59  the last marker passed (index into ExitSite::marks), plus 1; 0 = none
+/// bits 59..63  the exit-count epoch bucket the call entered, plus 1; 0 = not counted
+///              (the flight recorder was off when it began)
 /// bit 63       the call began while the thread was already panicking (a fn
 ///              called from a `Drop` during unwinding): its own exits are
 ///              not an unwind
 /// ```
 ///
-/// The first exit to record swaps the word to 0, so that later ones (and
-/// the drop) record nothing.
+/// The first exit to record (or count) swaps the word to 0, so that later
+/// ones (and the drop) record nothing.
 pub struct ExitGuard {
     site: &'static ExitSite,
     state: AtomicU64,
@@ -236,7 +244,9 @@ pub struct ExitGuard {
 
 const START_BITS: u32 = 48;
 const START_MASK: u64 = (1 << START_BITS) - 1;
-const MARK_MASK: u64 = 0x7fff << START_BITS;
+const MARK_MASK: u64 = 0x7ff << START_BITS;
+const COUNT_SHIFT: u32 = 59;
+const COUNT_MASK: u64 = 0xf << COUNT_SHIFT;
 const PANICKING: u64 = 1 << 63;
 
 /// Microseconds since the first guard of the process (2^48 µs is 8.9 years).
@@ -289,6 +299,10 @@ impl Mark {
 /// whether the thread was already panicking.
 struct Claim {
     start: u64,
+    /// False when the call is only counted.
+    recording: bool,
+    /// The epoch bucket plus one, 0 when not counted.
+    bucket: usize,
     mark: Option<Mark>,
     panicking: bool,
 }
@@ -297,21 +311,33 @@ impl ExitGuard {
     /// Starts a call: reads the clock only if a record could be enabled.
     #[inline]
     pub fn enter(site: &'static ExitSite) -> ExitGuard {
-        if site.may_be_enabled() {
+        let mut guard = if site.may_be_enabled() {
             Self::started(site)
         } else {
             ExitGuard {
                 site,
                 state: AtomicU64::new(0),
             }
-        }
+        };
+        guard.count_in();
+        guard
+    }
+
+    /// Counts the call in flight, when the recorder counts.
+    #[inline]
+    fn count_in(&mut self) {
+        let site = self.site;
+        let bucket = counts::enter(&site.slot, || site.path().to_owned());
+        *self.state.get_mut() |= (bucket as u64) << COUNT_SHIFT;
     }
 
     /// Starts a call of `main`, which may install the subscriber itself:
     /// reads the clock whatever is enabled now (once per process), and
     /// the levels are checked when the exit is recorded.
     pub fn enter_main(site: &'static ExitSite) -> ExitGuard {
-        Self::started(site)
+        let mut guard = Self::started(site);
+        guard.count_in();
+        guard
     }
 
     fn started(site: &'static ExitSite) -> ExitGuard {
@@ -325,10 +351,11 @@ impl ExitGuard {
         }
     }
 
-    /// Whether this call is being recorded and has not recorded yet.
+    /// Whether this call is being recorded or counted and has not left
+    /// yet.
     #[inline]
     fn recording(&self) -> bool {
-        self.state.load(Relaxed) & START_MASK != 0
+        self.state.load(Relaxed) != 0
     }
 
     /// Notes that the body passes marker `index` of the site's `marks`, in
@@ -336,7 +363,7 @@ impl ExitGuard {
     #[inline]
     pub fn mark(&self, index: u16) {
         let state = self.state.load(Relaxed);
-        if state & START_MASK != 0 {
+        if state != 0 {
             let mark = ((u64::from(index) + 1) << START_BITS) & MARK_MASK;
             self.state.store((state & !MARK_MASK) | mark, Relaxed);
         }
@@ -347,7 +374,7 @@ impl ExitGuard {
     #[inline]
     pub fn unmark(&self) {
         let state = self.state.load(Relaxed);
-        if state & START_MASK != 0 {
+        if state != 0 {
             self.state.store(state & !MARK_MASK, Relaxed);
         }
     }
@@ -356,10 +383,11 @@ impl ExitGuard {
     #[inline]
     fn claim(&self) -> Option<Claim> {
         let state = self.state.swap(0, Relaxed);
-        let start = state & START_MASK;
-        if start == 0 {
+        if state == 0 {
             return None;
         }
+        let start = state & START_MASK;
+        let bucket = ((state & COUNT_MASK) >> COUNT_SHIFT) as usize;
         let mark = match (state & MARK_MASK) >> START_BITS {
             0 => None,
             n => usize::try_from(n - 1)
@@ -367,7 +395,9 @@ impl ExitGuard {
                 .and_then(|i| self.site.info.marks.get(i).copied()),
         };
         Some(Claim {
-            start: start - 1,
+            start: start.saturating_sub(1),
+            recording: start != 0,
+            bucket,
             mark,
             panicking: state & PANICKING != 0,
         })
@@ -395,7 +425,10 @@ impl ExitGuard {
         let Some(claim) = self.claim() else {
             return;
         };
-        self.record(claim.start, site, line, col, outcome, value);
+        self.leave(&claim, site, line);
+        if claim.recording {
+            self.record(claim.start, site, line, col, outcome, value);
+        }
     }
 
     #[cold]
@@ -405,7 +438,18 @@ impl ExitGuard {
             return;
         };
         let (site, line, col) = Self::marked(claim.mark);
-        self.record(claim.start, site, line, col, outcome, value);
+        self.leave(&claim, site, line);
+        if claim.recording {
+            self.record(claim.start, site, line, col, outcome, value);
+        }
+    }
+
+    /// Counts the exit and the call's leaving, if it was counted in.
+    #[inline]
+    fn leave(&self, claim: &Claim, site: Site, line: u32) {
+        if claim.bucket != 0 {
+            counts::leave(&self.site.slot, claim.bucket, site, line);
+        }
     }
 
     fn record(
@@ -441,7 +485,23 @@ impl ExitGuard {
         };
         let start = claim.start;
         let s = self.site;
-        if std::thread::panicking() && !claim.panicking {
+        let unwinding = std::thread::panicking() && !claim.panicking;
+        let cancelled = s.info.is_async && claim.mark.is_none();
+        if claim.bucket != 0 {
+            let (site, line) = if unwinding {
+                (Site::Unwind, s.info.line)
+            } else if cancelled {
+                (Site::Cancelled, s.info.line)
+            } else {
+                let (site, line, _) = Self::marked(claim.mark);
+                (site, line)
+            };
+            self.leave(&claim, site, line);
+        }
+        if !claim.recording {
+            return;
+        }
+        if unwinding {
             let error = super::current_panic().map(|(message, location)| {
                 ErrText::Panic(if location.is_empty() {
                     message
@@ -459,7 +519,7 @@ impl ExitGuard {
                 error.as_ref(),
                 None,
             );
-        } else if s.info.is_async && claim.mark.is_none() {
+        } else if cancelled {
             self.emit(
                 &s.cancelled,
                 start,

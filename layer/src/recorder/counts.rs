@@ -1,0 +1,548 @@
+//! Exit counts and calls in flight: per `#[exit_path]` function, how often
+//! each way out was taken and how many calls are inside now, kept in the
+//! ring file so that they survive any death.
+//!
+//! # Where
+//!
+//! A region of [`REGION_BYTES`] right after the ring's data in the ring
+//! file (`HEADER_BYTES + capacity`), mapped `MAP_SHARED` with the rest:
+//!
+//! ```text
+//! +0        RegionHeader (a page): magic, fns used, sites lost
+//! +4 KiB    MAX_FNS function slots of 256 bytes: the fn's name by value
+//!           (written once, when the function is first entered), the
+//!           in-flight count per epoch bucket, and when each bucket's
+//!           oldest possible call began
+//! +132 KiB  MAX_SITES site counters of 16 bytes: key (fn slot, site, line)
+//!           and count, an open-addressing table claimed with CAS
+//! ```
+//!
+//! Names are held by value (at most [`NAME_BYTES`]), so that the next start
+//! and a signal handler can read them without the dead process's memory.
+//!
+//! # Cost per call (recorder on)
+//!
+//! Entering: a load of the region pointer, of the function's slot (kept in
+//! its `ExitSite` static), of the current epoch bucket, and one relaxed
+//! `fetch_add`. Leaving: one `fetch_sub` and one `fetch_add` on the site's
+//! counter found by hashing (fn, site, line) (almost always at the first
+//! probe). No system call, no allocation, no lock; the first call of a
+//! function registers it (its name is computed once, with an allocation).
+//!
+//! # What is exact and what is approximate
+//!
+//! - Exit counts are exact (atomic adds), for at most [`MAX_SITES`] sites
+//!   and [`MAX_FNS`] functions per run; exits past those caps are counted
+//!   in `sites_lost`, not per site. A sync fn called while its thread is
+//!   already unwinding, whose record is not enabled, counts an unseen exit
+//!   as `unwind`.
+//! - In-flight counts are exact: a call enters when its guard is made (an
+//!   async fn's first poll; a future never polled never enters) and leaves
+//!   at its first exit the expansion sees, or when the guard drops (a
+//!   cancelled future leaves).
+//! - The oldest call's start is approximate. The heartbeat advances an
+//!   epoch every 500 ms; a call counts itself in the bucket of the epoch it
+//!   entered (8 buckets, reused cyclically). When the heartbeat reuses an
+//!   empty bucket it notes the time in `born`; a bucket still holding calls
+//!   keeps its older `born`. The oldest age, `now - min(born)` over
+//!   non-empty buckets, is never less than the true age and usually at
+//!   most 500 ms more; after the oldest call of a bucket left while newer
+//!   calls share that bucket, it may read up to 4 s high until the bucket
+//!   empties at its next reuse. After SIGKILL ages are as of `last_alive`.
+
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
+
+use crate::json::{self, Out};
+use crate::private::exit::Site;
+
+/// Size of the region after the ring.
+pub(crate) const REGION_BYTES: u64 = 4096 + FN_BYTES * MAX_FNS as u64 + 16 * MAX_SITES as u64;
+
+/// Functions counted per run.
+pub const MAX_FNS: usize = 512;
+/// Distinct (fn, site, line) counters per run.
+pub const MAX_SITES: usize = 4096;
+/// Longest function name kept, in bytes (longer ones are cut at a char
+/// boundary).
+pub const NAME_BYTES: usize = 112;
+/// Most `exit_counts` entries in a record: the sites with the highest
+/// counts.
+pub const MAX_EXIT_COUNTS: usize = 32;
+/// Most `in_flight` entries in a record: the functions with the oldest
+/// calls in flight.
+pub const MAX_IN_FLIGHT: usize = 16;
+
+const FN_BYTES: u64 = 256;
+const BUCKETS: usize = 8;
+const MAGIC: u64 = u64::from_ne_bytes(*b"LWCOUNT1");
+
+/// `ExitSite::slot` values that are not a slot: not registered yet, being
+/// registered, none to be had.
+const BUSY: u32 = u32::MAX - 1;
+const NONE: u32 = u32::MAX;
+
+#[repr(C)]
+struct RegionHeader {
+    magic: AtomicU64,
+    fns_used: AtomicU64,
+    sites_lost: AtomicU64,
+}
+
+#[repr(C)]
+struct FnSlot {
+    /// 1 once `name` is written.
+    ready: AtomicU64,
+    name_len: AtomicU64,
+    name: UnsafeCell<[u8; NAME_BYTES]>,
+    in_flight: [AtomicU64; BUCKETS],
+    /// Unix µs: no call in the bucket began before this.
+    born: [AtomicU64; BUCKETS],
+}
+
+#[repr(C)]
+struct SiteSlot {
+    key: AtomicU64,
+    n: AtomicU64,
+}
+
+/// The region, as mapped.
+#[repr(C)]
+pub(crate) struct Counts {
+    header: RegionHeader,
+    _pad: [u8; 4096 - 24],
+    fns: [FnSlot; MAX_FNS],
+    sites: [SiteSlot; MAX_SITES],
+}
+
+const _: () = assert!(std::mem::size_of::<FnSlot>() == FN_BYTES as usize);
+const _: () = assert!(std::mem::size_of::<Counts>() == REGION_BYTES as usize);
+
+// SAFETY: `name` is written only by the one thread that claimed the slot,
+// before `ready` is published; everything else is atomic.
+unsafe impl Sync for Counts {}
+
+/// This run's region; null while the recorder is off.
+static REGION: AtomicPtr<Counts> = AtomicPtr::new(std::ptr::null_mut());
+/// The current epoch's bucket.
+static BUCKET: AtomicUsize = AtomicUsize::new(0);
+
+impl Counts {
+    /// Clears a fresh region and marks it valid. `base` points at
+    /// [`REGION_BYTES`] writable bytes no one else uses yet.
+    ///
+    /// # Safety
+    /// As above; `base` is page aligned.
+    pub(crate) unsafe fn init(base: *mut u8) {
+        std::ptr::write_bytes(base, 0, REGION_BYTES as usize);
+        let c = &*(base as *const Counts);
+        c.header.magic.store(MAGIC, Release);
+    }
+
+    /// The region at `base`, if it was initialised.
+    ///
+    /// # Safety
+    /// `base` points at [`REGION_BYTES`] mapped, page-aligned bytes that
+    /// live as long as `'a`.
+    pub(crate) unsafe fn at<'a>(base: *const u8) -> Option<&'a Counts> {
+        let c = &*(base as *const Counts);
+        (c.header.magic.load(Acquire) == MAGIC).then_some(c)
+    }
+
+    /// Makes this the process's region: counting starts.
+    pub(crate) fn activate(&'static self) {
+        REGION.store(self as *const Counts as *mut Counts, Release);
+    }
+
+    /// The process's region, if counting. Async-signal-safe.
+    pub(crate) fn global() -> Option<&'static Counts> {
+        // SAFETY: REGION holds null or a region in a mapping never unmapped.
+        unsafe { REGION.load(Acquire).as_ref() }
+    }
+
+    fn used(&self) -> usize {
+        (self.header.fns_used.load(Acquire) as usize).min(MAX_FNS)
+    }
+
+    fn name(&self, i: usize) -> &str {
+        let f = &self.fns[i];
+        if f.ready.load(Acquire) != 1 {
+            return "";
+        }
+        let len = (f.name_len.load(Relaxed) as usize).min(NAME_BYTES);
+        // SAFETY: written before `ready` was published, never again.
+        let bytes = unsafe { &(&*f.name.get())[..len] };
+        std::str::from_utf8(bytes).unwrap_or("")
+    }
+
+    /// Calls in flight of fn `i` and the Unix µs no one of them began
+    /// before (`None` with no call in flight).
+    fn flight(&self, i: usize) -> (u64, Option<u64>) {
+        let f = &self.fns[i];
+        let mut count = 0u64;
+        let mut born = None::<u64>;
+        for b in 0..BUCKETS {
+            let n = f.in_flight[b].load(Relaxed);
+            // A bucket read between another thread's add and sub is never
+            // negative for long; a wrapped value is taken as empty.
+            if n == 0 || n > i64::MAX as u64 {
+                continue;
+            }
+            count += n;
+            let at = f.born[b].load(Relaxed);
+            born = Some(born.map_or(at, |o: u64| o.min(at)));
+        }
+        (count, born)
+    }
+
+    /// Advances the epoch (the heartbeat, every beat): the next bucket is
+    /// reused, and if empty its calls begin from `now`.
+    pub(crate) fn tick(&self, now_micros: u64) {
+        let next = (BUCKET.load(Relaxed) + 1) % BUCKETS;
+        for f in &self.fns[..self.used()] {
+            if f.in_flight[next].load(Relaxed) == 0 {
+                f.born[next].store(now_micros, Relaxed);
+            }
+        }
+        BUCKET.store(next, Release);
+    }
+
+    /// The functions with calls in flight, oldest first, at most `cap`,
+    /// ages as of `now_micros`, written as a JSON array of
+    /// `{"fn","count","oldest_age_ms"}`. No allocation: async-signal-safe.
+    pub(crate) fn write_in_flight<O: Out + ?Sized>(&self, out: &mut O, now_micros: u64, cap: usize) {
+        let mut top = [(0usize, 0u64); MAX_IN_FLIGHT];
+        let cap = cap.min(MAX_IN_FLIGHT);
+        let mut len = 0;
+        for i in 0..self.used() {
+            let (count, born) = self.flight(i);
+            let Some(born) = born.filter(|_| count > 0) else {
+                continue;
+            };
+            insert_top(&mut top, &mut len, cap, (i, u64::MAX - born));
+        }
+        out.put(b"[");
+        for (k, &(i, key)) in top[..len].iter().enumerate() {
+            let born = u64::MAX - key;
+            let (count, _) = self.flight(i);
+            if k > 0 {
+                out.put(b",");
+            }
+            out.put(b"{\"fn\":");
+            json::string(out, self.name(i));
+            out.put(b",\"count\":");
+            json::int(out, count);
+            out.put(b",\"oldest_age_ms\":");
+            json::int(out, now_micros.saturating_sub(born) / 1000);
+            out.put(b"}");
+        }
+        out.put(b"]");
+    }
+
+    /// The sites with the highest counts, at most `cap`, as a JSON array
+    /// of `{"fn","site","line","n"}`. No allocation: async-signal-safe.
+    pub(crate) fn write_exit_counts<O: Out + ?Sized>(&self, out: &mut O, cap: usize) {
+        let mut top = [(0usize, 0u64); MAX_EXIT_COUNTS];
+        let cap = cap.min(MAX_EXIT_COUNTS);
+        let mut len = 0;
+        for (i, s) in self.sites.iter().enumerate() {
+            let n = s.n.load(Relaxed);
+            if n > 0 && s.key.load(Relaxed) != 0 {
+                insert_top(&mut top, &mut len, cap, (i, n));
+            }
+        }
+        out.put(b"[");
+        for (k, &(i, n)) in top[..len].iter().enumerate() {
+            let (f, site, line) = unpack(self.sites[i].key.load(Relaxed));
+            if k > 0 {
+                out.put(b",");
+            }
+            out.put(b"{\"fn\":");
+            json::string(out, if f < MAX_FNS { self.name(f) } else { "" });
+            out.put(b",\"site\":");
+            json::string(out, site);
+            out.put(b",\"line\":");
+            json::int(out, line);
+            out.put(b",\"n\":");
+            json::int(out, n);
+            out.put(b"}");
+        }
+        out.put(b"]");
+    }
+
+    /// Every site's count, highest first.
+    pub(crate) fn exit_counts(&self) -> Vec<ExitCount> {
+        let mut all: Vec<ExitCount> = self
+            .sites
+            .iter()
+            .filter_map(|s| {
+                let (key, n) = (s.key.load(Relaxed), s.n.load(Relaxed));
+                let (f, site, line) = unpack(key);
+                (key != 0 && n > 0 && f < MAX_FNS).then(|| ExitCount {
+                    function: self.name(f).to_owned(),
+                    site,
+                    line,
+                    n,
+                })
+            })
+            .collect();
+        all.sort_by(|a, b| b.n.cmp(&a.n).then(a.function.cmp(&b.function)));
+        all
+    }
+
+    /// Every function with calls in flight, oldest first.
+    pub(crate) fn in_flight(&self, now_micros: u64) -> Vec<InFlight> {
+        let mut all: Vec<InFlight> = (0..self.used())
+            .filter_map(|i| {
+                let (count, born) = self.flight(i);
+                let born = born.filter(|_| count > 0)?;
+                Some(InFlight {
+                    function: self.name(i).to_owned(),
+                    count,
+                    oldest_age_ms: now_micros.saturating_sub(born) / 1000,
+                })
+            })
+            .collect();
+        all.sort_by(|a, b| b.oldest_age_ms.cmp(&a.oldest_age_ms));
+        all
+    }
+
+    /// Fn slots in use, with their names, for the heartbeat's stuck check.
+    pub(crate) fn fns(&self) -> usize {
+        self.used()
+    }
+
+    /// Fn `i`'s name, calls in flight and oldest age at `now_micros`.
+    pub(crate) fn fn_state(&self, i: usize, now_micros: u64) -> (&str, u64, u64) {
+        let (count, born) = self.flight(i);
+        let age = born.map_or(0, |b| now_micros.saturating_sub(b) / 1000);
+        (self.name(i), count, if count > 0 { age } else { 0 })
+    }
+}
+
+/// Keeps `top[..len]` sorted by the second member, highest first, at most
+/// `cap` long.
+fn insert_top(top: &mut [(usize, u64)], len: &mut usize, cap: usize, item: (usize, u64)) {
+    if cap == 0 || (*len == cap && top[cap - 1].1 >= item.1) {
+        return;
+    }
+    let mut at = (*len).min(cap - 1);
+    if *len < cap {
+        *len += 1;
+    }
+    while at > 0 && top[at - 1].1 < item.1 {
+        top[at] = top[at - 1];
+        at -= 1;
+    }
+    top[at] = item;
+}
+
+fn site_code(site: Site) -> u64 {
+    site as u64
+}
+
+fn site_name(code: u64) -> &'static str {
+    [
+        Site::Return,
+        Site::Question,
+        Site::Tail,
+        Site::Macro,
+        Site::Unwind,
+        Site::Cancelled,
+    ]
+    .into_iter()
+    .find(|s| site_code(*s) == code)
+    .map_or("?", Site::as_str)
+}
+
+#[inline]
+fn pack(f: usize, site: Site, line: u32) -> u64 {
+    ((f as u64 + 1) << 40) | (site_code(site) << 32) | u64::from(line)
+}
+
+fn unpack(key: u64) -> (usize, &'static str, u32) {
+    (
+        ((key >> 40) as usize).wrapping_sub(1),
+        site_name((key >> 32) & 0xff),
+        key as u32,
+    )
+}
+
+/// A call enters fn `slot` (an `ExitSite`'s slot word): returns the bucket
+/// it counted itself in, plus one; 0 when not counting.
+#[inline]
+pub(crate) fn enter(slot: &AtomicU32, name: impl FnOnce() -> String) -> usize {
+    let Some(region) = Counts::global() else {
+        return 0;
+    };
+    let mut i = slot.load(Acquire);
+    if i.wrapping_sub(1) as usize >= MAX_FNS {
+        i = register(region, slot, name);
+        if i.wrapping_sub(1) as usize >= MAX_FNS {
+            return 0;
+        }
+    }
+    let b = BUCKET.load(Relaxed) % BUCKETS;
+    region.fns[i as usize - 1].in_flight[b].fetch_add(1, Relaxed);
+    b + 1
+}
+
+/// A call that entered in `bucket` (as [`enter`] returned it) leaves
+/// through `site` at `line`.
+#[inline]
+pub(crate) fn leave(slot: &AtomicU32, bucket: usize, site: Site, line: u32) {
+    let Some(region) = Counts::global() else {
+        return;
+    };
+    let i = (slot.load(Relaxed) as usize).wrapping_sub(1);
+    if i >= MAX_FNS {
+        return;
+    }
+    region.fns[i].in_flight[(bucket - 1) % BUCKETS].fetch_sub(1, Relaxed);
+    region.count(pack(i, site, line));
+}
+
+impl Counts {
+    #[inline]
+    fn count(&self, key: u64) {
+        let mut h = (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 52) as usize;
+        for _ in 0..32 {
+            let s = &self.sites[h % MAX_SITES];
+            let k = s.key.load(Relaxed);
+            if k == key {
+                s.n.fetch_add(1, Relaxed);
+                return;
+            }
+            if k == 0 {
+                match s.key.compare_exchange(0, key, Relaxed, Relaxed) {
+                    Ok(_) => {
+                        s.n.fetch_add(1, Relaxed);
+                        return;
+                    }
+                    Err(k) if k == key => {
+                        s.n.fetch_add(1, Relaxed);
+                        return;
+                    }
+                    Err(_) => {}
+                }
+            }
+            h += 1;
+        }
+        self.header.sites_lost.fetch_add(1, Relaxed);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn register(region: &Counts, slot: &AtomicU32, name: impl FnOnce() -> String) -> u32 {
+    match slot.compare_exchange(0, BUSY, Acquire, Acquire) {
+        Ok(_) => {}
+        Err(v) => {
+            // Another thread registers the fn (a few µs): wait for it.
+            let mut v = v;
+            while v == BUSY {
+                std::thread::yield_now();
+                v = slot.load(Acquire);
+            }
+            return v;
+        }
+    }
+    let i = region.header.fns_used.fetch_add(1, AcqRel) as usize;
+    if i >= MAX_FNS {
+        slot.store(NONE, Release);
+        return NONE;
+    }
+    let f = &region.fns[i];
+    let name = name();
+    let mut len = name.len().min(NAME_BYTES);
+    while !name.is_char_boundary(len) {
+        len -= 1;
+    }
+    // SAFETY: slot `i` is this thread's alone until `ready` is published.
+    unsafe { (&mut *f.name.get())[..len].copy_from_slice(&name.as_bytes()[..len]) };
+    f.name_len.store(len as u64, Relaxed);
+    let now = crate::clock::Timestamp::now().as_micros() as u64;
+    for born in &f.born {
+        born.store(now, Relaxed);
+    }
+    f.ready.store(1, Release);
+    slot.store(i as u32 + 1, Release);
+    i as u32 + 1
+}
+
+/// In the child of `fork()`: stops counting into the parent's region.
+pub(crate) fn forget_after_fork() {
+    REGION.store(std::ptr::null_mut(), Release);
+}
+
+/// How often one way out of one `#[exit_path]` function was taken in this
+/// run (see [`exit_counts`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExitCount {
+    /// The function's path, as the `fn` field of its `fn_exit` records.
+    pub function: String,
+    /// The `site` field: `return`, `?`, `tail`, `macro`, `unwind`,
+    /// `cancelled`.
+    pub site: &'static str,
+    /// The exit's line (the function's own line for `unwind`, `cancelled`).
+    pub line: u32,
+    /// How many calls left this way.
+    pub n: u64,
+}
+
+/// Calls of one `#[exit_path]` function inside it now (see [`in_flight`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InFlight {
+    /// The function's path.
+    pub function: String,
+    /// Calls entered and not yet left.
+    pub count: u64,
+    /// Age of the oldest of them in ms: never less than the truth, usually
+    /// at most 500 ms more (see the recorder docs).
+    pub oldest_age_ms: u64,
+}
+
+/// This run's exit counts, every site, highest count first: for a health
+/// endpoint. Empty while the flight recorder is off (counting needs it).
+pub fn exit_counts() -> Vec<ExitCount> {
+    Counts::global().map_or_else(Vec::new, Counts::exit_counts)
+}
+
+/// The `#[exit_path]` functions with calls in flight now, oldest call
+/// first: for a health endpoint. Empty while the flight recorder is off.
+pub fn in_flight() -> Vec<InFlight> {
+    let now = crate::clock::Timestamp::now().as_micros() as u64;
+    Counts::global().map_or_else(Vec::new, |c| c.in_flight(now))
+}
+
+/// Writes `,"exit_counts":[…],"in_flight":[…]` for a death record when the
+/// recorder counts. Async-signal-safe.
+pub(crate) fn write_members<O: Out + ?Sized>(out: &mut O) {
+    let Some(c) = Counts::global() else { return };
+    let now = crate::clock::Timestamp::now().as_micros() as u64;
+    out.put(b",\"exit_counts\":");
+    c.write_exit_counts(out, MAX_EXIT_COUNTS);
+    out.put(b",\"in_flight\":");
+    c.write_in_flight(out, now, MAX_IN_FLIGHT);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_keeps_the_highest_in_order() {
+        let mut top = [(0, 0); 3];
+        let mut len = 0;
+        for (i, n) in [(0, 5), (1, 9), (2, 1), (3, 7), (4, 8)] {
+            insert_top(&mut top, &mut len, 3, (i, n));
+        }
+        assert_eq!(&top[..len], &[(1, 9), (4, 8), (3, 7)]);
+    }
+
+    #[test]
+    fn keys_round_trip() {
+        let (f, site, line) = unpack(pack(7, Site::Question, 4242));
+        assert_eq!((f, site, line), (7, "?", 4242));
+    }
+}
