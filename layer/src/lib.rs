@@ -51,8 +51,8 @@ pub use hooks::install_hooks;
 pub use json::ErrorChain;
 pub use layer::LastwordsLayer;
 pub use recorder::{
-    exit_counts, in_flight, ExitCount, InFlight, DEFAULT_RECORDER_BYTES, MAX_EXIT_COUNTS,
-    MAX_FNS, MAX_IN_FLIGHT, MAX_RECOVERED, MAX_SITES,
+    exit_counts, in_flight, ExitCount, InFlight, DEFAULT_RECORDER_BYTES, MAX_EXIT_COUNTS, MAX_FNS,
+    MAX_IN_FLIGHT, MAX_RECOVERED, MAX_SITES,
 };
 pub use termination_log::TerminationLogPath;
 /// How often [`Builder::rotation`] starts a new file: tracing-appender's type.

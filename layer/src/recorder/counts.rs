@@ -210,7 +210,12 @@ impl Counts {
     /// The functions with calls in flight, oldest first, at most `cap`,
     /// ages as of `now_micros`, written as a JSON array of
     /// `{"fn","count","oldest_age_ms"}`. No allocation: async-signal-safe.
-    pub(crate) fn write_in_flight<O: Out + ?Sized>(&self, out: &mut O, now_micros: u64, cap: usize) {
+    pub(crate) fn write_in_flight<O: Out + ?Sized>(
+        &self,
+        out: &mut O,
+        now_micros: u64,
+        cap: usize,
+    ) {
         let mut top = [(0usize, 0u64); MAX_IN_FLIGHT];
         let cap = cap.min(MAX_IN_FLIGHT);
         let mut len = 0;

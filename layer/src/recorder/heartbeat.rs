@@ -33,7 +33,9 @@ static STUCK_AFTER_MS: AtomicU64 = AtomicU64::new(0);
 
 /// Sets the threshold of the `stuck` records (`None`: off).
 pub(crate) fn set_stuck_after(after: Option<Duration>) {
-    let ms = after.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1));
+    let ms = after.map_or(0, |d| {
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+    });
     STUCK_AFTER_MS.store(ms, Ordering::Relaxed);
 }
 

@@ -81,8 +81,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 pub use counts::{
-    exit_counts, in_flight, ExitCount, InFlight, MAX_EXIT_COUNTS, MAX_FNS, MAX_IN_FLIGHT,
-    MAX_SITES,
+    exit_counts, in_flight, ExitCount, InFlight, MAX_EXIT_COUNTS, MAX_FNS, MAX_IN_FLIGHT, MAX_SITES,
 };
 pub(crate) use heartbeat::set_stuck_after;
 pub use recover::MAX_RECOVERED;
