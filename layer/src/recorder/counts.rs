@@ -155,6 +155,7 @@ impl Counts {
     }
 
     /// The process's region, if counting. Async-signal-safe.
+    #[inline]
     pub(crate) fn global() -> Option<&'static Counts> {
         // SAFETY: REGION holds null or a region in a mapping never unmapped.
         unsafe { REGION.load(Acquire).as_ref() }
