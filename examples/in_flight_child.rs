@@ -5,7 +5,7 @@
 //! `.stuck_after(LASTWORDS_STUCK_MS)`), makes 3 calls of `checked` that
 //! leave through `?` and 2 through the tail, then starts the blocked calls
 //! of `relocate` (threads) and `relocate_async` (tasks), prints
-//! `blocked <unix ms>` and waits to be killed.
+//! `blocked <unix ms>`, then `ready`, and waits to be killed.
 //! `start`: installs lastwords and exits, reporting on the previous run.
 
 use std::sync::mpsc;
@@ -77,6 +77,7 @@ fn main() {
     }
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     println!("blocked {}", now.as_millis());
+    println!("ready");
     loop {
         std::thread::sleep(std::time::Duration::from_secs(1));
         let _keep = (&rx, &arx);
