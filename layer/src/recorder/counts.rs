@@ -434,7 +434,7 @@ impl Counts {
                 })
             })
             .collect();
-        all.sort_by(|a, b| b.oldest_age_ms.cmp(&a.oldest_age_ms));
+        all.sort_by_key(|f| std::cmp::Reverse(f.oldest_age_ms));
         all
     }
 
@@ -538,8 +538,8 @@ pub(crate) fn leave(slot: &AtomicU32, bucket: usize, site: Site, line: u32) {
 impl Counts {
     #[inline]
     fn count(&self, key: u64, shard: usize) {
-        let mut h = (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 53) as usize;
-        for _ in 0..32 {
+        let first = (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 53) as usize;
+        for h in first..first + 32 {
             let k = h % MAX_SITES;
             let found = self.keys[k].load(Relaxed);
             if found == key
@@ -552,7 +552,6 @@ impl Counts {
                 bump64(&self.exits[shard][k], shard);
                 return;
             }
-            h += 1;
         }
         self.header.sites_lost.fetch_add(1, Relaxed);
     }

@@ -1,5 +1,6 @@
-//! The ring file: `logs/<stem>.ring` beside the log, a header page and the
-//! ring's data, mapped `MAP_SHARED`.
+//! The ring file: `logs/<stem>.ring` beside the log, a header page, the
+//! ring's data and the exit counts region (see [`super::counts`]), mapped
+//! `MAP_SHARED`.
 //!
 //! # Why a shared file mapping
 //!
