@@ -92,9 +92,9 @@ fn blocked_calls_are_reported_stuck_and_in_flight_after_sigkill() {
         .spawn()
         .expect("spawn child");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    // Kept open until the child is killed: it prints more lines.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    stdout.read_line(&mut line).unwrap();
     let blocked_ms: i64 = line
         .trim()
         .strip_prefix("blocked ")
@@ -136,6 +136,7 @@ fn blocked_calls_are_reported_stuck_and_in_flight_after_sigkill() {
     std::thread::sleep(Duration::from_millis(1500));
     child.kill().unwrap();
     let status = child.wait().unwrap();
+    drop(stdout);
     assert_eq!(status.signal(), Some(libc_sigkill()));
 
     let out = Command::new(&exe)

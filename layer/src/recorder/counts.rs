@@ -665,6 +665,89 @@ mod tests {
         assert_eq!(&top[..len], &[(1, 9), (4, 8), (3, 7)]);
     }
 
+    /// A fresh region in memory, never freed.
+    fn region() -> &'static Counts {
+        let layout = std::alloc::Layout::from_size_align(REGION_BYTES as usize, 4096).unwrap();
+        // SAFETY: a fresh allocation of the region's size and alignment.
+        unsafe {
+            let base = std::alloc::alloc(layout);
+            assert!(!base.is_null());
+            Counts::init(base);
+            Counts::at(base).unwrap()
+        }
+    }
+
+    #[test]
+    fn counts_exits_per_site_across_shards_and_caps_the_record() {
+        let c = region();
+        let slot = AtomicU32::new(0);
+        let i = register(c, &slot, || "app::relocate".into());
+        assert_eq!(i, 1);
+        assert_eq!(slot.load(Relaxed), 1);
+        for shard in [0, 5, SHARED] {
+            for _ in 0..3 {
+                c.count(pack(0, Site::Question, 12), shard);
+            }
+        }
+        c.count(pack(0, Site::Tail, 14), 0);
+        assert_eq!(
+            c.exit_counts(),
+            [
+                ExitCount {
+                    function: "app::relocate".into(),
+                    site: "?",
+                    line: 12,
+                    n: 9
+                },
+                ExitCount {
+                    function: "app::relocate".into(),
+                    site: "tail",
+                    line: 14,
+                    n: 1
+                },
+            ]
+        );
+        let mut out = Vec::new();
+        c.write_exit_counts(&mut out, 1);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"[{"fn":"app::relocate","site":"?","line":12,"n":9}]"#
+        );
+    }
+
+    #[test]
+    fn a_call_entered_on_one_shard_may_leave_on_another_and_ages_come_from_born() {
+        let c = region();
+        let slot = AtomicU32::new(0);
+        register(c, &slot, || "app::stuck".into());
+        let b = BUCKET.load(Relaxed) % BUCKETS;
+        c.fns[0].born[b].store(1_000_000, Relaxed);
+        for shard in [0, 1, SHARED] {
+            bump32(&c.flight[shard][0].entered[b], shard);
+        }
+        bump32(&c.flight[2][0].left[b], 2);
+        assert_eq!(
+            c.in_flight(4_500_000),
+            [InFlight {
+                function: "app::stuck".into(),
+                count: 2,
+                oldest_age_ms: 3500
+            }]
+        );
+        let mut out = Vec::new();
+        c.write_in_flight(&mut out, 4_500_000, MAX_IN_FLIGHT);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"[{"fn":"app::stuck","count":2,"oldest_age_ms":3500}]"#
+        );
+        // Every call leaves: nothing in flight, whatever `born` says.
+        for shard in [3, 4] {
+            bump32(&c.flight[shard][0].left[b], shard);
+        }
+        assert_eq!(c.in_flight(4_500_000), []);
+        assert_eq!(c.fn_state(0, 4_500_000), ("app::stuck", 0, 0));
+    }
+
     #[test]
     fn keys_round_trip() {
         let (f, site, line) = unpack(pack(7, Site::Question, 4242));
