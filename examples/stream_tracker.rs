@@ -12,7 +12,19 @@
 //!    logs/stream_tracker.jsonl
 //! # every call, including the successful ones (logged at DEBUG):
 //! RUST_LOG=debug cargo run --example stream_tracker
+//! # the workers stall: a relocation blocks on the full queue forever, the
+//! # heartbeat writes a `stuck` record after 2 s, and the process exits
+//! # with its calls in flight in the `process_exit` record:
+//! cargo run --example stream_tracker -- --stall
+//! jq -c 'select(.kind == "stuck" or .kind == "process_exit") | {kind, message, in_flight}' \
+//!    logs/stream_tracker.jsonl
 //! ```
+//!
+//! Without a record per call, the flight recorder counts every exit of
+//! every `#[exit_path]` function: the example prints
+//! `lastwords::exit_counts()` at the end (what a health endpoint would
+//! serve), and the next start's `previous_run.exit_counts` has the same
+//! counts, even after a SIGKILL.
 //!
 //! The log goes to `$LASTWORDS_PATH`, else `logs/stream_tracker.jsonl`.
 
@@ -109,9 +121,26 @@ impl Tracker {
     }
 }
 
-/// A worker node: applies relocations slowly, so the queue fills up.
-fn worker(queue: Arc<Mutex<Receiver<Relocation>>>) {
+/// Sends a relocation the queue had no room for, waiting for room: with
+/// the workers stalled it never returns, and `lastwords::in_flight()` (or
+/// the `stuck` record) says so.
+#[lastwords::exit_path(level = "debug", label = "relocate_blocking")]
+fn relocate_blocking(queue: &SyncSender<Relocation>, relocation: Relocation) -> bool {
+    queue.send(relocation).is_ok()
+}
+
+/// A worker node: applies relocations slowly, so the queue fills up. With
+/// `stall`, it stops after a few (a worker wedged on a dead node).
+fn worker(queue: Arc<Mutex<Receiver<Relocation>>>, stall: bool) {
+    let mut done = 0;
     loop {
+        if stall && done == 3 {
+            lastwords::crumb!("worker stalled");
+            loop {
+                thread::park();
+            }
+        }
+        done += 1;
         let next = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
         let Ok(relocation) = next else { return };
         thread::sleep(Duration::from_millis(3));
@@ -124,7 +153,11 @@ fn worker(queue: Arc<Mutex<Receiver<Relocation>>>) {
 }
 
 fn main() -> ExitCode {
-    if let Err(e) = lastwords::init().install() {
+    let stall = std::env::args().any(|a| a == "--stall");
+    if let Err(e) = lastwords::init()
+        .stuck_after(Duration::from_secs(2))
+        .install()
+    {
         eprintln!("{e}");
         return ExitCode::FAILURE;
     }
@@ -134,7 +167,7 @@ fn main() -> ExitCode {
     let workers: Vec<_> = (0..2)
         .map(|_| {
             let rx = Arc::clone(&rx);
-            thread::spawn(move || worker(rx))
+            thread::spawn(move || worker(rx, stall))
         })
         .collect();
 
@@ -150,6 +183,23 @@ fn main() -> ExitCode {
         queue: tx,
     };
 
+    if stall {
+        // What a liveness probe would do: look at the calls in flight,
+        // and end the process when a relocation has been stuck too long.
+        thread::spawn(|| loop {
+            thread::sleep(Duration::from_millis(500));
+            let stuck = lastwords::in_flight()
+                .into_iter()
+                .find(|f| f.oldest_age_ms >= 3000);
+            if let Some(f) = stuck {
+                println!(
+                    "{}: {} calls in flight, oldest {} ms: giving up",
+                    f.function, f.count, f.oldest_age_ms
+                );
+                lastwords::exit(2);
+            }
+        });
+    }
     let mut moved = 0;
     for id in 0..STREAMS {
         match tracker.relocate(id) {
@@ -158,7 +208,7 @@ fn main() -> ExitCode {
                 // Retry with a blocking send; the breadcrumbs show where the
                 // rebalancer waited if it never comes back.
                 lastwords::crumb!("relocation queue full: blocking send", stream = id);
-                if tracker.queue.send(Relocation { stream: id, to }).is_ok() {
+                if relocate_blocking(&tracker.queue, Relocation { stream: id, to }) {
                     moved += 1;
                 }
                 lastwords::crumb!("blocking send returned", stream = id);
@@ -173,5 +223,12 @@ fn main() -> ExitCode {
     }
     tracing::info!(moved, of = STREAMS, "rebalance finished");
     println!("relocated {moved} of {STREAMS} streams; see the fn_exit records for the rest");
+    // What a health endpoint would serve: every way out, how often.
+    for c in lastwords::exit_counts() {
+        println!(
+            "{:>5} × {} via {} at line {}",
+            c.n, c.function, c.site, c.line
+        );
+    }
     ExitCode::SUCCESS
 }

@@ -5,6 +5,9 @@ pub use lastwords_layer::{
     exit, init, install_hooks, Builder, ErrorChain, InitError, Lastwords, LastwordsLayer, Rotation,
     DEFAULT_MAX_RECORD_BYTES,
 };
+pub use lastwords_layer::{
+    exit_counts, in_flight, ExitCount, InFlight, MAX_EXIT_COUNTS, MAX_FNS, MAX_IN_FLIGHT, MAX_SITES,
+};
 /// The flight recorder's defaults and caps (see [`Builder::flight_recorder`]).
 pub use lastwords_layer::{DEFAULT_RECORDER_BYTES, MAX_RECOVERED};
 

@@ -30,6 +30,10 @@ const ERROR_EXITS: &str = r#"select(.kind == "fn_exit" and (.outcome == "err" or
 const KILLED_CRUMBS: &str = r#"select(.kind == "process_start" and .previous_run.ended == "no_final_record") | {pid: .previous_run.pid, last_breadcrumbs: (.previous_run.last_breadcrumbs | map(.name))}"#;
 const PANIC_CRUMBS: &str =
     r#"select(.kind == "panic") | {pid, location, breadcrumbs: (.breadcrumbs | map(.name))}"#;
+const EXIT_COUNTS: &str = r#"select(.kind == "process_start" and .previous_run.exit_counts != null) | {pid: .previous_run.pid, ended: .previous_run.ended, exits: (.previous_run.exit_counts | map("\(.fn | split("::") | last) \(.site):\(.line) ×\(.n)"))}"#;
+const IN_FLIGHT: &str = r#"select(.kind == "process_start" and (.previous_run.in_flight // []) != []) | {pid: .previous_run.pid, ended: .previous_run.ended, in_flight: .previous_run.in_flight}"#;
+const STUCK: &str =
+    r#"select(.kind == "stuck") | {timestamp, pid, fn, state, in_flight, oldest_age_ms}"#;
 const BETWEEN: &str =
     r#"select(.timestamp >= "2026-05-01T10:00:00" and .timestamp < "2026-05-01T10:05:00")"#;
 const LNAV_EXITS: &str = "SELECT fn, site, outcome, count(*) AS n FROM lastwords_log WHERE kind = 'fn_exit' GROUP BY fn, site, outcome ORDER BY fn, site, outcome";
@@ -90,6 +94,9 @@ fn every_tested_recipe_is_in_the_doc_verbatim() {
         PANIC_CRUMBS,
         BETWEEN,
         LAST_RECORDS,
+        EXIT_COUNTS,
+        IN_FLIGHT,
+        STUCK,
     ] {
         assert!(
             doc.contains(&format!("'{jq_filter}' logs/ingester.jsonl")),
@@ -573,4 +580,106 @@ fn duckdb_reads_the_fleet_at_once() {
         .map(|r| r["previous_run"]["pid"].clone());
     assert_eq!(Some(killed[0][1].clone()), killed_pid);
     assert!(killed[0][2].is_string(), "a last breadcrumb: {killed:#?}");
+}
+
+#[test]
+fn jq_lists_the_previous_runs_exit_counts_and_calls_in_flight() {
+    let out = jq(&["-c", EXIT_COUNTS], fixture());
+    let starts: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("jq prints JSON"))
+        .collect();
+    // Every start after the first reports on a run with the recorder on.
+    assert_eq!(starts.len(), 3, "{out}");
+    // The killed run's tasks never left; loop-bug's backfill returned and
+    // the other two tasks were cancelled; task-panic's labeler unwound.
+    let exits: Vec<&Value> = starts.iter().map(|s| &s["exits"]).collect();
+    assert_eq!(exits[0], &json!([]), "{out}");
+    for (run, want) in [(1, "run_backfill return:"), (2, "run_labeler unwind:")] {
+        let list = exits[run].as_array().expect("exits");
+        assert!(
+            list.iter()
+                .any(|e| e.as_str().is_some_and(|e| e.starts_with(want))),
+            "{out}"
+        );
+        for e in list {
+            let (_, n) = e
+                .as_str()
+                .and_then(|e| e.rsplit_once('×'))
+                .expect("fn site:line ×n");
+            assert_eq!(n, "1", "{out}");
+        }
+    }
+    // The killed run's tasks were all still running.
+    let out = jq(&["-c", IN_FLIGHT], fixture());
+    let killed: Value = serde_json::from_str(out.lines().next().expect("a line")).unwrap();
+    assert_eq!(killed["ended"], "no_final_record", "{out}");
+    let in_flight = killed["in_flight"].as_array().expect("in_flight");
+    let mut names: Vec<(String, Value)> = in_flight
+        .iter()
+        .map(|f| (last_name(&f["fn"]), f["count"].clone()))
+        .collect();
+    names.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        names,
+        [
+            ("run_backfill".to_owned(), json!(1)),
+            ("run_firehose".to_owned(), json!(1)),
+            ("run_labeler".to_owned(), json!(1)),
+        ],
+        "{out}"
+    );
+    assert_eq!(
+        out.lines().count(),
+        1,
+        "only the killed run had calls inside"
+    );
+}
+
+#[test]
+fn jq_shows_the_stuck_records() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tools-stuck");
+    // A leftover of an earlier run.
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the dir");
+    let log = dir.join("child.jsonl");
+    let mut child = spawn(
+        "in_flight_child",
+        &["block", "2", "1"],
+        &log,
+        &[("LASTWORDS_STUCK_MS", "500")],
+    );
+    child.wait_for_line("ready");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let stuck = loop {
+        let out = jq(&["-c", STUCK], &log);
+        if out.lines().count() >= 2 {
+            break out;
+        }
+        assert!(std::time::Instant::now() < deadline, "no stuck records");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    child.signal(libc::SIGKILL);
+    child.wait();
+    let mut got: Vec<(String, Value, Value)> = stuck
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("jq prints JSON"))
+        .map(|v| {
+            assert!(v["oldest_age_ms"].as_u64().is_some_and(|a| a >= 500), "{v}");
+            (
+                last_name(&v["fn"]),
+                v["state"].clone(),
+                v["in_flight"].clone(),
+            )
+        })
+        .collect();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        got,
+        [
+            ("relocate".to_owned(), json!("stuck"), json!(2)),
+            ("relocate_async".to_owned(), json!("stuck"), json!(1)),
+        ],
+        "{stuck}"
+    );
 }

@@ -41,6 +41,7 @@ pub fn init() -> Builder {
         max_file_bytes: None,
         recorder_bytes: crate::recorder::DEFAULT_RECORDER_BYTES,
         recorder_filter: None,
+        stuck_after: None,
         termination_log: Default::default(),
         log_records: true,
     }
@@ -62,6 +63,7 @@ pub struct Builder {
     max_file_bytes: Option<u64>,
     recorder_bytes: usize,
     recorder_filter: Option<String>,
+    stuck_after: Option<std::time::Duration>,
     termination_log: crate::termination_log::Setting,
     log_records: bool,
 }
@@ -203,6 +205,19 @@ impl Builder {
     /// sees only what your filter lets through to the layer.
     pub fn recorder_filter(mut self, directives: impl Into<String>) -> Self {
         self.recorder_filter = Some(directives.into());
+        self
+    }
+
+    /// With the flight recorder on, writes one `stuck` record (WARN,
+    /// mirrored to stderr) when an `#[exit_path]` function's oldest call in
+    /// flight has been inside for `after`, naming the function, how many
+    /// calls are in flight and the oldest one's age
+    /// (`relocate_stream: 1204 calls in flight, oldest 30 s`), and one more
+    /// (`"state":"recovered"`) when it has no call that old any more. The
+    /// heartbeat checks every 500 ms, so the record comes up to about a
+    /// second after the threshold. Off by default.
+    pub fn stuck_after(mut self, after: std::time::Duration) -> Self {
+        self.stuck_after = Some(after);
         self
     }
 
@@ -418,6 +433,7 @@ impl Builder {
         if let Some(file) = ring_file {
             crate::recorder::remove_stale(&path);
             // Ignored: the recorder says on stderr why it is off.
+            crate::recorder::set_stuck_after(self.stuck_after);
             let _ = Recorder::start(file, self.recorder_bytes, sink.run_id(), sink.pid())
                 .map_err(recorder_off);
         }

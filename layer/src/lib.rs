@@ -50,7 +50,10 @@ pub use hooks::exit::exit;
 pub use hooks::install_hooks;
 pub use json::ErrorChain;
 pub use layer::LastwordsLayer;
-pub use recorder::{DEFAULT_RECORDER_BYTES, MAX_RECOVERED};
+pub use recorder::{
+    exit_counts, in_flight, ExitCount, InFlight, DEFAULT_RECORDER_BYTES, MAX_EXIT_COUNTS, MAX_FNS,
+    MAX_IN_FLIGHT, MAX_RECOVERED, MAX_SITES,
+};
 pub use termination_log::TerminationLogPath;
 /// How often [`Builder::rotation`] starts a new file: tracing-appender's type.
 pub use tracing_appender::rolling::Rotation;

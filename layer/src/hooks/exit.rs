@@ -128,6 +128,7 @@ fn write_process_exit(status: libc::c_int) {
             f.display("location", caller);
         }
         f.crumbs("breadcrumbs", &crumbs);
+        crate::recorder::counts::write_members(f.out);
     });
     super::signals::restore_mask(&mask);
     // Kubernetes' termination message: a clean exit leaves none, even

@@ -93,6 +93,7 @@ fn record_panic(message: &str, location: String) {
             f.str("location", &location);
             f.str("backtrace", &backtrace);
             f.crumbs("breadcrumbs", &crumbs);
+            crate::recorder::counts::write_members(f.out);
             // The hook runs on the panicking thread, before unwinding leaves
             // any span: the spans it is in are those an event logged at the
             // panic's location would list.

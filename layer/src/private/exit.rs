@@ -17,7 +17,7 @@
 
 use std::cell::Cell;
 use std::fmt::{self, Debug, Display};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -28,6 +28,7 @@ use tracing_core::{dispatcher, Callsite, Event, Level, LevelFilter};
 use super::callsites::{Callsites, ExitCallsite};
 use super::outcome::{ErrorRef, Outcome};
 use crate::json::ErrorChain;
+use crate::recorder::counts;
 
 /// The fields of a `fn_exit` event, in record order.
 pub const FIELDS: &[&str] = &[
@@ -58,6 +59,10 @@ pub struct ExitSite {
     callsites: OnceLock<&'static Callsites>,
     /// The `fn` field, computed on first use.
     path: OnceLock<Box<str>>,
+    /// The function's slot in the flight recorder's exit counts, plus one,
+    /// taken at its first call while the recorder runs (0: none yet; see
+    /// `recorder::counts`).
+    slot: AtomicU32,
 }
 
 /// What the expansion knows about the annotated function. Not a stable API.
@@ -95,6 +100,7 @@ impl ExitSite {
     /// The static of one annotated function.
     pub const fn new(info: SiteInfo) -> ExitSite {
         ExitSite {
+            slot: AtomicU32::new(0),
             info,
             callsites: OnceLock::new(),
             path: OnceLock::new(),
@@ -190,14 +196,16 @@ impl Site {
 ///
 /// ```text
 /// bits 0..48   start, in µs since the process's first guard, plus 1; 0 = not recording
-/// bits 48..63  the last marker passed (index into ExitSite::marks), plus 1; 0 = none
+/// bits 48..59  the last marker passed (index into ExitSite::marks), plus 1; 0 = none
+/// bits 59..63  the exit-count epoch bucket the call entered, plus 1; 0 = not counted
+///              (the flight recorder was off when it began)
 /// bit 63       the call began while the thread was already panicking (a fn
 ///              called from a `Drop` during unwinding): its own exits are
 ///              not an unwind
 /// ```
 ///
-/// The first exit to record swaps the word to 0, so that later ones (and
-/// the drop) record nothing.
+/// The first exit to record (or count) swaps the word to 0, so that later
+/// ones (and the drop) record nothing.
 pub struct ExitGuard {
     site: &'static ExitSite,
     state: AtomicU64,
@@ -205,7 +213,9 @@ pub struct ExitGuard {
 
 const START_BITS: u32 = 48;
 const START_MASK: u64 = (1 << START_BITS) - 1;
-const MARK_MASK: u64 = 0x7fff << START_BITS;
+const MARK_MASK: u64 = 0x7ff << START_BITS;
+const COUNT_SHIFT: u32 = 59;
+const COUNT_MASK: u64 = 0xf << COUNT_SHIFT;
 const PANICKING: u64 = 1 << 63;
 
 /// Microseconds since the first guard of the process (2^48 µs is 8.9 years).
@@ -258,6 +268,10 @@ impl Mark {
 /// whether the thread was already panicking.
 struct Claim {
     start: u64,
+    /// False when the call is only counted.
+    recording: bool,
+    /// The epoch bucket plus one, 0 when not counted.
+    bucket: usize,
     mark: Option<Mark>,
     panicking: bool,
 }
@@ -266,38 +280,69 @@ impl ExitGuard {
     /// Starts a call: reads the clock only if a record could be enabled.
     #[inline]
     pub fn enter(site: &'static ExitSite) -> ExitGuard {
-        if site.may_be_enabled() {
-            Self::started(site)
+        // The state word is made whole before the guard is: or-ing into a
+        // guard already in memory costs a failed store forward when the
+        // 16-byte guard is moved right after (10 ns).
+        let state = if site.may_be_enabled() {
+            Self::start_state()
         } else {
-            ExitGuard {
-                site,
-                state: AtomicU64::new(0),
-            }
+            0
+        };
+        ExitGuard {
+            site,
+            state: AtomicU64::new(state | Self::count_in(site)),
         }
+    }
+
+    /// Counts the call in flight, when the recorder counts: the state bits
+    /// that say in which bucket.
+    #[inline]
+    fn count_in(site: &'static ExitSite) -> u64 {
+        let bucket = counts::enter(&site.slot, || site.path().to_owned());
+        (bucket as u64) << COUNT_SHIFT
     }
 
     /// Starts a call of `main`, which may install the subscriber itself:
     /// reads the clock whatever is enabled now (once per process), and
     /// the levels are checked when the exit is recorded.
     pub fn enter_main(site: &'static ExitSite) -> ExitGuard {
-        Self::started(site)
+        ExitGuard {
+            site,
+            state: AtomicU64::new(Self::start_state() | Self::count_in(site)),
+        }
     }
 
-    fn started(site: &'static ExitSite) -> ExitGuard {
+    #[inline(never)]
+    fn start_state() -> u64 {
         let mut state = now_us().min(START_MASK - 1) + 1;
         if std::thread::panicking() {
             state |= PANICKING;
         }
-        ExitGuard {
-            site,
-            state: AtomicU64::new(state),
-        }
+        state
     }
 
-    /// Whether this call is being recorded and has not recorded yet.
+    /// The exit of a call that is counted but not recorded: the fast path
+    /// of every exit while the recorder runs and the record is filtered
+    /// out. Returns `false` when the call is recorded (the slow path's).
+    #[inline]
+    fn counted_only(&self, site: Site, line: u32) -> bool {
+        let state = self.state.load(Relaxed);
+        if state & START_MASK != 0 {
+            return false;
+        }
+        if state != 0 {
+            self.state.store(0, Relaxed);
+            let bucket = ((state & COUNT_MASK) >> COUNT_SHIFT) as usize;
+            counts::leave(&self.site.slot, bucket, site, line);
+        }
+        true
+    }
+
+    /// Whether this call is being recorded or counted and has not left
+    /// yet.
     #[inline]
     fn recording(&self) -> bool {
-        self.state.load(Relaxed) & START_MASK != 0
+        self.state.load(Relaxed) != 0
     }
 
     /// Notes that the body passes marker `index` of the site's `marks`, in
@@ -305,7 +350,7 @@ impl ExitGuard {
     #[inline]
     pub fn mark(&self, index: u16) {
         let state = self.state.load(Relaxed);
-        if state & START_MASK != 0 {
+        if state != 0 {
             let mark = ((u64::from(index) + 1) << START_BITS) & MARK_MASK;
             self.state.store((state & !MARK_MASK) | mark, Relaxed);
         }
@@ -316,7 +361,7 @@ impl ExitGuard {
     #[inline]
     pub fn unmark(&self) {
         let state = self.state.load(Relaxed);
-        if state & START_MASK != 0 {
+        if state != 0 {
             self.state.store(state & !MARK_MASK, Relaxed);
         }
     }
@@ -325,10 +370,11 @@ impl ExitGuard {
     #[inline]
     fn claim(&self) -> Option<Claim> {
         let state = self.state.swap(0, Relaxed);
-        let start = state & START_MASK;
-        if start == 0 {
+        if state == 0 {
             return None;
         }
+        let start = state & START_MASK;
+        let bucket = ((state & COUNT_MASK) >> COUNT_SHIFT) as usize;
         let mark = match (state & MARK_MASK) >> START_BITS {
             0 => None,
             n => usize::try_from(n - 1)
@@ -336,7 +382,9 @@ impl ExitGuard {
                 .and_then(|i| self.site.info.marks.get(i).copied()),
         };
         Some(Claim {
-            start: start - 1,
+            start: start.saturating_sub(1),
+            recording: start != 0,
+            bucket,
             mark,
             panicking: state & PANICKING != 0,
         })
@@ -364,7 +412,10 @@ impl ExitGuard {
         let Some(claim) = self.claim() else {
             return;
         };
-        self.record(claim.start, site, line, col, outcome, value);
+        self.leave(&claim, site, line);
+        if claim.recording {
+            self.record(claim.start, site, line, col, outcome, value);
+        }
     }
 
     #[cold]
@@ -374,7 +425,18 @@ impl ExitGuard {
             return;
         };
         let (site, line, col) = Self::marked(claim.mark);
-        self.record(claim.start, site, line, col, outcome, value);
+        self.leave(&claim, site, line);
+        if claim.recording {
+            self.record(claim.start, site, line, col, outcome, value);
+        }
+    }
+
+    /// Counts the exit and the call's leaving, if it was counted in.
+    #[inline]
+    fn leave(&self, claim: &Claim, site: Site, line: u32) {
+        if claim.bucket != 0 {
+            counts::leave(&self.site.slot, claim.bucket, site, line);
+        }
     }
 
     fn record(
@@ -410,8 +472,24 @@ impl ExitGuard {
         };
         let start = claim.start;
         let s = self.site;
+        let unwinding = std::thread::panicking() && !claim.panicking;
+        let cancelled = s.info.is_async && claim.mark.is_none();
+        if claim.bucket != 0 {
+            let (site, line) = if unwinding {
+                (Site::Unwind, s.info.line)
+            } else if cancelled {
+                (Site::Cancelled, s.info.line)
+            } else {
+                let (site, line, _) = Self::marked(claim.mark);
+                (site, line)
+            };
+            self.leave(&claim, site, line);
+        }
+        if !claim.recording {
+            return;
+        }
         let c = s.callsites();
-        if std::thread::panicking() && !claim.panicking {
+        if unwinding {
             let error = super::current_panic().map(|(message, location)| {
                 ErrText::Panic(if location.is_empty() {
                     message
@@ -429,7 +507,7 @@ impl ExitGuard {
                 error.as_ref(),
                 None,
             );
-        } else if s.info.is_async && claim.mark.is_none() {
+        } else if cancelled {
             self.emit(
                 &c.cancelled,
                 start,
@@ -651,7 +729,7 @@ pub fn exit<R>(
     value: R,
     outcome: impl FnOnce(&R) -> Outcome<'_>,
 ) -> R {
-    if guard.recording() {
+    if !guard.counted_only(site, line) {
         guard.exit_slow(site, line, col, outcome(&value), None);
     }
     value
@@ -667,7 +745,7 @@ pub fn exit_ret<R: Debug>(
     value: R,
     outcome: impl FnOnce(&R) -> Outcome<'_>,
 ) -> R {
-    if guard.recording() {
+    if !guard.counted_only(site, line) {
         guard.exit_slow(site, line, col, outcome(&value), Some(&value));
     }
     value
@@ -686,7 +764,7 @@ pub fn question<T>(
 ) -> T {
     if guard.recording() {
         let outcome = outcome(&value);
-        if outcome.breaks() {
+        if outcome.breaks() && !guard.counted_only(Site::Question, line) {
             guard.exit_slow(Site::Question, line, col, outcome, None);
         }
     }

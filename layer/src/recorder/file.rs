@@ -1,5 +1,6 @@
-//! The ring file: `logs/<stem>.ring` beside the log, a header page and the
-//! ring's data, mapped `MAP_SHARED`.
+//! The ring file: `logs/<stem>.ring` beside the log, a header page, the
+//! ring's data and the exit counts region (see [`super::counts`]), mapped
+//! `MAP_SHARED`.
 //!
 //! # Why a shared file mapping
 //!
@@ -358,6 +359,19 @@ impl RingFile {
         })
     }
 
+    /// The exit counts and calls in flight after the ring, if the file
+    /// holds them (see [`super::counts`]).
+    pub(crate) fn counts(&self) -> Option<&super::counts::Counts> {
+        let header = self.header()?;
+        let at = HEADER_BYTES + header.capacity;
+        if at + super::counts::REGION_BYTES > self.len as u64 {
+            return None;
+        }
+        // SAFETY: inside the mapping (checked above), page aligned (the
+        // capacity is a power of two of at least 4 KiB).
+        unsafe { super::counts::Counts::at(self.ptr.add(at as usize)) }
+    }
+
     /// Deletes the file (after its records were recovered). The lock goes
     /// with the descriptor when `self` is dropped.
     pub(crate) fn remove(&self) {
@@ -383,7 +397,7 @@ impl RingFile {
             unsafe { libc::munmap(self.ptr.cast(), self.len) };
             self.ptr = std::ptr::null_mut();
         }
-        let len = HEADER_BYTES + capacity;
+        let len = HEADER_BYTES + capacity + super::counts::REGION_BYTES;
         // SAFETY: plain calls on our descriptor.
         unsafe {
             if libc::ftruncate(self.fd, len as libc::off_t) != 0 {
@@ -425,6 +439,11 @@ impl RingFile {
             .store(run.start_micros, Ordering::Relaxed);
         h.rss_bytes.store(UNKNOWN, Ordering::Relaxed);
         h.too_large.store(0, Ordering::Relaxed);
+        // SAFETY: the region after the ring is inside the new mapping,
+        // page aligned, and no other thread sees it yet.
+        unsafe {
+            super::counts::Counts::init(self.ptr.add((HEADER_BYTES + capacity) as usize));
+        }
         fence(Ordering::Release);
         h.magic.store(u64::from_ne_bytes(MAGIC), Ordering::Release);
         Ok(())

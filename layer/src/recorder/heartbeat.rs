@@ -12,12 +12,32 @@
 //! alive (it is detached, and process exit ends it), and blocks every
 //! signal, so signals sent to the process still reach the program's own
 //! threads.
+//!
+//! Each beat also advances the epoch of the calls-in-flight accounting
+//! ([`super::counts`]) and, with `.stuck_after(d)`, checks every annotated
+//! function's oldest call in flight: when it passes `d`, one `stuck` record
+//! (WARN, mirrored to stderr) names the function, its count and the age;
+//! when the function has no call older than `d` again, one more record with
+//! `"state":"recovered"`. The records are ordinary `tracing` events
+//! (`lastwords::stuck`), emitted from this thread.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::counts::Counts;
 use super::file::Header;
 use crate::clock::Timestamp;
+
+/// `.stuck_after()` in ms; 0: off.
+static STUCK_AFTER_MS: AtomicU64 = AtomicU64::new(0);
+
+/// Sets the threshold of the `stuck` records (`None`: off).
+pub(crate) fn set_stuck_after(after: Option<Duration>) {
+    let ms = after.map_or(0, |d| {
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+    });
+    STUCK_AFTER_MS.store(ms, Ordering::Relaxed);
+}
 
 /// Time between two beats.
 pub(crate) const PERIOD: Duration = Duration::from_millis(500);
@@ -25,7 +45,7 @@ pub(crate) const PERIOD: Duration = Duration::from_millis(500);
 /// Starts the heartbeat thread for `header`. Returns `false` when the
 /// thread cannot be spawned (the recorder then works without `last_alive`
 /// updates past the start).
-pub(crate) fn start(header: &'static Header) -> bool {
+pub(crate) fn start(header: &'static Header, counts: Option<&'static Counts>) -> bool {
     let statm = std::fs::File::open("/proc/self/statm").ok();
     // The thread is born with every signal blocked (it inherits the mask
     // in force while it is created), so that a signal sent to the process
@@ -41,9 +61,17 @@ pub(crate) fn start(header: &'static Header) -> bool {
     }
     let spawned = std::thread::Builder::new()
         .name("lastwords-heartbeat".into())
-        .spawn(move || loop {
-            beat(header, statm.as_ref());
-            std::thread::sleep(PERIOD);
+        .spawn(move || {
+            let mut stuck = Vec::new();
+            loop {
+                beat(header, statm.as_ref());
+                if let Some(counts) = counts {
+                    let now = header.last_alive_micros.load(Ordering::Relaxed);
+                    counts.tick(now);
+                    check_stuck(counts, now, &mut stuck);
+                }
+                std::thread::sleep(PERIOD);
+            }
         })
         .is_ok();
     // SAFETY: restores the mask saved above.
@@ -58,6 +86,53 @@ pub(crate) fn beat(header: &Header, statm: Option<&std::fs::File>) {
     }
     let now = Timestamp::now().as_micros() as u64;
     header.last_alive_micros.store(now, Ordering::Release);
+}
+
+/// Writes a `stuck` record for each function whose oldest call in flight
+/// just passed the threshold, and a `recovered` one for each that was
+/// stuck and no longer is. `stuck[i]`: fn slot `i` is reported stuck.
+fn check_stuck(counts: &Counts, now: u64, stuck: &mut Vec<bool>) {
+    let after = STUCK_AFTER_MS.load(Ordering::Relaxed);
+    if after == 0 {
+        return;
+    }
+    stuck.resize(counts.fns(), false);
+    for (i, was) in stuck.iter_mut().enumerate() {
+        let (name, count, age) = counts.fn_state(i, now);
+        let is = count > 0 && age >= after;
+        if is == *was {
+            continue;
+        }
+        *was = is;
+        let secs = age / 1000;
+        if is {
+            let message = format!("{name}: {count} calls in flight, oldest {secs} s");
+            tracing::event!(
+                name: "lastwords::stuck",
+                target: "lastwords",
+                tracing::Level::WARN,
+                message = message.as_str(),
+                r#fn = name,
+                state = "stuck",
+                in_flight = count,
+                oldest_age_ms = age,
+                stuck_after_ms = after,
+            );
+        } else {
+            let message = format!("{name}: recovered, {count} calls in flight");
+            tracing::event!(
+                name: "lastwords::stuck",
+                target: "lastwords",
+                tracing::Level::WARN,
+                message = message.as_str(),
+                r#fn = name,
+                state = "recovered",
+                in_flight = count,
+                oldest_age_ms = age,
+                stuck_after_ms = after,
+            );
+        }
+    }
 }
 
 /// Resident set size from `/proc/self/statm` (its second field, in pages).
@@ -92,7 +167,7 @@ mod tests {
         let file: &'static super::super::RingFile = Box::leak(Box::new(file));
         let header = file.header().unwrap();
         assert_eq!(header.last_alive_micros.load(Ordering::Relaxed), 0);
-        assert!(start(header));
+        assert!(start(header, None));
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while header.last_alive_micros.load(Ordering::Relaxed) == 0 {
             assert!(std::time::Instant::now() < deadline, "no beat");

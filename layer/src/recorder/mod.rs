@@ -42,6 +42,14 @@
 //! | `cause` | `oom_kill` on the kernel's evidence (see [`evidence`]), else `unknown` (only with `no_final_record`) |
 //! | `evidence` | that evidence as text, `""` when there is none (only with `no_final_record`) |
 //! | `recovered_records` | how many records were copied |
+//! | `exit_counts` | the run's most taken exits, at most [`MAX_EXIT_COUNTS`], highest first: `{"fn","site","line","n"}` (see [`counts`]) |
+//! | `in_flight` | its functions with calls in flight, at most [`MAX_IN_FLIGHT`], oldest first: `{"fn","count","oldest_age_ms"}`, ages as of `last_alive` |
+//!
+//! The exit counts and calls in flight live in a region of the ring file
+//! after the ring's data ([`counts`] has the layout and what is exact).
+//! `panic` and `process_exit` records carry the same two members as of
+//! their moment; `signal` and `fatal_signal` records do not (their handlers
+//! write a fixed-size line): the next start's `previous_run` has them.
 //!
 //! After a run that ended with a `panic`, `signal` or `fatal_signal`
 //! record, its last ring records are copied in the same way (the death
@@ -67,6 +75,7 @@
 //! (a full disk) is in the ring with its `seq` and so is not recovered
 //! either.
 
+pub(crate) mod counts;
 mod evidence;
 mod file;
 pub(crate) mod filter;
@@ -79,6 +88,10 @@ use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
+pub use counts::{
+    exit_counts, in_flight, ExitCount, InFlight, MAX_EXIT_COUNTS, MAX_FNS, MAX_IN_FLIGHT, MAX_SITES,
+};
+pub(crate) use heartbeat::set_stuck_after;
 pub use recover::MAX_RECOVERED;
 
 use crate::clock::Timestamp;
@@ -152,7 +165,11 @@ impl Recorder {
         {
             return Err(io::Error::other("a flight recorder already runs"));
         }
-        heartbeat::start(recorder.header());
+        let counts = recorder.file.counts();
+        if let Some(counts) = counts {
+            counts.activate();
+        }
+        heartbeat::start(recorder.header(), counts);
         Ok(recorder)
     }
 
@@ -166,6 +183,7 @@ impl Recorder {
     /// (the mapping is shared with the parent). Async-signal-safe.
     pub(crate) fn forget_after_fork() {
         GLOBAL.store(std::ptr::null_mut(), Ordering::Release);
+        counts::forget_after_fork();
     }
 
     fn header(&self) -> &'static Header {
@@ -237,6 +255,13 @@ pub(crate) fn previous_run(
         put_known(&mut out, h.rss_bytes.load(Ordering::Relaxed));
         json::key_vec(&mut out, "memory_limit_bytes");
         put_known(&mut out, h.memory_limit);
+        if let Some(c) = file.and_then(RingFile::counts) {
+            let at = h.last_alive_micros.load(Ordering::Acquire);
+            json::key_vec(&mut out, "exit_counts");
+            c.write_exit_counts(&mut out, MAX_EXIT_COUNTS);
+            json::key_vec(&mut out, "in_flight");
+            c.write_in_flight(&mut out, at, MAX_IN_FLIGHT);
+        }
     }
     if recover {
         let mut lines = Vec::new();
