@@ -200,3 +200,52 @@ fn blocked_calls_are_reported_stuck_and_in_flight_after_sigkill() {
 fn libc_sigkill() -> i32 {
     9
 }
+
+/// A termination signal's record carries the calls in flight and the exit
+/// counts itself (written by the signal handler), and the process still
+/// dies of the signal.
+#[test]
+fn a_sigterm_record_lists_the_calls_in_flight() {
+    let dir = std::env::temp_dir().join(format!("lastwords-in-flight-term-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir); // may not exist
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("child.jsonl");
+    let mut child = Command::new(child_exe())
+        .args(["block", "3", "2"])
+        .env("LASTWORDS_PATH", &log)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn child");
+    // Kept open until the child is gone: it prints more lines.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.starts_with("blocked "), "{line:?}");
+    // SAFETY: kill(2) on the child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let status = child.wait().unwrap();
+    drop(stdout);
+    assert_eq!(status.signal(), Some(libc::SIGTERM));
+    let recs = records(&log);
+    let signal = recs
+        .iter()
+        .find(|r| r["kind"] == "signal")
+        .unwrap_or_else(|| panic!("no signal record: {recs:?}"));
+    let in_flight = signal["in_flight"].as_array().expect("in_flight");
+    for (name, count) in [
+        ("in_flight_child::relocate", 3),
+        ("in_flight_child::relocate_async", 2),
+    ] {
+        let e = in_flight
+            .iter()
+            .find(|e| e["fn"] == name)
+            .unwrap_or_else(|| panic!("{name} not in flight: {signal}"));
+        assert_eq!(e["count"], count, "{e}");
+    }
+    assert_eq!(
+        signal["exit_counts"].as_array().map(Vec::len),
+        Some(2),
+        "{signal}"
+    );
+}

@@ -110,6 +110,17 @@ pub(crate) fn write(sink: &Sink, record: &SignalRecord) -> u64 {
         tail.overflowed = false;
         tail.put(b"[]");
     }
+    // The exit counts and calls in flight, when the recorder counts: not
+    // for a stack overflow, whose handler runs on std's small alternate
+    // stack (the top-N tables take a few hundred bytes of stack).
+    if matches!(record.overflow, Overflow::No) {
+        let mark = tail.len();
+        crate::recorder::counts::write_members(tail);
+        if tail.len() + 2 > 8192 || tail.overflowed {
+            tail.truncate(mark);
+            tail.overflowed = false;
+        }
+    }
     tail.put(b"}\n");
     let seq = commit(sink, head.as_bytes(), tail.as_bytes());
     SCRATCH.busy.store(false, Ordering::Release);

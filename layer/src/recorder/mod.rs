@@ -47,9 +47,11 @@
 //!
 //! The exit counts and calls in flight live in a region of the ring file
 //! after the ring's data ([`counts`] has the layout and what is exact).
-//! `panic` and `process_exit` records carry the same two members as of
-//! their moment; `signal` and `fatal_signal` records do not (their handlers
-//! write a fixed-size line): the next start's `previous_run` has them.
+//! The death records (`panic`, `process_exit`, and `signal` and
+//! `fatal_signal`, written async-signal-safely) carry the same two members
+//! as of their moment, except a stack overflow's record (its handler runs
+//! on std's small alternate stack): the next start's `previous_run` has
+//! them.
 //!
 //! After a run that ended with a `panic`, `signal` or `fatal_signal`
 //! record, its last ring records are copied in the same way (the death
