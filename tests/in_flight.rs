@@ -20,32 +20,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const TIMEOUT: Duration = Duration::from_secs(60);
+#[path = "support/child.rs"]
+mod child;
 
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    exe.ancestors().nth(3).expect("target dir").to_owned()
-}
-
-/// The child, built for this profile (`cargo test --test in_flight` does
-/// not build examples by itself).
+/// The child of these tests.
 fn child_exe() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe.ancestors().nth(2).expect("profile dir");
-    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") | None => "dev",
-        Some(other) => other,
-    };
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--profile", profile])
-        .args(["--example", "in_flight_child", "--target-dir"])
-        .arg(target_dir())
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo");
-    assert!(status.success(), "building in_flight_child failed");
-    profile_dir.join("examples/in_flight_child")
+    child::example("in_flight_child")
 }
+
+const TIMEOUT: Duration = Duration::from_secs(60);
 
 fn records(log: &Path) -> Vec<Value> {
     std::fs::read_to_string(log)

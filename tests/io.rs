@@ -26,59 +26,25 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+#[path = "support/child.rs"]
+mod child;
+
+/// The child of these tests.
+fn child_exe() -> PathBuf {
+    child::example("io_child")
+}
+
+/// A fresh, empty directory for one test's files.
+fn scratch(name: &str) -> PathBuf {
+    child::scratch("io-tests", name)
+}
+
 /// How long a child may take before the test gives up on it (a child that
 /// hangs is what several of these tests look for).
 const TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a death may take once it is due: generous for a loaded
 /// machine, far below "forever".
 const PROMPT: Duration = Duration::from_secs(5);
-
-/// `target/` (this test runs as `target/debug/deps/io-…`).
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    exe.ancestors().nth(3).expect("target dir").to_owned()
-}
-
-/// The child, built for this profile (`cargo test --test io` does not build
-/// examples): a no-op when it is up to date.
-fn child_exe() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let exe = std::env::current_exe().expect("current_exe");
-            let profile_dir = exe.ancestors().nth(2).expect("profile dir");
-            let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-                Some("debug") | None => "dev",
-                Some(other) => other,
-            };
-            let status = Command::new(env!("CARGO"))
-                .args([
-                    "build",
-                    "--quiet",
-                    "--profile",
-                    profile,
-                    "--example",
-                    "io_child",
-                ])
-                .arg("--target-dir")
-                .arg(target_dir())
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("run cargo");
-            assert!(status.success(), "building io_child ({profile}) failed");
-            profile_dir.join("examples/io_child")
-        })
-        .clone()
-}
-
-/// A fresh, empty directory for one test's files.
-fn scratch(name: &str) -> PathBuf {
-    let dir = target_dir().join("io-tests").join(name);
-    // Ignored: the directory may not exist yet.
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
-}
 
 /// The child running `scenario`, logging to `log`; stdout piped, stdin and
 /// stderr as given.

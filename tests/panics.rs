@@ -17,46 +17,21 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// How long a child may take before the test gives up on it.
-const TIMEOUT: Duration = Duration::from_secs(60);
+#[path = "support/child.rs"]
+mod child;
 
-/// `target/` (this test runs as `target/<profile>/deps/panics-…`).
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    exe.ancestors().nth(2).expect("profile dir").to_owned()
-}
-
-/// The child, built for this test's profile into this target directory.
+/// The child of these tests.
 fn child_exe() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let dir = profile_dir();
-            let profile = match dir.file_name().and_then(|n| n.to_str()) {
-                Some("debug") | None => "dev",
-                Some(other) => other,
-            };
-            let status = Command::new(env!("CARGO"))
-                .args(["build", "--quiet", "--profile", profile])
-                .args(["--example", "panic_child", "--target-dir"])
-                .arg(dir.parent().expect("target dir"))
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("run cargo");
-            assert!(status.success(), "building panic_child failed");
-            dir.join("examples/panic_child")
-        })
-        .clone()
+    child::example("panic_child")
 }
 
 /// A fresh, empty directory for one test's files.
 fn scratch(name: &str) -> PathBuf {
-    let dir = profile_dir().join("panic-tests").join(name);
-    // Ignored: the directory may not exist yet.
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
+    child::scratch("panic-tests", name)
 }
+
+/// How long a child may take before the test gives up on it.
+const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What the parent saw of one child run.
 #[derive(Debug)]

@@ -26,48 +26,21 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// How long a child may take before the test gives up on it.
-const TIMEOUT: Duration = Duration::from_secs(30);
+#[path = "support/child.rs"]
+mod child;
 
-/// `target/` (this test runs as `target/debug/deps/signals-…`).
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    exe.ancestors().nth(3).expect("target dir").to_owned()
-}
-
-/// The child, built for this profile (`cargo test --test signals` does
-/// not build examples).
+/// The child of these tests.
 fn child_exe() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let exe = std::env::current_exe().expect("current_exe");
-            let profile_dir = exe.ancestors().nth(2).expect("profile dir");
-            let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-                Some("debug") | None => "dev",
-                Some(other) => other,
-            };
-            let status = Command::new(env!("CARGO"))
-                .args(["build", "--quiet", "--profile", profile])
-                .args(["--example", "signal_child", "--target-dir"])
-                .arg(target_dir())
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("run cargo");
-            assert!(status.success(), "building signal_child failed");
-            profile_dir.join("examples/signal_child")
-        })
-        .clone()
+    child::example("signal_child")
 }
 
 /// A fresh, empty directory for one test's files.
 fn scratch(name: &str) -> PathBuf {
-    let dir = target_dir().join("signal-tests").join(name);
-    // Ignored: the directory may not exist yet.
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
+    child::scratch("signal-tests", name)
 }
+
+/// How long a child may take before the test gives up on it.
+const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A running child.
 struct Child {

@@ -20,51 +20,24 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "support/child.rs"]
+mod child;
+
+/// The child of these tests.
+fn child_exe() -> PathBuf {
+    child::example("crash_child")
+}
+
+/// A fresh, empty directory for one test's files.
+fn scratch(name: &str) -> PathBuf {
+    child::scratch("termination-log-tests", name)
+}
+
 /// How long a child may take before the test gives up on it.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What Kubernetes keeps of the file.
 const MAX_BYTES: usize = 4096;
-
-/// `target/` (this test runs as `target/debug/deps/termination_log-…`).
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    exe.ancestors().nth(3).expect("target dir").to_owned()
-}
-
-/// The child, built for this profile (`cargo test --test termination_log`
-/// does not build examples).
-fn child_exe() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let exe = std::env::current_exe().expect("current_exe");
-            let profile_dir = exe.ancestors().nth(2).expect("profile dir");
-            let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-                Some("debug") | None => "dev",
-                Some(other) => other,
-            };
-            let status = Command::new(env!("CARGO"))
-                .args(["build", "--quiet", "--profile", profile])
-                .args(["--example", "crash_child", "--target-dir"])
-                .arg(target_dir())
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("run cargo");
-            assert!(status.success(), "building crash_child ({profile}) failed");
-            profile_dir.join("examples/crash_child")
-        })
-        .clone()
-}
-
-/// A fresh, empty directory for one test's files.
-fn scratch(name: &str) -> PathBuf {
-    let dir = target_dir().join("termination-log-tests").join(name);
-    // Ignored: the directory may not exist yet.
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
-}
 
 /// Runs the child once; with `termination_log`, lastwords is installed and
 /// writes its termination message there; without, the child runs without
