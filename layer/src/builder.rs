@@ -1,6 +1,5 @@
 //! [`init`] and [`Builder`]: where the log goes and what is installed.
 
-use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,6 +9,7 @@ use tracing_core::Level;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
+pub use crate::error::InitError;
 use crate::layer::LastwordsLayer;
 use crate::mirror::Mirror;
 use crate::recorder::filter::{Either, Route};
@@ -495,44 +495,5 @@ impl Lastwords {
     /// Records that could not be written so far (full disk, I/O errors).
     pub fn dropped_records(&self) -> u64 {
         self.sink.dropped()
-    }
-}
-
-/// Why lastwords could not be installed: what it was doing, and the OS error
-/// where there is one.
-#[derive(Debug)]
-pub struct InitError {
-    context: String,
-    source: Option<io::Error>,
-}
-
-impl InitError {
-    pub(crate) fn new(context: String) -> InitError {
-        InitError {
-            context,
-            source: None,
-        }
-    }
-
-    pub(crate) fn io(context: String, source: io::Error) -> InitError {
-        InitError {
-            context,
-            source: Some(source),
-        }
-    }
-}
-
-impl fmt::Display for InitError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.source {
-            Some(source) => write!(f, "lastwords: {}: {}", self.context, source),
-            None => write!(f, "lastwords: {}", self.context),
-        }
-    }
-}
-
-impl std::error::Error for InitError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_ref().map(|e| e as _)
     }
 }

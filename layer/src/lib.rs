@@ -18,6 +18,7 @@
 
 mod builder;
 mod clock;
+mod error;
 mod fd;
 mod fields;
 mod fork;
@@ -34,6 +35,7 @@ mod record;
 mod recorder;
 pub mod ring;
 mod rotation;
+mod sigmask;
 mod sink;
 mod spans;
 mod termination_log;

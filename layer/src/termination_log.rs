@@ -64,7 +64,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
-use crate::builder::InitError;
+use crate::error::InitError;
 use crate::json::{self, Out, StackBuf};
 use crate::ring::Crumb;
 
@@ -303,14 +303,14 @@ pub(crate) fn note_unexpected(message: &str) {
     if !enabled() {
         return;
     }
-    let mask = crate::hooks::signals::block();
+    let mask = crate::sigmask::block();
     if let Some(_claim) = claim(false) {
         // SAFETY: we hold the claim.
         let note = unsafe { &mut *SCRATCH.unexpected.get() };
         note.truncate(0);
         put_cut(note, message, NOTE_BYTES);
     }
-    crate::hooks::signals::restore_mask(&mask);
+    crate::sigmask::restore_mask(&mask);
 }
 
 /// A panic: keeps its text (`thread 'main' panicked at src/main.rs:3:5:`
@@ -321,8 +321,8 @@ pub(crate) fn panic(location: &str, message: &str) {
         return;
     }
     let mut name = [0u8; 17];
-    let thread = crate::hooks::sigsafe::thread_name(&mut name);
-    let mask = crate::hooks::signals::block();
+    let thread = crate::thread::name_sigsafe(&mut name);
+    let mask = crate::sigmask::block();
     if let Some(_claim) = claim(true) {
         // SAFETY: we hold the claim.
         let note = unsafe { &mut *SCRATCH.panic.get() };
@@ -335,7 +335,7 @@ pub(crate) fn panic(location: &str, message: &str) {
         put_cut(note, message, NOTE_BYTES);
         write_claimed(Ending::Panic);
     }
-    crate::hooks::signals::restore_mask(&mask);
+    crate::sigmask::restore_mask(&mask);
 }
 
 /// Writes the termination message for `ending`. Async-signal-safe.
@@ -343,11 +343,11 @@ pub(crate) fn write(ending: Ending<'_>) {
     if !enabled() {
         return;
     }
-    let mask = crate::hooks::signals::block();
+    let mask = crate::sigmask::block();
     if let Some(_claim) = claim(true) {
         write_claimed(ending);
     }
-    crate::hooks::signals::restore_mask(&mask);
+    crate::sigmask::restore_mask(&mask);
 }
 
 /// Empties the file: the process exits with code 0. Async-signal-safe.
@@ -356,13 +356,13 @@ pub(crate) fn clear() {
     if fd < 0 || !SEEKABLE.load(Ordering::Acquire) {
         return;
     }
-    let mask = crate::hooks::signals::block();
+    let mask = crate::sigmask::block();
     if let Some(_claim) = claim(true) {
         // SAFETY: an open descriptor. Ignored: nothing better to do for a
         // file that cannot be emptied while the process exits.
         let _ = unsafe { libc::ftruncate(fd, 0) };
     }
-    crate::hooks::signals::restore_mask(&mask);
+    crate::sigmask::restore_mask(&mask);
 }
 
 /// Formats and writes the message; the caller holds the claim.
@@ -379,7 +379,7 @@ fn write_claimed(ending: Ending<'_>) {
     };
     let got = crate::ring::recent(crumbs);
     let mut name = [0u8; 17];
-    let thread = crate::hooks::sigsafe::thread_name(&mut name);
+    let thread = crate::thread::name_sigsafe(&mut name);
     let run_id = crate::sink::Sink::global().map_or("", |s| s.run_id());
     format(
         out,

@@ -52,3 +52,28 @@ pub(crate) fn raw_tid() -> i64 {
     // SAFETY: gettid has no preconditions and cannot fail.
     i64::from(unsafe { libc::gettid() })
 }
+
+/// The calling thread's name: `main` for the main thread (as in ordinary
+/// records), else the kernel's copy of it (15 bytes at most).
+/// Async-signal-safe.
+pub(crate) fn name_sigsafe(buf: &mut [u8; 17]) -> &str {
+    // SAFETY: getpid has no preconditions.
+    if raw_tid() == i64::from(unsafe { libc::getpid() }) {
+        return "main";
+    }
+    // SAFETY: PR_GET_NAME writes at most 16 bytes, NUL included.
+    let rc = unsafe {
+        libc::prctl(
+            libc::PR_GET_NAME,
+            buf.as_mut_ptr() as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+    if rc != 0 {
+        return "<unnamed>";
+    }
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(16);
+    std::str::from_utf8(&buf[..len]).unwrap_or("<unnamed>")
+}

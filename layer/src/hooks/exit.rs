@@ -119,7 +119,7 @@ fn write_process_exit(status: libc::c_int) {
             String::new()
         }
     );
-    let mask = super::signals::block();
+    let mask = crate::sigmask::block();
     record::emit(sink, level, "process_exit", &message, |f| {
         f.int("exit_code", code);
         f.int("dropped_records", dropped);
@@ -130,7 +130,7 @@ fn write_process_exit(status: libc::c_int) {
         f.crumbs("breadcrumbs", &crumbs);
         crate::recorder::counts::write_members(f.out);
     });
-    super::signals::restore_mask(&mask);
+    crate::sigmask::restore_mask(&mask);
     // Kubernetes' termination message: a clean exit leaves none, even
     // after a panic the process went on from.
     if code == 0 {

@@ -51,7 +51,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use crate::builder::InitError;
+use crate::error::InitError;
 use crate::sink::Sink;
 
 pub mod exit;

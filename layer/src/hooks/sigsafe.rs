@@ -153,9 +153,9 @@ fn write_small(sink: &Sink, record: &SignalRecord) -> u64 {
 /// in the file and is never recovered into it again). Async-signal-safe:
 /// the ring's push is a few atomics and copies into the mapping.
 fn commit(sink: &Sink, head: &[u8], tail: &[u8]) -> u64 {
-    let old = super::signals::block();
+    let old = crate::sigmask::block();
     let seq = sink.commit(head, tail);
-    super::signals::restore_mask(&old);
+    crate::sigmask::restore_mask(&old);
     if let Some(recorder) = crate::recorder::Recorder::global() {
         let mut seq_buf = StackBuf::<32>::new();
         seq_buf.put(b",\"seq\":");
@@ -186,7 +186,7 @@ fn write_head<O: Out + ?Sized>(out: &mut O, sink: &Sink, record: &SignalRecord) 
 fn write_fields<O: Out + ?Sized>(out: &mut O, record: &SignalRecord) {
     let mut name = [0u8; 17];
     json::key(out, "thread");
-    json::string(out, thread_name(&mut name));
+    json::string(out, crate::thread::name_sigsafe(&mut name));
     json::key(out, "thread_id");
     json::int(out, crate::thread::raw_tid());
     json::key(out, "signal");
@@ -257,31 +257,6 @@ fn mirror(sink: &Sink, record: &SignalRecord) {
     write_message(&mut line, record);
     line.put(b"\n");
     crate::mirror::write_stderr(line.as_bytes());
-}
-
-/// The calling thread's name: `main` for the main thread (as in ordinary
-/// records), else the kernel's copy of it (15 bytes at most).
-/// Async-signal-safe.
-pub(crate) fn thread_name(buf: &mut [u8; 17]) -> &str {
-    // SAFETY: getpid has no preconditions.
-    if crate::thread::raw_tid() == i64::from(unsafe { libc::getpid() }) {
-        return "main";
-    }
-    // SAFETY: PR_GET_NAME writes at most 16 bytes, NUL included.
-    let rc = unsafe {
-        libc::prctl(
-            libc::PR_GET_NAME,
-            buf.as_mut_ptr() as libc::c_ulong,
-            0,
-            0,
-            0,
-        )
-    };
-    if rc != 0 {
-        return "<unnamed>";
-    }
-    let len = buf.iter().position(|&b| b == 0).unwrap_or(16);
-    std::str::from_utf8(&buf[..len]).unwrap_or("<unnamed>")
 }
 
 fn hex<O: Out + ?Sized>(out: &mut O, value: usize) {
