@@ -645,6 +645,12 @@ fn rewrite_tail(cx: &Cx, block: &mut Block, enclosing: Option<LineColumn>) {
             let tokens = m.to_token_stream();
             tail(cx, block, tokens, span, diverges, false);
         }
+        // Ends with `return ..;`, already rewritten: nothing falls off the
+        // end, and the `return` stays the last statement, where the user's
+        // lints about it (`clippy::needless_return`) look for it. Unless a
+        // `#[cfg]` may remove it.
+        Some(Stmt::Expr(Expr::Verbatim(tokens), Some(_))) if matches!(syn::parse2(tokens.clone()), Ok(e @ Expr::Return(_)) if !has_cfg(&e)) =>
+            {}
         _ => {
             // No tail: the body is `()` or diverges.
             let exit = cx.exit_unit(close, close_pos);

@@ -217,8 +217,28 @@ impl Cx {
             quote_spanned!(Span::mixed_site()=> exit)
         };
         let guard = guard_ident();
-        quote_spanned! {Span::mixed_site()=>
-            #private::#exit(&#guard, #private::Site::#site, #pos, #expr, #classify)
+        // For a `return`, the call's path and parentheses take the spans
+        // of the value's first and last tokens, and the value comes last:
+        // `return exit(.., value)` then spans, and ends like, the user's
+        // `return value`, which the user's lints about it
+        // (`clippy::needless_return`, whose fix keeps just the value) look
+        // for.
+        let (path, args) = (
+            quote_spanned!(Span::mixed_site()=> #private::#exit),
+            quote_spanned!(Span::mixed_site()=>
+                &#guard, #private::Site::#site, #pos, #classify, #expr),
+        );
+        let mut tokens = expr.clone().into_iter();
+        let first = tokens.next().map(|t| t.span());
+        let last = tokens.last().map(|t| t.span()).or(first);
+        match (which, first, last) {
+            (Which::Return, Some(first), Some(last)) => {
+                let path = respan(path, first);
+                let mut args = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, args);
+                args.set_span(last);
+                quote!(#path #args)
+            }
+            _ => quote_spanned!(Span::mixed_site()=> #path(#args)),
         }
     }
 
