@@ -95,6 +95,31 @@ fn cfg_tail_kept(v: &mut Vec<u32>) -> usize {
     }
 }
 
+#[exit_path]
+fn no_tail(v: &mut Vec<u32>) {
+    v.push(1);
+} // @no_tail_close
+
+#[tracing::instrument(skip(v))]
+#[exit_path]
+fn no_tail_instrumented(v: &mut Vec<u32>) {
+    v.push(1);
+} // @no_tail_instrumented_close
+
+#[exit_path]
+#[expect(clippy::needless_return)]
+fn ends_with_return(v: &mut Vec<u32>) -> usize {
+    v.push(1);
+    return v.len(); // @ends_with_return
+}
+
+#[exit_path]
+fn ends_with_cfg_return(v: &mut Vec<u32>) {
+    v.push(1);
+    #[cfg(any())]
+    return;
+} // @cfg_return_close
+
 #[tracing::instrument]
 #[exit_path]
 async fn instrumented_async(s: String) -> Result<u32, std::num::ParseIntError> {
@@ -207,6 +232,31 @@ fn a_cfg_tail_is_recorded_where_the_body_ends() {
     let (n, recs) = capture(|| cfg_tail_kept(&mut v));
     assert_eq!(n, 2);
     check(&one(&recs), "tail", "@cfg_kept", "returned");
+}
+
+#[test]
+fn a_body_without_a_tail_is_recorded_at_its_closing_brace() {
+    let mut v = vec![];
+    let ((), recs) = capture(|| no_tail(&mut v));
+    let rec = one(&recs);
+    check(&rec, "tail", "@no_tail_close", "returned");
+    assert_eq!(rec.field("col"), "1", "{rec:#?}");
+    let ((), recs) = capture(|| no_tail_instrumented(&mut v));
+    let rec = one(&recs);
+    check(&rec, "tail", "@no_tail_instrumented_close", "returned");
+    assert_eq!(rec.field("col"), "1", "{rec:#?}");
+    assert_eq!(v, [1, 1]);
+}
+
+#[test]
+fn a_body_ending_with_return_records_that_return_once() {
+    let mut v = vec![];
+    let (n, recs) = capture(|| ends_with_return(&mut v));
+    assert_eq!(n, 1);
+    check(&one(&recs), "return", "@ends_with_return", "returned");
+    let ((), recs) = capture(|| ends_with_cfg_return(&mut v));
+    check(&one(&recs), "tail", "@cfg_return_close", "returned");
+    assert_eq!(v, [1, 1]);
 }
 
 #[test]

@@ -11,8 +11,11 @@
 //! `cargo test` compiles and runs it too, where rustc's own lints are
 //! checked the same way.
 //!
-//! Not kept: lints about the very expression an exit is rewritten from
-//! (`needless_return`, `let_and_return`, `needless_question_mark`,
+//! Kept too: `clippy::needless_return` on a body that ends with
+//! `return value;`, with its fix (just `value`).
+//!
+//! Not kept: the other lints about the very expression an exit is
+//! rewritten from (`let_and_return`, `needless_question_mark`,
 //! `unnecessary_wraps`): the value now passes through a call that records
 //! it, so clippy no longer sees the shape it looks for.
 
@@ -71,6 +74,22 @@ pub fn must_use_question(r: Result<Token, String>) -> Result<(), String> {
     Ok(())
 }
 
+#[exit_path]
+#[expect(clippy::needless_return)]
+pub fn needless_return(n: u32) -> u32 {
+    let m = n + 1;
+    return m;
+}
+
+#[exit_path]
+#[expect(clippy::needless_return)]
+pub fn needless_return_of_a_call(n: u32) -> Option<u32> {
+    if n == 0 {
+        return None;
+    }
+    return Some(n - 1);
+}
+
 #[test]
 fn the_annotated_fns_run() {
     let mut n = 0;
@@ -79,4 +98,7 @@ fn the_annotated_fns_run() {
     assert_eq!(must_use_question(Ok(Token)), Ok(()));
     assert!(std::panic::catch_unwind(todo_tail).is_err());
     drop(unused_async(1));
+    assert_eq!(needless_return(1), 2);
+    assert_eq!(needless_return_of_a_call(0), None);
+    assert_eq!(needless_return_of_a_call(3), Some(2));
 }

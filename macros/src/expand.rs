@@ -34,7 +34,7 @@
 //! parameter whole, so that parameters drop as they would. Other fns keep
 //! the plain form above, with nothing between the caller and the body.
 
-use proc_macro2::{Span, TokenStream, TokenTree};
+use proc_macro2::{LineColumn, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::visit::Visit;
@@ -145,7 +145,7 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
         sites.visit_block_mut(block);
         hiding_macro = sites.hiding_macro;
         awaiting_macro = sites.awaiting_macro;
-        rewrite_tail(&cx, block);
+        rewrite_tail(&cx, block, None);
     }
     let sync_closure = closure_ok && hiding_macro;
 
@@ -349,7 +349,7 @@ fn adopt_runtime_body(cx: &Cx, block: &mut Block) -> bool {
         awaiting_macro: false,
     };
     sites.visit_block_mut(&mut body.block);
-    rewrite_tail(cx, &mut body.block);
+    rewrite_tail(cx, &mut body.block, None);
     let private = cx.private();
     let guard = guard_ident();
     let finish = if cx.ret {
@@ -404,7 +404,7 @@ fn adopt_instrumented_body(cx: &Cx, block: &mut Block) -> bool {
         awaiting_macro: false,
     };
     sites.visit_block_mut(user);
-    rewrite_tail(cx, user);
+    rewrite_tail(cx, user, None);
     let private = cx.private();
     let guard = guard_ident();
     let finish = if cx.ret {
@@ -575,8 +575,10 @@ fn closure_keeps_meaning(func: &ItemFn) -> bool {
 /// `return`) stays as it is: it never yields a value, and as an argument it
 /// would be a diverging sub-expression. A tail returned as `impl Trait`
 /// stays too, after a marker that the guard's drop records it by.
-fn rewrite_tail(cx: &Cx, block: &mut Block) {
+fn rewrite_tail(cx: &Cx, block: &mut Block, enclosing: Option<LineColumn>) {
     let close = block.brace_token.span.close();
+    let close_end = Cx::closing_end(block, enclosing);
+    let close_pos = Cx::end_position(close_end, close);
     if let Some(run) = cfg_tail_run(block) {
         // Input:  { stmts; #[cfg(a)] { A } #[cfg(not(a))] { B } }
         // Output: { stmts; exit(.., { #[cfg(a)] { A } #[cfg(not(a))] { B } }, ..) }
@@ -604,13 +606,18 @@ fn rewrite_tail(cx: &Cx, block: &mut Block) {
                 // If the `#[cfg]` removes the tail, the body falls off its
                 // end: the guard's drop records that at the closing brace.
                 let last = block.stmts.len() - 1;
-                let marker = cx.marker(Which::Tail, close);
+                let marker = cx.marker_at(Which::Tail, close_pos.clone());
                 block
                     .stmts
                     .insert(last, Stmt::Expr(Expr::Verbatim(marker), None));
             }
             if let Some(Stmt::Expr(Expr::Block(inner), None)) = block.stmts.last_mut() {
-                rewrite_tail(cx, &mut inner.block);
+                // Its own braces may have been made at another macro's
+                // call site: the furthest end seen so far is the user's.
+                let end = enclosing.map_or(close_end, |e| {
+                    std::cmp::max_by_key(e, close_end, |e| (e.line, e.column))
+                });
+                rewrite_tail(cx, &mut inner.block, Some(end));
             }
         }
         Some(Stmt::Expr(expr, None)) => {
@@ -618,7 +625,7 @@ fn rewrite_tail(cx: &Cx, block: &mut Block) {
                 // If the `#[cfg]` removes the tail, the body falls off its
                 // end: the guard's drop records that at the closing brace.
                 let last = block.stmts.len() - 1;
-                let marker = cx.marker(Which::Tail, close);
+                let marker = cx.marker_at(Which::Tail, close_pos.clone());
                 block
                     .stmts
                     .insert(last, Stmt::Expr(Expr::Verbatim(marker), None));
@@ -638,9 +645,15 @@ fn rewrite_tail(cx: &Cx, block: &mut Block) {
             let tokens = m.to_token_stream();
             tail(cx, block, tokens, span, diverges, false);
         }
+        // Ends with `return ..;`, already rewritten: nothing falls off the
+        // end, and the `return` stays the last statement, where the user's
+        // lints about it (`clippy::needless_return`) look for it. Unless a
+        // `#[cfg]` may remove it.
+        Some(Stmt::Expr(Expr::Verbatim(tokens), Some(_))) if matches!(syn::parse2(tokens.clone()), Ok(e @ Expr::Return(_)) if !has_cfg(&e)) =>
+            {}
         _ => {
             // No tail: the body is `()` or diverges.
-            let exit = cx.exit_unit(close);
+            let exit = cx.exit_unit(close, close_pos);
             block.stmts.push(Stmt::Expr(
                 Expr::Verbatim(quote_spanned! {Span::mixed_site()=>
                     #[allow(unreachable_code)]
@@ -674,7 +687,7 @@ fn tail(cx: &Cx, block: &mut Block, tokens: TokenStream, span: Span, diverges: b
     let last = block.stmts.len() - 1;
     if exits {
         // `process::exit(..)`: the record is written before the process ends.
-        let exit = cx.exit_unit(span);
+        let exit = cx.exit_unit(span, Cx::position(span));
         block
             .stmts
             .insert(last, Stmt::Expr(Expr::Verbatim(quote!(#exit;)), None));

@@ -12,7 +12,7 @@
 
 use std::cell::RefCell;
 
-use proc_macro2::{Span, TokenStream, TokenTree};
+use proc_macro2::{LineColumn, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::visit::{self, Visit};
@@ -30,8 +30,9 @@ pub struct Cx {
     pub ret: bool,
     /// The path of the lastwords crate: `::lastwords`, or `crate = path`.
     pub krate: TokenStream,
-    /// The markers placed so far: the site they stand for, and where.
-    pub marks: RefCell<Vec<(Which, Span)>>,
+    /// The markers placed so far: the site they stand for, and where
+    /// (`line, col` tokens, see [`Cx::position`]).
+    pub marks: RefCell<Vec<(Which, TokenStream)>>,
     /// An async fn: a marker is cleared once its statement is done, so that
     /// a later drop is a cancellation, not an exit from inside the macro.
     pub is_async: bool,
@@ -78,6 +79,53 @@ impl Cx {
         match u32::try_from(start.column + 1) {
             Ok(col) if start.line > 0 => {
                 let line = proc_macro2::Literal::usize_unsuffixed(start.line);
+                let col = proc_macro2::Literal::u32_unsuffixed(col);
+                quote!(#line, #col)
+            }
+            _ => quote_spanned!(span=> ::core::line!(), ::core::column!()),
+        }
+    }
+
+    /// Where the closing brace of `block` ends, where a body without a
+    /// tail ends; `enclosing` is that of the block it is the tail of.
+    ///
+    /// The end of the brace's span rather than its start: a block that
+    /// another attribute macro re-emitted comes back with one span for the
+    /// whole block, which starts at the opening brace and ends just after
+    /// the closing one. A block whose span ends before its own statements
+    /// was made by such a macro at its call site (`#[tracing::instrument]`
+    /// wraps the user's statements so, in a block that keeps the user's
+    /// braces): the enclosing block's end is then the user's, or failing
+    /// that the end of the last statement is the nearest position the user
+    /// wrote.
+    pub fn closing_end(block: &Block, enclosing: Option<LineColumn>) -> LineColumn {
+        let end = block.brace_token.span.close().end();
+        let Some(last) = block
+            .stmts
+            .last()
+            .and_then(|s| s.to_token_stream().into_iter().last())
+        else {
+            return end;
+        };
+        let last = last.span().end();
+        let after = |e: LineColumn| (e.line, e.column) >= (last.line, last.column);
+        if after(end) {
+            end
+        } else {
+            enclosing.filter(|&e| after(e)).unwrap_or(last)
+        }
+    }
+
+    /// `line, col` of the character that ends at `end` (a closing brace),
+    /// from [`closing_end`](Cx::closing_end); `::core::line!()` and
+    /// `::core::column!()` at `span` where the compiler does not tell
+    /// positions.
+    pub fn end_position(end: LineColumn, span: Span) -> TokenStream {
+        match u32::try_from(end.column) {
+            // `end` is just past the brace: its 0-based column is the
+            // brace's 1-based one.
+            Ok(col) if end.line > 0 && col > 0 => {
+                let line = proc_macro2::Literal::usize_unsuffixed(end.line);
                 let col = proc_macro2::Literal::u32_unsuffixed(col);
                 quote!(#line, #col)
             }
@@ -143,20 +191,21 @@ impl Cx {
     /// Input:  EXPR
     /// Output: exit(__lastwords_guard, Site::Return, line, col, EXPR, |v| outcome!(v))
     pub fn exit_call(&self, which: Which, span: Span, expr: TokenStream) -> TokenStream {
-        self.exit_call_with(which, span, expr, self.classify_ret())
+        self.exit_call_with(which, Cx::position(span), expr, self.classify_ret())
     }
 
     /// [`exit_call`](Cx::exit_call) of `()`, which may not be the return
-    /// type (a body that diverges, a tail `process::exit`).
-    pub fn exit_unit(&self, span: Span) -> TokenStream {
+    /// type (a body that diverges, a tail `process::exit`), at `pos`
+    /// (`line, col` tokens).
+    pub fn exit_unit(&self, span: Span, pos: TokenStream) -> TokenStream {
         let unit = quote_spanned!(span=> ());
-        self.exit_call_with(Which::Tail, span, unit, self.classify())
+        self.exit_call_with(Which::Tail, pos, unit, self.classify())
     }
 
     fn exit_call_with(
         &self,
         which: Which,
-        span: Span,
+        pos: TokenStream,
         expr: TokenStream,
         classify: TokenStream,
     ) -> TokenStream {
@@ -168,9 +217,28 @@ impl Cx {
             quote_spanned!(Span::mixed_site()=> exit)
         };
         let guard = guard_ident();
-        let pos = Cx::position(span);
-        quote_spanned! {Span::mixed_site()=>
-            #private::#exit(&#guard, #private::Site::#site, #pos, #expr, #classify)
+        // For a `return`, the call's path and parentheses take the spans
+        // of the value's first and last tokens, and the value comes last:
+        // `return exit(.., value)` then spans, and ends like, the user's
+        // `return value`, which the user's lints about it
+        // (`clippy::needless_return`, whose fix keeps just the value) look
+        // for.
+        let (path, args) = (
+            quote_spanned!(Span::mixed_site()=> #private::#exit),
+            quote_spanned!(Span::mixed_site()=>
+                &#guard, #private::Site::#site, #pos, #classify, #expr),
+        );
+        let mut tokens = expr.clone().into_iter();
+        let first = tokens.next().map(|t| t.span());
+        let last = tokens.last().map(|t| t.span()).or(first);
+        match (which, first, last) {
+            (Which::Return, Some(first), Some(last)) => {
+                let path = respan(path, first);
+                let mut args = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, args);
+                args.set_span(last);
+                quote!(#path #args)
+            }
+            _ => quote_spanned!(Span::mixed_site()=> #path(#args)),
         }
     }
 
@@ -213,9 +281,14 @@ impl Cx {
     /// `__lastwords_guard.mark(N);` for a new marker at `span`; its
     /// position goes in the function's static `ExitSite`.
     pub fn marker(&self, site: Which, span: Span) -> TokenStream {
+        self.marker_at(site, Cx::position(span))
+    }
+
+    /// [`marker`](Cx::marker) at `pos` (`line, col` tokens).
+    pub fn marker_at(&self, site: Which, pos: TokenStream) -> TokenStream {
         let mut marks = self.marks.borrow_mut();
         let index = u16::try_from(marks.len()).unwrap_or(u16::MAX);
-        marks.push((site, span));
+        marks.push((site, pos));
         let guard = guard_ident();
         let index = proc_macro2::Literal::u16_unsuffixed(index);
         quote_spanned!(Span::mixed_site()=> #[allow(unreachable_code)] #guard.mark(#index);)
@@ -225,8 +298,7 @@ impl Cx {
     pub fn marks(&self) -> TokenStream {
         let private = self.private();
         let marks = self.marks.borrow();
-        let marks = marks.iter().map(|(site, span)| {
-            let pos = Cx::position(*span);
+        let marks = marks.iter().map(|(site, pos)| {
             let new = if matches!(site, Which::MacroErr) {
                 quote_spanned!(Span::mixed_site()=> erring)
             } else {

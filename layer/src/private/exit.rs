@@ -719,15 +719,18 @@ impl Summary<'_> {
 /// Records an exit the expansion saw (`return`, the tail) and passes its
 /// value through. The value is an argument rather than a `let` so that it
 /// keeps the expected type of the place it returns to, and `outcome`
-/// classifies it only when the record is wanted. Not a stable API.
+/// classifies it only when the record is wanted. The value comes last, so
+/// that `return exit(.., value)` ends where the user's `return value` ends
+/// and the user's lints about it (`clippy::needless_return`) still see it.
+/// Not a stable API.
 #[inline]
 pub fn exit<R>(
     guard: &ExitGuard,
     site: Site,
     line: u32,
     col: u32,
-    value: R,
     outcome: impl FnOnce(&R) -> Outcome<'_>,
+    value: R,
 ) -> R {
     if !guard.counted_only(site, line) {
         guard.exit_slow(site, line, col, outcome(&value), None);
@@ -742,8 +745,8 @@ pub fn exit_ret<R: Debug>(
     site: Site,
     line: u32,
     col: u32,
-    value: R,
     outcome: impl FnOnce(&R) -> Outcome<'_>,
+    value: R,
 ) -> R {
     if !guard.counted_only(site, line) {
         guard.exit_slow(site, line, col, outcome(&value), Some(&value));
