@@ -18,7 +18,7 @@ use tracing_core::metadata::Kind;
 use tracing_core::subscriber::Interest;
 use tracing_core::{Callsite, Level, Metadata};
 
-use super::exit::{SiteInfo, FIELDS};
+use super::site::{SiteInfo, FIELDS};
 
 /// The callsites of one annotated function.
 pub(crate) struct Callsites {

@@ -23,29 +23,13 @@ use std::time::Instant;
 
 use tracing::level_filters::STATIC_MAX_LEVEL;
 use tracing_core::field::{self, Value};
-use tracing_core::{dispatcher, Callsite, Event, Level, LevelFilter};
+use tracing_core::{dispatcher, Callsite, Event, LevelFilter};
 
 use super::callsites::{Callsites, ExitCallsite};
 use super::outcome::{ErrorRef, Outcome};
+pub use super::site::{Mark, Site, SiteInfo, FIELDS};
 use crate::json::ErrorChain;
 use crate::recorder::counts;
-
-/// The fields of a `fn_exit` event, in record order.
-pub const FIELDS: &[&str] = &[
-    "message",
-    "kind",
-    "fn",
-    "site",
-    "file",
-    "line",
-    "col",
-    "outcome",
-    "error",
-    "value",
-    "elapsed_us",
-    "label",
-    "unexpected",
-];
 
 /// Everything static about one annotated function: one `static` per
 /// function. Its tracing callsites are built on the first call that could
@@ -63,37 +47,6 @@ pub struct ExitSite {
     /// taken at its first call while the recorder runs (0: none yet; see
     /// `recorder::counts`).
     slot: AtomicU32,
-}
-
-/// What the expansion knows about the annotated function. Not a stable API.
-pub struct SiteInfo {
-    /// The function's name, or the `name = "..."` option.
-    pub name: &'static str,
-    /// True when `name` came from the `name` option (used verbatim).
-    pub custom_name: bool,
-    /// The type name of a fn item nested in the annotated function: its
-    /// path (`crate::module::Type::method`) once the suffix is cut.
-    pub here: fn() -> &'static str,
-    /// Source file of the function.
-    pub file: &'static str,
-    /// Its module, the records' target.
-    pub module: &'static str,
-    /// Line of the function's name (used for `unwind` and `cancelled`).
-    pub line: u32,
-    /// Column of the function's name.
-    pub col: u32,
-    /// The `label` option.
-    pub label: Option<&'static str>,
-    /// The `unexpected` option.
-    pub unexpected: bool,
-    /// True for an `async fn`: an unfinished drop means cancellation.
-    pub is_async: bool,
-    /// The levels of the `ok`, `err` and `cancelled` records.
-    pub levels: [Level; 3],
-    /// The most severe of the three levels.
-    pub gate_level: LevelFilter,
-    /// The markers in the body, by index (see [`ExitGuard::mark`]).
-    pub marks: &'static [Mark],
 }
 
 impl ExitSite {
@@ -155,37 +108,6 @@ fn fn_path(here: &str, name: &str) -> String {
     path
 }
 
-/// Which way the function left.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Site {
-    /// An explicit `return`.
-    Return,
-    /// A `?` that short-circuited.
-    Question,
-    /// The body's tail expression, or falling off its end.
-    Tail,
-    /// A `return` hidden inside a macro invocation.
-    Macro,
-    /// A panic unwinding through the function.
-    Unwind,
-    /// The async fn's future was dropped before it completed.
-    Cancelled,
-}
-
-impl Site {
-    /// The `site` field's value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Site::Return => "return",
-            Site::Question => "?",
-            Site::Tail => "tail",
-            Site::Macro => "macro",
-            Site::Unwind => "unwind",
-            Site::Cancelled => "cancelled",
-        }
-    }
-}
-
 /// One call of an annotated function. Emits exactly one `fn_exit` event
 /// (when enabled): at the first exit the expansion sees, else at
 /// [`finish`] or on drop. Not a stable API.
@@ -223,45 +145,6 @@ fn now_us() -> u64 {
     static BASE: OnceLock<Instant> = OnceLock::new();
     let base = BASE.get_or_init(Instant::now);
     u64::try_from(base.elapsed().as_micros()).unwrap_or(u64::MAX)
-}
-
-/// A marker in the annotated function's body: where a macro invocation that
-/// could hide a `return` runs (`Site::Macro`), or a `return` or tail whose
-/// value the expansion leaves alone (a returned `impl Trait`, which may be a
-/// closure that needs the declared signature). Not a stable API.
-#[derive(Clone, Copy, Debug)]
-pub struct Mark {
-    /// The site recorded if the function leaves from here unseen.
-    pub site: Site,
-    /// A macro that returns nothing but an `Err` (`bail!`, `ensure!`): an
-    /// unseen exit from it is an error.
-    pub err: bool,
-    /// Its line.
-    pub line: u32,
-    /// Its column.
-    pub col: u32,
-}
-
-impl Mark {
-    /// A marker at `line:col`.
-    pub const fn new(site: Site, line: u32, col: u32) -> Mark {
-        Mark {
-            site,
-            err: false,
-            line,
-            col,
-        }
-    }
-
-    /// A marker at a macro that returns nothing but an `Err`.
-    pub const fn erring(site: Site, line: u32, col: u32) -> Mark {
-        Mark {
-            site,
-            err: true,
-            line,
-            col,
-        }
-    }
 }
 
 /// What a claimed guard knows: when the call started, the last marker, and

@@ -17,6 +17,7 @@ mod callsites;
 mod crumb;
 pub mod exit;
 pub mod outcome;
+pub mod site;
 
 #[doc(hidden)]
 pub use crate::__lastwords_outcome as outcome;

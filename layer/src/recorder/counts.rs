@@ -62,7 +62,7 @@ use std::cell::{Cell, UnsafeCell};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 
 use crate::json::{self, Out};
-use crate::private::exit::Site;
+use crate::private::site::Site;
 
 /// Functions counted per run.
 pub const MAX_FNS: usize = 256;
