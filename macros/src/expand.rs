@@ -1,6 +1,6 @@
 //! The expansion of `#[exit_path]`.
 //!
-//! ```ignore
+//! ```text
 //! // Input:
 //! #[exit_path]
 //! fn load(path: &Path) -> io::Result<String> {
@@ -312,7 +312,7 @@ fn fake_return_edge(cx: &Cx) -> TokenStream {
 /// sync fn whose body is the user's, moved into an async block that a
 /// runtime then blocks on:
 ///
-/// ```ignore
+/// ```text
 /// fn main() -> R {
 ///     let body = async { USER BODY };
 ///     ...
@@ -372,7 +372,7 @@ fn adopt_runtime_body(cx: &Cx, block: &mut Block) -> bool {
 /// `#[tracing::instrument]` above `#[exit_path]` hands over a body that
 /// runs the user's block as an async block or a closure:
 ///
-/// ```ignore
+/// ```text
 /// let __tracing_instrument_future = async move { USER BODY };   // async fn
 /// let __tracing_instrument_future = async move {                // with err/ret
 ///     match async move { USER BODY }.await { .. }
