@@ -23,7 +23,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use child::read_records;
 use serde_json::Value;
+
+#[path = "support/child.rs"]
+mod child;
 
 /// Numbered records each child logs before it ends.
 const RECORDS: u64 = 200;
@@ -255,24 +259,6 @@ fn assert_same_ending(with: &ExitStatus, without: &ExitStatus, scenario: &str) {
         (without.code(), without.signal()),
         "{scenario}: the ending differs with lastwords ({with}) and without ({without})"
     );
-}
-
-/// Every complete line of the file, parsed; an unterminated last line is
-/// skipped, as readers are told to.
-fn read_records(path: &Path) -> Vec<Value> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    let complete = match bytes.iter().rposition(|&b| b == b'\n') {
-        Some(end) => &bytes[..=end],
-        None => &bytes[..0],
-    };
-    complete
-        .split(|&b| b == b'\n')
-        .filter(|line| !line.is_empty())
-        .map(|line| {
-            serde_json::from_slice(line)
-                .unwrap_or_else(|e| panic!("invalid line ({e}): {}", String::from_utf8_lossy(line)))
-        })
-        .collect()
 }
 
 /// The records of one run (the first run in the file when `run_id` is

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use child::read_records;
 use serde_json::Value;
 
 #[path = "support/child.rs"]
@@ -122,23 +123,6 @@ fn run_both(name: &str, scenario: &str, kill: bool) -> (Outcome, PathBuf) {
     );
     assert!(!baseline.exists(), "the baseline must not write a log");
     (with, log)
-}
-
-/// Every complete line of the file, parsed.
-fn read_records(path: &Path) -> Vec<Value> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    let complete = match bytes.iter().rposition(|&b| b == b'\n') {
-        Some(end) => &bytes[..=end],
-        None => &bytes[..0],
-    };
-    complete
-        .split(|&b| b == b'\n')
-        .filter(|line| !line.is_empty())
-        .map(|line| {
-            serde_json::from_slice(line)
-                .unwrap_or_else(|e| panic!("invalid line ({e}): {}", String::from_utf8_lossy(line)))
-        })
-        .collect()
 }
 
 /// Starts the child again on `log` and returns that start's

@@ -24,6 +24,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use child::read_records;
 use serde_json::Value;
 
 #[path = "support/child.rs"]
@@ -257,23 +258,6 @@ fn both(
     assert!(!baseline_log.exists(), "the baseline must not write a log");
     let records = read_records(&log);
     (with, records)
-}
-
-/// Every complete line of the file, parsed.
-fn read_records(path: &Path) -> Vec<Value> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    let complete = match bytes.iter().rposition(|&b| b == b'\n') {
-        Some(end) => &bytes[..=end],
-        None => &bytes[..0],
-    };
-    complete
-        .split(|&b| b == b'\n')
-        .filter(|line| !line.is_empty())
-        .map(|line| {
-            serde_json::from_slice(line)
-                .unwrap_or_else(|e| panic!("invalid line ({e}): {}", String::from_utf8_lossy(line)))
-        })
-        .collect()
 }
 
 /// The records sorted by `seq`, checking that `seq` runs 1..=N.

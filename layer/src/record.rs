@@ -135,44 +135,26 @@ pub(crate) fn level_name(level: Level) -> &'static str {
     }
 }
 
+/// The fixed keys of every line, then `extra` ones.
+macro_rules! schema_keys {
+    ($($extra:literal),*) => {
+        &[
+            "timestamp", "level", "message", "target", "kind", "pid", "run_id", "seq",
+            "thread", "thread_id", "span", "spans", $($extra),*
+        ]
+    };
+}
+
 /// The names of the fixed keys; a user field with one of these names is
 /// written under another key (see [`Fields`]) so that no line has a key
 /// twice. With the `opentelemetry` feature, the ids of the span a record
 /// is written in are schema keys too (see `otel.rs`).
 #[cfg(feature = "opentelemetry")]
-pub(crate) const SCHEMA_KEYS: &[&str] = &[
-    "timestamp",
-    "level",
-    "message",
-    "target",
-    "kind",
-    "pid",
-    "run_id",
-    "seq",
-    "thread",
-    "thread_id",
-    "span",
-    "spans",
-    "trace_id",
-    "span_id",
-];
+pub(crate) const SCHEMA_KEYS: &[&str] = schema_keys!("trace_id", "span_id");
 
 /// The names of the fixed keys (see the other definition).
 #[cfg(not(feature = "opentelemetry"))]
-pub(crate) const SCHEMA_KEYS: &[&str] = &[
-    "timestamp",
-    "level",
-    "message",
-    "target",
-    "kind",
-    "pid",
-    "run_id",
-    "seq",
-    "thread",
-    "thread_id",
-    "span",
-    "spans",
-];
+pub(crate) const SCHEMA_KEYS: &[&str] = schema_keys!();
 
 /// Whether `name` is one of [`SCHEMA_KEYS`]. Asked for every field of every
 /// record: dispatching on the length first turns it into a compare or two
