@@ -640,3 +640,56 @@ fn the_record_reaches_the_jsonl_file() {
     let positions: Vec<usize> = order.iter().map(|k| line.find(k).unwrap()).collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{line}");
 }
+
+/// An alias whose name says nothing of the type.
+type Lookup = Option<u32>;
+
+#[exit_path]
+fn spelled_string(n: u32) -> String {
+    n.to_string() // @spelled_string
+}
+
+#[exit_path]
+fn spelled_ref(s: &str) -> &str {
+    s.trim() // @spelled_ref
+}
+
+#[exit_path]
+fn spelled_tuple(n: u32) -> (u32, bool) {
+    (n, n > 1) // @spelled_tuple
+}
+
+#[exit_path]
+fn aliased_option(n: u32) -> Lookup {
+    let m = n.checked_sub(1)?; // @aliased_q
+    Some(m)
+}
+
+#[exit_path]
+fn option_of_ref(v: &[u32]) -> Option<&u32> {
+    let first = v.first()?; // @option_ref_q
+    Some(first)
+}
+
+/// Where the spelling of the return type tells the outcome, it is used in
+/// place of the probe; where it does not (an alias), the probe decides: the
+/// records are the same either way.
+#[test]
+fn spelled_return_types_and_aliases_classify_alike() {
+    let (r, recs) = capture(|| spelled_string(7));
+    assert_eq!(r, "7");
+    check(&one(&recs), "tail", line_of("@spelled_string"), "returned");
+    let (r, recs) = capture(|| spelled_ref(" a "));
+    assert_eq!(r, "a");
+    check(&one(&recs), "tail", line_of("@spelled_ref"), "returned");
+    let (_, recs) = capture(|| spelled_tuple(2));
+    check(&one(&recs), "tail", line_of("@spelled_tuple"), "returned");
+    let (r, recs) = capture(|| aliased_option(0));
+    assert_eq!(r, None);
+    check(&one(&recs), "?", line_of("@aliased_q"), "none");
+    let (r, recs) = capture(|| option_of_ref(&[]));
+    assert_eq!(r, None);
+    check(&one(&recs), "?", line_of("@option_ref_q"), "none");
+    let (r, _) = capture(|| option_of_ref(&[4]));
+    assert_eq!(r, Some(&4));
+}

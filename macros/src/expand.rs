@@ -10,7 +10,7 @@
 //!
 //! // Output (glue tokens are `Span::mixed_site()`):
 //! fn load(path: &Path) -> io::Result<String> {
-//!     static __LASTWORDS_EXIT: ExitSite = ExitSite::new(SiteInfo { name: "load", .. });
+//!     static __LASTWORDS_EXIT: ExitSite = ExitSite::new("load", here({ fn here() {} here }), file!(), .., 0x42320, None, &[]);
 //!     let __lastwords_guard = ExitGuard::enter(&__LASTWORDS_EXIT);
 //!     use outcome::probes::*;
 //!     let __lastwords_classify = classifier::<io::Result<String>, _>(|v| (&&&&&&Probe(v)).__lastwords_outcome());
@@ -43,7 +43,7 @@ use syn::{AttrStyle, Block, Expr, ItemFn, LitStr, ReturnType, Stmt, Type};
 
 use crate::attr::{self, ExitArgs, Level};
 use crate::item;
-use crate::sites::{guard_ident, Cx, ExitSites, ImplToInfer, Which};
+use crate::sites::{guard_ident, Cx, ExitSites, ImplToInfer, Shape, Which};
 
 /// Entry point: parse, check, expand; on error, the error plus the item
 /// unchanged.
@@ -126,6 +126,11 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
         marks: Default::default(),
         is_async,
         shared: !never && !contains_infer(&ret_ty),
+        shape: match &func.sig.output {
+            ReturnType::Default => Shape::Returned,
+            ReturnType::Type(_, ty) => Shape::of(ty),
+        },
+        probes: Default::default(),
     };
     let private = cx.private();
     let inner_attrs = split_attrs(&mut func);
@@ -157,23 +162,31 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
     if args.unexpected {
         (ok, err, cancelled) = (Level::Error, Level::Error, Level::Error);
     }
-    let gate = ok.min(err).min(cancelled).ident();
-    let (ok, err, cancelled) = (ok.ident(), err.ident(), cancelled.ident());
+    // `site::flags` in the layer: levels 0 (trace) to 4 (error), 4 bits each.
+    let code = |l: Level| 4 - l as u32;
+    let flags = u32::from(args.name.is_some())
+        | u32::from(args.unexpected) << 1
+        | u32::from(is_async) << 2
+        | code(ok) << 4
+        | code(err) << 8
+        | code(cancelled) << 12
+        | code(ok.min(err).min(cancelled)) << 16;
+    let flags = proc_macro2::Literal::u32_unsuffixed(flags);
     let ident = &func.sig.ident;
     let name = args
         .name
         .clone()
         .unwrap_or_else(|| LitStr::new(&ident.to_string(), ident.span()));
-    let custom = args.name.is_some();
     let label = match &args.label {
         Some(l) => quote!(::core::option::Option::Some(#l)),
         None => quote!(::core::option::Option::None),
     };
-    let unexpected = args.unexpected;
     let (line, col) = line_col(ident.span());
     let site = syn::Ident::new("__LASTWORDS_EXIT", Span::mixed_site());
     let guard = guard_ident();
     let marks = cx.marks();
+    // Before the prelude, which imports the probe's traits if it is used.
+    let classify = cx.classify();
     let prelude = cx.prelude();
     // `main` may install the subscriber itself, after the guard starts.
     let enter = if ident == "main" {
@@ -183,26 +196,17 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
     };
     let here = syn::Ident::new("here", Span::mixed_site());
     let static_site = quote_spanned! {Span::mixed_site()=>
-        static #site: #private::ExitSite = #private::ExitSite::new(#private::SiteInfo {
-            name: #name,
-            custom_name: #custom,
-            here: {
-                fn #here() -> &'static str {
-                    ::core::any::type_name_of_val(&#here)
-                }
-                #here
-            },
-            file: ::core::file!(),
-            module: ::core::module_path!(),
-            line: #line,
-            col: #col,
-            label: #label,
-            unexpected: #unexpected,
-            is_async: #is_async,
-            levels: [#private::Level::#ok, #private::Level::#err, #private::Level::#cancelled],
-            gate_level: #private::LevelFilter::#gate,
-            marks: &#marks,
-        });
+        static #site: #private::ExitSite = #private::ExitSite::new(
+            #name,
+            #private::here({ fn #here() {} #here }),
+            ::core::file!(),
+            ::core::module_path!(),
+            #line,
+            #col,
+            #flags,
+            #label,
+            &#marks,
+        );
         let #guard = #private::ExitGuard::#enter(&#site);
         #prelude
     };
@@ -211,7 +215,6 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
     } else {
         quote_spanned!(Span::mixed_site()=> finish)
     };
-    let classify = cx.classify();
     let stmts = &block.stmts;
     // An adopted body is run by a closure or an async block that needs the
     // guard by reference.

@@ -40,6 +40,61 @@ pub struct Cx {
     /// classified by one closure made at the top of the body, rather than
     /// one closure per exit (each costs the type checker a method lookup).
     pub shared: bool,
+    /// What the return type's spelling tells of its values.
+    pub shape: Shape,
+    /// Whether the expansion uses the probe, whose traits the body then
+    /// imports.
+    pub probes: std::cell::Cell<bool>,
+}
+
+/// What the spelling of the return type tells of its values' outcomes.
+/// The probe (a method lookup through seven levels of references) is most
+/// of what an annotated function costs the type checker: it is used only
+/// where the spelling leaves the outcome open.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// `()`, a primitive, a reference, a tuple, an array, `String`, `Vec`:
+    /// no value is an error or `None`; every exit is `returned`.
+    Returned,
+    /// `Option<T>`: `none` or `returned`; the operand of its `?` is an
+    /// `Option` too.
+    Option,
+    /// Anything else (`Result<T, E>`, an alias such as `io::Result<T>`, a
+    /// type parameter): the probe decides.
+    Probe,
+}
+
+impl Shape {
+    /// The shape of a declared return type.
+    pub fn of(ty: &Type) -> Shape {
+        match ty {
+            Type::Tuple(_)
+            | Type::Reference(_)
+            | Type::Array(_)
+            | Type::Slice(_)
+            | Type::Ptr(_)
+            | Type::BareFn(_)
+            | Type::Never(_) => Shape::Returned,
+            Type::Paren(p) => Shape::of(&p.elem),
+            Type::Group(g) => Shape::of(&g.elem),
+            Type::Path(p) if p.qself.is_none() => {
+                let Some(last) = p.path.segments.last() else {
+                    return Shape::Probe;
+                };
+                let name = last.ident.to_string();
+                match name.as_str() {
+                    "Option" if !last.arguments.is_none() => Shape::Option,
+                    "bool" | "char" | "str" | "u8" | "u16" | "u32" | "u64" | "u128" | "usize"
+                    | "i8" | "i16" | "i32" | "i64" | "i128" | "isize" | "f32" | "f64"
+                    | "String" | "Vec" | "VecDeque" | "HashMap" | "HashSet" | "BTreeMap"
+                    | "BTreeSet" | "PathBuf" | "Duration" | "Instant" | "SystemTime" | "Arc"
+                    | "Rc" | "Box" | "Cow" => Shape::Returned,
+                    _ => Shape::Probe,
+                }
+            }
+            _ => Shape::Probe,
+        }
+    }
 }
 
 /// Which exit: the name of a `Site` variant.
@@ -133,11 +188,18 @@ impl Cx {
         }
     }
 
-    /// `|v| (&&&&&&Probe(v)).__lastwords_outcome()`: classifies the value
-    /// where its type is known (the probe's traits are imported at the top
-    /// of the body, see `prelude`).
+    /// Classifies a value of the return type where its type is known:
+    /// `outcome::returned` or `outcome::option` where the spelling tells
+    /// (see [`Shape`]), else `|v| (&&&&&&Probe(v)).__lastwords_outcome()`
+    /// (the probe's traits are imported at the top of the body, see
+    /// `prelude`).
     pub fn classify(&self) -> TokenStream {
-        self.classify_with(6)
+        let private = self.private();
+        match self.shape {
+            Shape::Returned => quote_spanned!(Span::mixed_site()=> #private::outcome::returned),
+            Shape::Option => quote_spanned!(Span::mixed_site()=> #private::outcome::option),
+            Shape::Probe => self.classify_with(6),
+        }
     }
 
     /// Classifies a value of the return type: the shared closure if there
@@ -160,6 +222,7 @@ impl Cx {
 
     /// `(&&..&&::lastwords::__private::outcome::Probe(v)).__lastwords_outcome()`
     fn probe(&self, refs: usize, v: &syn::Ident) -> TokenStream {
+        self.probes.set(true);
         let private = self.private();
         let refs = (0..refs).map(|_| quote_spanned!(Span::mixed_site()=> &));
         let probe = quote_spanned!(Span::mixed_site()=> #(#refs)* #private::outcome::Probe(#v));
@@ -168,7 +231,8 @@ impl Cx {
         quote_spanned!(Span::mixed_site()=> #group.__lastwords_outcome())
     }
 
-    /// The top of the body: the probe's traits, and the shared classifier.
+    /// The top of the body: the probe's traits if the expansion uses the
+    /// probe, and the shared classifier. Made once every exit is rewritten.
     pub fn prelude(&self) -> TokenStream {
         let private = self.private();
         let shared = if self.shared {
@@ -181,11 +245,15 @@ impl Cx {
         } else {
             TokenStream::new()
         };
-        quote_spanned! {Span::mixed_site()=>
-            #[allow(unused_imports)]
-            use #private::outcome::probes::*;
-            #shared
-        }
+        let probes = if self.probes.get() {
+            quote_spanned! {Span::mixed_site()=>
+                #[allow(unused_imports)]
+                use #private::outcome::probes::*;
+            }
+        } else {
+            TokenStream::new()
+        };
+        quote!(#probes #shared)
     }
 
     /// Input:  EXPR
@@ -199,7 +267,9 @@ impl Cx {
     /// (`line, col` tokens).
     pub fn exit_unit(&self, span: Span, pos: TokenStream) -> TokenStream {
         let unit = quote_spanned!(span=> ());
-        self.exit_call_with(Which::Tail, pos, unit, self.classify())
+        let private = self.private();
+        let returned = quote_spanned!(Span::mixed_site()=> #private::outcome::returned);
+        self.exit_call_with(Which::Tail, pos, unit, returned)
     }
 
     fn exit_call_with(
@@ -268,6 +338,8 @@ impl Cx {
                 quote_spanned!(Span::mixed_site()=>
                     |#v: &::core::result::Result<#target, _>| #probe)
             }
+            // In a fn that returns an `Option`, the operand is one.
+            None if self.shape == Shape::Option => self.classify_with(1),
             None if inferred_later(operand) => self.classify_with(2),
             None if error_built_here(operand) => self.classify_with(3),
             None => self.classify(),

@@ -50,11 +50,40 @@ pub struct ExitSite {
 }
 
 impl ExitSite {
-    /// The static of one annotated function.
-    pub const fn new(info: SiteInfo) -> ExitSite {
+    /// The static of one annotated function: plain literals, which cost the
+    /// compiler less per annotated function than a struct expression with
+    /// paths to `tracing`'s level constants. `flags` is laid out as
+    /// [`site::flags`](super::site::flags) says.
+    #[allow(clippy::too_many_arguments)]
+    pub const fn new(
+        name: &'static str,
+        here: fn() -> &'static str,
+        file: &'static str,
+        module: &'static str,
+        line: u32,
+        col: u32,
+        flags: u32,
+        label: Option<&'static str>,
+        marks: &'static [Mark],
+    ) -> ExitSite {
+        use super::site::flags::{level, level_filter, ASYNC, CUSTOM_NAME, UNEXPECTED};
         ExitSite {
             slot: AtomicU32::new(0),
-            info,
+            info: SiteInfo {
+                name,
+                custom_name: flags & CUSTOM_NAME != 0,
+                here,
+                file,
+                module,
+                line,
+                col,
+                label,
+                unexpected: flags & UNEXPECTED != 0,
+                is_async: flags & ASYNC != 0,
+                levels: [level(flags, 0), level(flags, 1), level(flags, 2)],
+                gate_level: level_filter(flags, 3),
+                marks,
+            },
             callsites: OnceLock::new(),
             path: OnceLock::new(),
         }

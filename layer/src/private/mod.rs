@@ -29,6 +29,8 @@ pub use exit::{
     SiteInfo,
 };
 #[doc(hidden)]
+pub use site::here;
+#[doc(hidden)]
 pub use std::sync::OnceLock;
 #[doc(hidden)]
 pub use tracing_core::callsite::{DefaultCallsite, Identifier};

@@ -129,6 +129,23 @@ impl<T, E> Fallible for Poll<Option<Result<T, E>>> {
     }
 }
 
+/// Classifies a value whose type is never an error nor `None` (`()`,
+/// `String`, a reference): what the expansion uses where the spelling of
+/// the return type tells, instead of the probe. Not a stable API.
+#[inline(always)]
+pub fn returned<T: ?Sized>(_: &T) -> Outcome<'_> {
+    Outcome::Returned
+}
+
+/// Classifies an `Option`: `none` or `returned`. Not a stable API.
+#[inline(always)]
+pub fn option<T>(value: &Option<T>) -> Outcome<'_> {
+    match value {
+        Some(_) => Outcome::Returned,
+        None => Outcome::None,
+    }
+}
+
 /// The value being classified. Not a stable API.
 pub struct Probe<'a, T: ?Sized>(pub &'a T);
 

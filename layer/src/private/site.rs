@@ -29,7 +29,8 @@ pub struct SiteInfo {
     /// True when `name` came from the `name` option (used verbatim).
     pub custom_name: bool,
     /// The type name of a fn item nested in the annotated function: its
-    /// path (`crate::module::Type::method`) once the suffix is cut.
+    /// path (`crate::module::Type::method`) once the suffix is cut (see
+    /// [`here`]).
     pub here: fn() -> &'static str,
     /// Source file of the function.
     pub file: &'static str,
@@ -51,6 +52,67 @@ pub struct SiteInfo {
     pub gate_level: LevelFilter,
     /// The markers in the body, by index (see [`ExitGuard::mark`](super::exit::ExitGuard::mark)).
     pub marks: &'static [Mark],
+}
+
+/// The layout of [`ExitSite::new`](super::exit::ExitSite::new)'s `flags`,
+/// which the expansion writes as one integer literal. Not a stable API.
+///
+/// ```text
+/// bit 0        the `name` option was given (CUSTOM_NAME)
+/// bit 1        the `unexpected` option (UNEXPECTED)
+/// bit 2        an `async fn` (ASYNC)
+/// bits 4..7    the level of the `ok`/`none`/`returned` records (LEVEL_SHIFT + 0)
+/// bits 8..11   the level of the `err` records (LEVEL_SHIFT + 4)
+/// bits 12..15  the level of the `cancelled` records (LEVEL_SHIFT + 8)
+/// bits 16..19  the most severe of the three, as a filter (LEVEL_SHIFT + 12)
+/// ```
+///
+/// A level is 0 for `TRACE` up to 4 for `ERROR`.
+pub mod flags {
+    use tracing_core::{Level, LevelFilter};
+
+    /// The `name` option was given.
+    pub const CUSTOM_NAME: u32 = 1;
+    /// The `unexpected` option.
+    pub const UNEXPECTED: u32 = 1 << 1;
+    /// An `async fn`.
+    pub const ASYNC: u32 = 1 << 2;
+    /// Where the first level starts; each takes 4 bits.
+    pub const LEVEL_SHIFT: u32 = 4;
+
+    const fn code(flags: u32, index: u32) -> u32 {
+        (flags >> (LEVEL_SHIFT + 4 * index)) & 0xf
+    }
+
+    /// The `index`th level (0: ok, 1: err, 2: cancelled).
+    pub const fn level(flags: u32, index: u32) -> Level {
+        match code(flags, index) {
+            0 => Level::TRACE,
+            1 => Level::DEBUG,
+            2 => Level::INFO,
+            3 => Level::WARN,
+            _ => Level::ERROR,
+        }
+    }
+
+    /// The `index`th level as a filter (3: the gate).
+    pub const fn level_filter(flags: u32, index: u32) -> LevelFilter {
+        match code(flags, index) {
+            0 => LevelFilter::TRACE,
+            1 => LevelFilter::DEBUG,
+            2 => LevelFilter::INFO,
+            3 => LevelFilter::WARN,
+            _ => LevelFilter::ERROR,
+        }
+    }
+}
+
+/// `type_name::<F>` for the item `f`: given a fn item nested in the
+/// annotated function's static, the function's path, for the `fn` field.
+/// A const fn, so that the nested item can have an empty body: the path is
+/// computed only when a record first needs it. Not a stable API.
+pub const fn here<F: Copy>(_: F) -> fn() -> &'static str {
+    std::any::type_name::<F>
 }
 
 /// Which way the function left.
