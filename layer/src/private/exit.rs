@@ -49,6 +49,15 @@ pub struct ExitSite {
     slot: AtomicU32,
 }
 
+// Copies of constants rather than calls of `OnceLock::new` in each
+// static's initializer: the compiler evaluates a constant once, and an
+// initializer once per annotated function. Each use is a fresh, unset
+// `OnceLock`, which is what the lint warns of and what is meant.
+#[allow(clippy::declare_interior_mutable_const)]
+const UNSET_CALLSITES: OnceLock<&'static Callsites> = OnceLock::new();
+#[allow(clippy::declare_interior_mutable_const)]
+const UNSET_PATH: OnceLock<Box<str>> = OnceLock::new();
+
 impl ExitSite {
     /// The static of one annotated function: plain literals, which cost the
     /// compiler less per annotated function than a struct expression with
@@ -66,7 +75,10 @@ impl ExitSite {
         label: Option<&'static str>,
         marks: &'static [Mark],
     ) -> ExitSite {
-        use super::site::flags::{level, level_filter, ASYNC, CUSTOM_NAME, UNEXPECTED};
+        use super::site::flags::{ASYNC, CUSTOM_NAME, FILTERS, LEVELS, LEVEL_SHIFT, UNEXPECTED};
+        // A level code above 4 is the macro's bug: the out-of-bounds index
+        // then fails the build.
+        let level = (flags >> LEVEL_SHIFT) as usize;
         ExitSite {
             slot: AtomicU32::new(0),
             info: SiteInfo {
@@ -80,12 +92,16 @@ impl ExitSite {
                 label,
                 unexpected: flags & UNEXPECTED != 0,
                 is_async: flags & ASYNC != 0,
-                levels: [level(flags, 0), level(flags, 1), level(flags, 2)],
-                gate_level: level_filter(flags, 3),
+                levels: [
+                    LEVELS[level & 0xf],
+                    LEVELS[(level >> 4) & 0xf],
+                    LEVELS[(level >> 8) & 0xf],
+                ],
+                gate_level: FILTERS[(level >> 12) & 0xf],
                 marks,
             },
-            callsites: OnceLock::new(),
-            path: OnceLock::new(),
+            callsites: UNSET_CALLSITES,
+            path: UNSET_PATH,
         }
     }
 

@@ -80,31 +80,25 @@ pub mod flags {
     /// Where the first level starts; each takes 4 bits.
     pub const LEVEL_SHIFT: u32 = 4;
 
-    const fn code(flags: u32, index: u32) -> u32 {
-        (flags >> (LEVEL_SHIFT + 4 * index)) & 0xf
-    }
+    /// The levels by code. The static's initializer indexes these rather
+    /// than calling a function: the compiler evaluates it once per
+    /// annotated function, and each call costs it more than an index.
+    pub const LEVELS: [Level; 5] = [
+        Level::TRACE,
+        Level::DEBUG,
+        Level::INFO,
+        Level::WARN,
+        Level::ERROR,
+    ];
 
-    /// The `index`th level (0: ok, 1: err, 2: cancelled).
-    pub const fn level(flags: u32, index: u32) -> Level {
-        match code(flags, index) {
-            0 => Level::TRACE,
-            1 => Level::DEBUG,
-            2 => Level::INFO,
-            3 => Level::WARN,
-            _ => Level::ERROR,
-        }
-    }
-
-    /// The `index`th level as a filter (3: the gate).
-    pub const fn level_filter(flags: u32, index: u32) -> LevelFilter {
-        match code(flags, index) {
-            0 => LevelFilter::TRACE,
-            1 => LevelFilter::DEBUG,
-            2 => LevelFilter::INFO,
-            3 => LevelFilter::WARN,
-            _ => LevelFilter::ERROR,
-        }
-    }
+    /// [`LEVELS`] as filters.
+    pub const FILTERS: [LevelFilter; 5] = [
+        LevelFilter::TRACE,
+        LevelFilter::DEBUG,
+        LevelFilter::INFO,
+        LevelFilter::WARN,
+        LevelFilter::ERROR,
+    ];
 }
 
 /// `type_name::<F>` for the item `f`: given a fn item nested in the
