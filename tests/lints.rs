@@ -11,13 +11,12 @@
 //! `cargo test` compiles and runs it too, where rustc's own lints are
 //! checked the same way.
 //!
-//! Kept too: `clippy::needless_return` on a body that ends with
-//! `return value;`, with its fix (just `value`).
-//!
-//! Not kept: the other lints about the very expression an exit is
-//! rewritten from (`let_and_return`, `needless_question_mark`,
-//! `unnecessary_wraps`): the value now passes through a call that records
-//! it, so clippy no longer sees the shape it looks for.
+//! Under Clippy the attribute leaves the function as written (see the
+//! macros' `clippy` module), so the lints about the very expression an exit
+//! is rewritten from fire as they do without it: `needless_return`,
+//! `let_and_return`, `needless_question_mark`, `unnecessary_wraps`. Under
+//! rustc (`cargo test`, `cargo check`), rustc's lints check the expansion:
+//! `#![deny(warnings)]` fails on any warning it would add.
 
 #![deny(warnings, clippy::all, clippy::pedantic)]
 #![allow(
@@ -90,8 +89,33 @@ pub fn needless_return_of_a_call(n: u32) -> Option<u32> {
     return Some(n - 1);
 }
 
+#[exit_path]
+#[expect(clippy::let_and_return)]
+pub fn let_and_return(n: u32) -> u32 {
+    let m = n * 2;
+    m
+}
+
+#[exit_path]
+#[expect(clippy::needless_question_mark)]
+pub fn needless_question_mark(r: Result<u32, String>) -> Result<u32, String> {
+    Ok(r?)
+}
+
+#[exit_path]
+#[expect(clippy::unnecessary_wraps)]
+fn unnecessary_wraps(n: u32) -> Option<u32> {
+    if n > 10 {
+        return Some(10);
+    }
+    Some(n)
+}
+
 #[test]
 fn the_annotated_fns_run() {
+    assert_eq!(let_and_return(2), 4);
+    assert_eq!(needless_question_mark(Ok(1)), Ok(1));
+    assert_eq!(unnecessary_wraps(11), Some(10));
     let mut n = 0;
     assert_eq!(loop_tail(&mut n), 4);
     assert_eq!(unreachable_tail(2), 2);

@@ -53,6 +53,7 @@ pub fn exit_path(args: TokenStream, item: TokenStream) -> TokenStream {
     match (args, func) {
         (Ok(args), Ok(func)) => match duplicate(&func) {
             Some(err) => error_and_item(&err, item),
+            None if crate::clippy::running() => item,
             None => expand(&args, func),
         },
         (Err(mut a), Err(f)) => {

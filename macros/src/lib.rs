@@ -3,6 +3,7 @@
 //! `::lastwords::__private::…`.
 
 mod attr;
+mod clippy;
 mod crumb;
 mod expand;
 mod item;
