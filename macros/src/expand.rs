@@ -119,11 +119,13 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
         Some(path) => path.to_token_stream(),
         None => quote_spanned!(Span::mixed_site()=> ::lastwords),
     };
+    let private = quote_spanned!(Span::mixed_site()=> #krate::__private);
     let cx = Cx {
         ret_ty: ret_ty.clone(),
         opaque,
         ret: args.ret,
         krate,
+        private,
         marks: Default::default(),
         is_async,
         shared: !never && !contains_infer(&ret_ty),
@@ -728,9 +730,45 @@ fn split_outer_attrs(tokens: TokenStream) -> (TokenStream, TokenStream) {
     (attrs, iter.collect())
 }
 
-/// Whether the expression carries a `#[cfg(..)]`.
+/// Whether the expression's leading attributes (those written before it,
+/// which may belong to its leftmost operand: `#[cfg(x)] a + b`) include a
+/// `#[cfg(..)]`. Read from the syntax tree where it can be, rather than by
+/// turning a whole tail into tokens.
 fn has_cfg(expr: &Expr) -> bool {
-    let (attrs, _) = split_outer_attrs(expr.to_token_stream());
+    let (attrs, leftmost): (&[syn::Attribute], Option<&Expr>) = match expr {
+        Expr::Binary(e) => (&e.attrs, Some(&e.left)),
+        Expr::Cast(e) => (&e.attrs, Some(&e.expr)),
+        Expr::Index(e) => (&e.attrs, Some(&e.expr)),
+        Expr::Field(e) => (&e.attrs, Some(&e.base)),
+        Expr::MethodCall(e) => (&e.attrs, Some(&e.receiver)),
+        Expr::Call(e) => (&e.attrs, Some(&e.func)),
+        Expr::Try(e) => (&e.attrs, Some(&e.expr)),
+        Expr::Await(e) => (&e.attrs, Some(&e.base)),
+        Expr::Array(e) => (&e.attrs, None),
+        Expr::Block(e) => (&e.attrs, None),
+        Expr::ForLoop(e) => (&e.attrs, None),
+        Expr::If(e) => (&e.attrs, None),
+        Expr::Lit(e) => (&e.attrs, None),
+        Expr::Loop(e) => (&e.attrs, None),
+        Expr::Macro(e) => (&e.attrs, None),
+        Expr::Match(e) => (&e.attrs, None),
+        Expr::Paren(e) => (&e.attrs, None),
+        Expr::Path(e) => (&e.attrs, None),
+        Expr::Reference(e) => (&e.attrs, None),
+        Expr::Return(e) => (&e.attrs, None),
+        Expr::Struct(e) => (&e.attrs, None),
+        Expr::Tuple(e) => (&e.attrs, None),
+        Expr::Unary(e) => (&e.attrs, None),
+        Expr::Unsafe(e) => (&e.attrs, None),
+        Expr::While(e) => (&e.attrs, None),
+        other => return tokens_have_cfg(other.to_token_stream()),
+    };
+    attrs.iter().any(|a| a.path().is_ident("cfg")) || leftmost.is_some_and(has_cfg)
+}
+
+/// Whether the `#[..]` attributes `tokens` start with include a `#[cfg]`.
+fn tokens_have_cfg(tokens: TokenStream) -> bool {
+    let (attrs, _) = split_outer_attrs(tokens);
     attrs.into_iter().any(|tt| match tt {
         TokenTree::Group(g) => g
             .stream()

@@ -30,6 +30,9 @@ pub struct Cx {
     pub ret: bool,
     /// The path of the lastwords crate: `::lastwords`, or `crate = path`.
     pub krate: TokenStream,
+    /// `#krate::__private`, made once: most of what the expansion names is
+    /// there.
+    pub private: TokenStream,
     /// The markers placed so far: the site they stand for, and where
     /// (`line, col` tokens, see [`Cx::position`]).
     pub marks: RefCell<Vec<(Which, TokenStream)>>,
@@ -121,8 +124,7 @@ impl Which {
 impl Cx {
     /// `::lastwords::__private`.
     pub fn private(&self) -> TokenStream {
-        let krate = &self.krate;
-        quote_spanned!(Span::mixed_site()=> #krate::__private)
+        self.private.clone()
     }
 
     /// `line, col` of `span`: integer literals where the compiler tells a
@@ -155,14 +157,10 @@ impl Cx {
     /// wrote.
     pub fn closing_end(block: &Block, enclosing: Option<LineColumn>) -> LineColumn {
         let end = block.brace_token.span.close().end();
-        let Some(last) = block
-            .stmts
-            .last()
-            .and_then(|s| s.to_token_stream().into_iter().last())
-        else {
+        let Some(last) = block.stmts.last().map(last_token_span) else {
             return end;
         };
-        let last = last.span().end();
+        let last = last.end();
         let after = |e: LineColumn| (e.line, e.column) >= (last.line, last.column);
         if after(end) {
             end
@@ -382,6 +380,44 @@ impl Cx {
         });
         quote_spanned!(Span::mixed_site()=> [#(#marks),*])
     }
+}
+
+/// The span of a statement's last token. Read from the syntax tree where
+/// the kind of statement tells (a `;`, a closing brace or parenthesis),
+/// rather than by turning the whole statement into tokens: the last
+/// statement is often most of the body.
+fn last_token_span(stmt: &Stmt) -> Span {
+    let expr = match stmt {
+        Stmt::Local(l) => return l.semi_token.span,
+        Stmt::Expr(_, Some(semi)) => return semi.span,
+        Stmt::Macro(m) if m.semi_token.is_some() => {
+            return m.semi_token.map_or_else(Span::call_site, |s| s.span)
+        }
+        Stmt::Expr(e, None) => e,
+        _ => return last_token_of(stmt.to_token_stream()),
+    };
+    match expr {
+        Expr::Block(b) if b.label.is_none() => b.block.brace_token.span.close(),
+        Expr::Unsafe(b) => b.block.brace_token.span.close(),
+        Expr::Loop(b) => b.body.brace_token.span.close(),
+        Expr::While(b) => b.body.brace_token.span.close(),
+        Expr::ForLoop(b) => b.body.brace_token.span.close(),
+        Expr::Match(m) => m.brace_token.span.close(),
+        Expr::Call(c) => c.paren_token.span.close(),
+        Expr::MethodCall(c) => c.paren_token.span.close(),
+        Expr::Tuple(t) => t.paren_token.span.close(),
+        Expr::Struct(s) => s.brace_token.span.close(),
+        Expr::Macro(m) => m.mac.delimiter.span().close(),
+        Expr::If(i) if i.else_branch.is_none() => i.then_branch.brace_token.span.close(),
+        other => last_token_of(other.to_token_stream()),
+    }
+}
+
+fn last_token_of(tokens: TokenStream) -> Span {
+    tokens
+        .into_iter()
+        .last()
+        .map_or_else(Span::call_site, |t| t.span())
 }
 
 /// Whether the operand of a `?` is a conversion whose target, and so whose
