@@ -5,7 +5,9 @@
 //! `.stuck_after(LASTWORDS_STUCK_MS)`), makes 3 calls of `checked` that
 //! leave through `?` and 2 through the tail, then starts the blocked calls
 //! of `relocate` (threads) and `relocate_async` (tasks), prints
-//! `blocked <unix ms>`, then `ready`, and waits to be killed.
+//! `blocked <unix ms>`, then `ready`, and waits to be killed. A line
+//! `drain` on its stdin empties both channels, so that the blocked calls
+//! return; it prints `drained` once none is in flight.
 //! `start`: installs lastwords and exits, reporting on the previous run.
 
 use std::sync::mpsc;
@@ -78,8 +80,26 @@ fn main() {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     println!("blocked {}", now.as_millis());
     println!("ready");
+    let mut arx = arx;
+    for line in std::io::stdin().lines() {
+        if line.is_ok_and(|l| l == "drain") {
+            drain(&rx, &mut arx);
+        }
+    }
+    // Stdin closed: wait to be killed.
     loop {
         std::thread::sleep(std::time::Duration::from_secs(1));
         let _keep = (&rx, &arx);
     }
+}
+
+/// Receives until no call is in flight: each receive lets one blocked
+/// send through.
+fn drain(rx: &mpsc::Receiver<u32>, arx: &mut tokio::sync::mpsc::Receiver<u32>) {
+    while lastwords::in_flight().iter().map(|f| f.count).sum::<u64>() > 0 {
+        while rx.try_recv().is_ok() {}
+        while arx.try_recv().is_ok() {}
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    println!("drained");
 }

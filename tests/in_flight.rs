@@ -232,3 +232,82 @@ fn a_sigterm_record_lists_the_calls_in_flight() {
         "{signal}"
     );
 }
+
+/// A function reported stuck gets one `recovered` record once its calls
+/// in flight are done, after its `stuck` one, and no more after that.
+#[test]
+fn stuck_calls_that_return_are_reported_recovered() {
+    use std::io::Write;
+    let dir = std::env::temp_dir().join(format!(
+        "lastwords-in-flight-recovered-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir); // may not exist
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("child.jsonl");
+    let mut child = Command::new(child_exe())
+        .args(["block", "2", "1"])
+        .env("LASTWORDS_PATH", &log)
+        .env("LASTWORDS_STUCK_MS", "1000")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn child");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.starts_with("blocked "), "{line:?}");
+    let stuck_state = |state: &str| -> Vec<Value> {
+        records(&log)
+            .into_iter()
+            .filter(|r| r["kind"] == "stuck" && r["state"] == state)
+            .collect()
+    };
+    let deadline = Instant::now() + TIMEOUT;
+    while stuck_state("stuck").len() < 2 {
+        assert!(Instant::now() < deadline, "no stuck records");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    writeln!(stdin, "drain").unwrap();
+    line.clear();
+    while line.trim() != "drained" {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "child gone");
+    }
+    // The next heartbeats (every 500 ms) see the functions idle.
+    while stuck_state("recovered").len() < 2 {
+        assert!(Instant::now() < deadline, "no recovered records");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Two more heartbeats: still exactly one of each per function.
+    std::thread::sleep(Duration::from_millis(1200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let recs = records(&log);
+    for name in [
+        "in_flight_child::relocate",
+        "in_flight_child::relocate_async",
+    ] {
+        let of: Vec<&Value> = recs
+            .iter()
+            .filter(|r| r["kind"] == "stuck" && r["fn"] == name)
+            .collect();
+        assert_eq!(of.len(), 2, "{name}: {of:?}");
+        let (stuck, recovered) = (of[0], of[1]);
+        assert_eq!(stuck["state"], "stuck", "{stuck}");
+        assert_eq!(recovered["state"], "recovered", "{recovered}");
+        assert_eq!(recovered["level"], "WARN", "{recovered}");
+        assert_eq!(recovered["in_flight"], 0, "{recovered}");
+        assert!(
+            recovered["seq"].as_u64() > stuck["seq"].as_u64(),
+            "{stuck} then {recovered}"
+        );
+        assert_eq!(
+            recovered["message"],
+            format!("{name}: recovered, 0 calls in flight"),
+            "{recovered}"
+        );
+    }
+}
