@@ -283,3 +283,59 @@ fn stack_overflow_in_a_thread() {
         &run_id,
     );
 }
+
+/// Without `.termination_log(..)`, the message goes to Kubernetes' default
+/// path, `/dev/termination-log`, when that file exists. Run for real: the
+/// child runs in a mount namespace (`unshare --mount`, private propagation)
+/// whose `/dev` is a fresh tmpfs holding only that file, so nothing on the
+/// machine is touched.
+#[test]
+fn the_default_path_is_kubernetes_own() {
+    let dir = scratch("default-path");
+    let log = dir.join("log.jsonl");
+    let copy = dir.join("termination-log");
+    // `$0` is the child, `$1` where to copy the message to.
+    let script = r#"mount -t tmpfs lastwords-dev /dev || exit 90
+: > /dev/termination-log || exit 91
+"$0" exitcode3
+status=$?
+cat /dev/termination-log > "$1" || exit 92
+exit $status"#;
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", script])
+        .arg(child_exe())
+        .arg(&copy)
+        .env("LASTWORDS_PATH", &log)
+        .env("CRASH_RECORDS", "20")
+        .env_remove("CRASH_TERMINATION_LOG")
+        .env_remove("CRASH_NO_LASTWORDS")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("this test needs `unshare --mount` (util-linux) and root: cannot run it: {e}")
+        });
+    assert!(
+        !matches!(out.status.code(), Some(90..=92)) && !out.stderr.starts_with(b"unshare:"),
+        "this test needs `unshare --mount` and `mount -t tmpfs` (util-linux, root): {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&copy).expect("read the copied message");
+    // The child takes its unexpected exit only when given a path: here the
+    // message has how it ended, the breadcrumbs and the run_id.
+    assert_eq!(text.lines().next(), Some("exited with code 3"), "{text}");
+    assert!(
+        text.contains("last breadcrumbs (oldest first):\n  installed (examples/crash_child.rs:"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with(&format!("\nrun_id {}\n", run_id(&log))),
+        "{text}"
+    );
+}
