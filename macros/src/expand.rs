@@ -10,8 +10,8 @@
 //!
 //! // Output (glue tokens are `Span::mixed_site()`):
 //! fn load(path: &Path) -> io::Result<String> {
-//!     static __LASTWORDS_EXIT: ExitSite = ExitSite::new("load", here({ fn here() {} here }), file!(), .., 0x42320, None, &[]);
-//!     let __lastwords_guard = ExitGuard::enter(&__LASTWORDS_EXIT);
+//!     static __LASTWORDS_EXIT: ExitSite = ExitSite::NEW;
+//!     let __lastwords_guard = ExitGuard::enter(&__LASTWORDS_EXIT, 4, concat!("load\0", file!(), ..), here({ fn here() {} here }));
 //!     use outcome::probes::*;
 //!     let __lastwords_classify = classifier::<io::Result<String>, _>(|v| (&&&&&&Probe(v)).__lastwords_outcome());
 //!     let text = question(&__lastwords_guard, line!(), column!(), fs::read_to_string(path), |v| ..)?;
@@ -170,20 +170,20 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
     let flags = u32::from(args.name.is_some())
         | u32::from(args.unexpected) << 1
         | u32::from(is_async) << 2
+        | u32::from(args.label.is_some()) << 3
         | code(ok) << 4
         | code(err) << 8
         | code(cancelled) << 12
         | code(ok.min(err).min(cancelled)) << 16;
-    let flags = proc_macro2::Literal::u32_unsuffixed(flags);
+    let gate = proc_macro2::Literal::u8_unsuffixed(4 - ok.min(err).min(cancelled) as u8);
     let ident = &func.sig.ident;
     let name = args
         .name
         .clone()
         .unwrap_or_else(|| LitStr::new(&ident.to_string(), ident.span()));
-    let label = match &args.label {
-        Some(l) => quote!(::core::option::Option::Some(#l)),
-        None => quote!(::core::option::Option::None),
-    };
+    // The fields are split at NUL: none may hold one but the label, last.
+    let name = LitStr::new(&name.value().replace('\0', "\u{fffd}"), name.span());
+    let label = args.label.iter();
     let (line, col) = line_col(ident.span());
     let site = syn::Ident::new("__LASTWORDS_EXIT", Span::mixed_site());
     let guard = guard_ident();
@@ -191,26 +191,25 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
     // Before the prelude, which imports the probe's traits if it is used.
     let classify = cx.classify();
     let prelude = cx.prelude();
-    // `main` may install the subscriber itself, after the guard starts.
-    let enter = if ident == "main" {
-        quote_spanned!(Span::mixed_site()=> enter_main)
-    } else {
-        quote_spanned!(Span::mixed_site()=> enter)
+    // The layer's `SiteInfo::parse` reads it.
+    let flags = flags.to_string();
+    let description = quote_spanned! {Span::mixed_site()=>
+        ::core::concat!(
+            #name, "\0", ::core::file!(), "\0", ::core::module_path!(), "\0",
+            #line, "\0", #col, "\0", #flags, "\0", #marks "\0" #(, #label)*
+        )
     };
     let here = syn::Ident::new("here", Span::mixed_site());
+    let here = quote_spanned!(Span::mixed_site()=> #private::here({ fn #here() {} #here }));
+    // `main` may install the subscriber itself, after the guard starts.
+    let enter = if ident == "main" {
+        quote_spanned!(Span::mixed_site()=> enter_main(&#site, #description, #here))
+    } else {
+        quote_spanned!(Span::mixed_site()=> enter(&#site, #gate, #description, #here))
+    };
     let static_site = quote_spanned! {Span::mixed_site()=>
-        static #site: #private::ExitSite = #private::ExitSite::new(
-            #name,
-            #private::here({ fn #here() {} #here }),
-            ::core::file!(),
-            ::core::module_path!(),
-            #line,
-            #col,
-            #flags,
-            #label,
-            &#marks,
-        );
-        let #guard = #private::ExitGuard::#enter(&#site);
+        static #site: #private::ExitSite = #private::ExitSite::NEW;
+        let #guard = #private::ExitGuard::#enter;
         #prelude
     };
     let finish = if args.ret {

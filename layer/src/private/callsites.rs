@@ -105,11 +105,22 @@ impl Callsite for ExitCallsite {
 
 impl Callsites {
     /// The callsites of the function `info` describes, from `cell`,
-    /// built and registered on first use.
-    pub fn get(cell: &'static OnceLock<&'static Callsites>, info: &SiteInfo) -> &'static Callsites {
-        if let Some(c) = cell.get() {
-            return c;
+    /// built and registered on first use. `info` is asked for only then:
+    /// the fast path is one load.
+    #[inline]
+    pub fn get<'a>(
+        cell: &'static OnceLock<&'static Callsites>,
+        info: impl FnOnce() -> &'a SiteInfo,
+    ) -> &'static Callsites {
+        match cell.get() {
+            Some(c) => c,
+            None => Self::build(cell, info()),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn build(cell: &'static OnceLock<&'static Callsites>, info: &SiteInfo) -> &'static Callsites {
         let mut created = false;
         let callsites = *cell.get_or_init(|| {
             created = true;

@@ -1,5 +1,5 @@
 //! The runtime half of `#[exit_path]`: one static [`ExitSite`] per annotated
-//! function (its callsites, built by [`ExitSite::new`]) and one
+//! function (its callsites, built on first need) and one
 //! [`ExitGuard`] per call, which emits exactly one `fn_exit` event.
 //!
 //! The guard reads the clock only when one of the function's levels could
@@ -32,12 +32,18 @@ use crate::json::ErrorChain;
 use crate::recorder::counts;
 
 /// Everything static about one annotated function: one `static` per
-/// function. Its tracing callsites are built on the first call that could
-/// record (see the `callsites` module). Not a stable API: build it with
-/// [`ExitSite::new`].
+/// function, initialised with [`ExitSite::NEW`]. What the function is
+/// (its name, file, levels, markers) comes with each call, as one string
+/// literal the guard reads the first time a call could record or is
+/// counted; its tracing callsites are built then (see the `callsites`
+/// module). Not a stable API.
+///
+/// The static's initializer is a path to a constant, which the compiler
+/// evaluates once for all annotated functions: an initializer that builds
+/// the description cost it more than anything else in the expansion.
 pub struct ExitSite {
-    /// What [`ExitSite::new`] was given.
-    info: SiteInfo,
+    /// What the expansion says of the function, read on first need.
+    info: OnceLock<SiteInfo>,
     /// The callsites for `ok`/`none`/`returned`, `err`/`panic` and
     /// `cancelled`, built on first use (see `callsites`).
     callsites: OnceLock<&'static Callsites>,
@@ -49,75 +55,55 @@ pub struct ExitSite {
     slot: AtomicU32,
 }
 
-// Copies of constants rather than calls of `OnceLock::new` in each
-// static's initializer: the compiler evaluates a constant once, and an
-// initializer once per annotated function. Each use is a fresh, unset
-// `OnceLock`, which is what the lint warns of and what is meant.
-#[allow(clippy::declare_interior_mutable_const)]
-const UNSET_CALLSITES: OnceLock<&'static Callsites> = OnceLock::new();
-#[allow(clippy::declare_interior_mutable_const)]
-const UNSET_PATH: OnceLock<Box<str>> = OnceLock::new();
+/// What [`ExitSite::info`] shows before the description was read.
+static UNKNOWN: SiteInfo = SiteInfo::UNKNOWN;
 
 impl ExitSite {
-    /// The static of one annotated function: plain literals, which cost the
-    /// compiler less per annotated function than a struct expression with
-    /// paths to `tracing`'s level constants. `flags` is laid out as
-    /// [`site::flags`](super::site::flags) says.
-    #[allow(clippy::too_many_arguments)]
-    pub const fn new(
-        name: &'static str,
-        here: fn() -> &'static str,
-        file: &'static str,
-        module: &'static str,
-        line: u32,
-        col: u32,
-        flags: u32,
-        label: Option<&'static str>,
-        marks: &'static [Mark],
-    ) -> ExitSite {
-        use super::site::flags::{ASYNC, CUSTOM_NAME, FILTERS, LEVELS, LEVEL_SHIFT, UNEXPECTED};
-        // A level code above 4 is the macro's bug: the out-of-bounds index
-        // then fails the build.
-        let level = (flags >> LEVEL_SHIFT) as usize;
-        ExitSite {
-            slot: AtomicU32::new(0),
-            info: SiteInfo {
-                name,
-                custom_name: flags & CUSTOM_NAME != 0,
-                here,
-                file,
-                module,
-                line,
-                col,
-                label,
-                unexpected: flags & UNEXPECTED != 0,
-                is_async: flags & ASYNC != 0,
-                levels: [
-                    LEVELS[level & 0xf],
-                    LEVELS[(level >> 4) & 0xf],
-                    LEVELS[(level >> 8) & 0xf],
-                ],
-                gate_level: FILTERS[(level >> 12) & 0xf],
-                marks,
-            },
-            callsites: UNSET_CALLSITES,
-            path: UNSET_PATH,
-        }
+    /// The initializer of every annotated function's static. Each use is a
+    /// fresh, unset site, which is what the lint warns of and what is
+    /// meant.
+    #[allow(clippy::declare_interior_mutable_const)]
+    pub const NEW: ExitSite = ExitSite {
+        info: OnceLock::new(),
+        callsites: OnceLock::new(),
+        path: OnceLock::new(),
+        slot: AtomicU32::new(0),
+    };
+
+    /// Reads the description the expansion passes, once.
+    #[cold]
+    #[inline(never)]
+    fn describe(&self, raw: &'static str, here: fn() -> &'static str) -> &SiteInfo {
+        self.info.get_or_init(|| SiteInfo::parse(raw, here))
     }
 
+    /// The description, read by the call that started recording or
+    /// counting before anything asks for it.
+    fn info(&self) -> &SiteInfo {
+        self.info.get().unwrap_or(&UNKNOWN)
+    }
+
+    /// The callsites, once a call that records has read the description.
     fn callsites(&'static self) -> &'static Callsites {
-        Callsites::get(&self.callsites, &self.info)
+        Callsites::get(&self.callsites, || self.info())
     }
 }
 
 impl ExitSite {
     /// Could any of this function's records be enabled? Cheap: one relaxed
-    /// load when nothing listens.
-    #[inline]
-    fn may_be_enabled(&'static self) -> bool {
-        let gate = self.info.gate_level;
+    /// load when nothing listens. `gate` is the most severe of its levels,
+    /// 0 (`TRACE`) to 4 (`ERROR`), a constant of the expansion.
+    #[inline(always)]
+    fn may_be_enabled(
+        &'static self,
+        gate: u8,
+        raw: &'static str,
+        here: fn() -> &'static str,
+    ) -> bool {
+        let gate = super::site::flags::FILTERS[usize::from(gate.min(4))];
         gate <= STATIC_MAX_LEVEL && gate <= LevelFilter::current() && {
-            let c = self.callsites();
+            // The first call that gets here reads the description.
+            let c = Callsites::get(&self.callsites, || self.describe(raw, here));
             !c.ok.interest().is_never()
                 || !c.err.interest().is_never()
                 || !c.cancelled.interest().is_never()
@@ -127,23 +113,21 @@ impl ExitSite {
     /// The `fn` field: `crate::module::fn` or `crate::module::Type::method`.
     fn path(&self) -> &str {
         self.path.get_or_init(|| {
-            if self.info.custom_name {
-                self.info.name.into()
+            let info = self.info();
+            if info.custom_name {
+                info.name.into()
             } else {
-                fn_path((self.info.here)(), self.info.name).into()
+                fn_path((info.here)(), info.name).into()
             }
         })
     }
 }
 
-/// Cuts `type_name` of the marker fn down to the annotated function's path:
-/// drops the marker's own segments (everything from the segment naming the
-/// function's static) and closure segments of async bodies.
+/// Cuts `type_name` of the marker fn (`here`, nested in the annotated
+/// function) down to the function's path: drops the marker's own segment
+/// and closure segments of async bodies.
 fn fn_path(here: &str, name: &str) -> String {
-    let here = match here.find("::__LASTWORDS_EXIT") {
-        Some(i) => &here[..i],
-        None => here,
-    };
+    let here = here.strip_suffix("::here").unwrap_or(here);
     let mut path = here.replace("::{{closure}}", "");
     if !path.ends_with(name) {
         // Should not happen; keep the record useful anyway.
@@ -206,37 +190,64 @@ struct Claim {
 
 impl ExitGuard {
     /// Starts a call: reads the clock only if a record could be enabled.
-    #[inline]
-    pub fn enter(site: &'static ExitSite) -> ExitGuard {
+    /// `gate` (the most severe of the function's levels), `raw` (its
+    /// description, see [`SiteInfo::parse`]) and `here` are constants of
+    /// the expansion; the description is read only on the first call that
+    /// could record or is counted.
+    #[inline(always)]
+    pub fn enter(
+        site: &'static ExitSite,
+        gate: u8,
+        raw: &'static str,
+        here: fn() -> &'static str,
+    ) -> ExitGuard {
         // The state word is made whole before the guard is: or-ing into a
         // guard already in memory costs a failed store forward when the
         // 16-byte guard is moved right after (10 ns).
-        let state = if site.may_be_enabled() {
+        let state = if site.may_be_enabled(gate, raw, here) {
             Self::start_state()
         } else {
             0
         };
         ExitGuard {
             site,
-            state: AtomicU64::new(state | Self::count_in(site)),
+            state: AtomicU64::new(state | Self::count_in(site, raw, here)),
         }
     }
 
     /// Counts the call in flight, when the recorder counts: the state bits
     /// that say in which bucket.
-    #[inline]
-    fn count_in(site: &'static ExitSite) -> u64 {
-        let bucket = counts::enter(&site.slot, || site.path().to_owned());
+    #[inline(always)]
+    fn count_in(site: &'static ExitSite, raw: &'static str, here: fn() -> &'static str) -> u64 {
+        let bucket = match counts::enter(&site.slot) {
+            Some(bucket) => bucket,
+            None => Self::count_new(site, raw, here),
+        };
         (bucket as u64) << COUNT_SHIFT
+    }
+
+    /// The function's first counted call: reads the description, takes
+    /// the function's slot under its path. Out of line, with plain
+    /// arguments: the hot path builds nothing for it.
+    #[cold]
+    #[inline(never)]
+    fn count_new(site: &'static ExitSite, raw: &'static str, here: fn() -> &'static str) -> usize {
+        site.describe(raw, here);
+        counts::enter_new(&site.slot, || site.path().to_owned())
     }
 
     /// Starts a call of `main`, which may install the subscriber itself:
     /// reads the clock whatever is enabled now (once per process), and
     /// the levels are checked when the exit is recorded.
-    pub fn enter_main(site: &'static ExitSite) -> ExitGuard {
+    pub fn enter_main(
+        site: &'static ExitSite,
+        raw: &'static str,
+        here: fn() -> &'static str,
+    ) -> ExitGuard {
+        site.describe(raw, here);
         ExitGuard {
             site,
-            state: AtomicU64::new(Self::start_state() | Self::count_in(site)),
+            state: AtomicU64::new(Self::start_state() | Self::count_in(site, raw, here)),
         }
     }
 
@@ -307,7 +318,7 @@ impl ExitGuard {
             0 => None,
             n => usize::try_from(n - 1)
                 .ok()
-                .and_then(|i| self.site.info.marks.get(i).copied()),
+                .and_then(|i| self.site.info().marks.get(i).copied()),
         };
         Some(Claim {
             start: start.saturating_sub(1),
@@ -401,12 +412,12 @@ impl ExitGuard {
         let start = claim.start;
         let s = self.site;
         let unwinding = std::thread::panicking() && !claim.panicking;
-        let cancelled = s.info.is_async && claim.mark.is_none();
+        let cancelled = s.info().is_async && claim.mark.is_none();
         if claim.bucket != 0 {
             let (site, line) = if unwinding {
-                (Site::Unwind, s.info.line)
+                (Site::Unwind, s.info().line)
             } else if cancelled {
-                (Site::Cancelled, s.info.line)
+                (Site::Cancelled, s.info().line)
             } else {
                 let (site, line, _) = Self::marked(claim.mark);
                 (site, line)
@@ -429,8 +440,8 @@ impl ExitGuard {
                 &c.err,
                 start,
                 Site::Unwind,
-                s.info.line,
-                s.info.col,
+                s.info().line,
+                s.info().col,
                 "panic",
                 error.as_ref(),
                 None,
@@ -440,8 +451,8 @@ impl ExitGuard {
                 &c.cancelled,
                 start,
                 Site::Cancelled,
-                s.info.line,
-                s.info.col,
+                s.info().line,
+                s.info().col,
                 "cancelled",
                 None,
                 None,
@@ -491,7 +502,7 @@ impl ExitGuard {
         let summary = Summary {
             path,
             site,
-            file: s.info.file,
+            file: s.info().file,
             line,
             col,
             outcome,
@@ -502,7 +513,7 @@ impl ExitGuard {
         // builds its own message, instead of failing a borrow.
         let mut message = MESSAGE.try_with(Cell::take).unwrap_or_default();
         summary.write_to(&mut message);
-        if s.info.unexpected {
+        if s.info().unexpected {
             crate::termination_log::note_unexpected(&message);
         }
         let message_str = message.as_str();
@@ -513,15 +524,15 @@ impl ExitGuard {
             Some(&"fn_exit"),
             Some(&path),
             Some(&site.as_str()),
-            Some(&s.info.file),
+            Some(&s.info().file),
             Some(&line),
             Some(&col),
             Some(&outcome),
             error.as_ref().map(|e| e as &dyn Value),
             value.as_ref().map(|v| v as &dyn Value),
             Some(&elapsed),
-            s.info.label.as_ref().map(|l| l as &dyn Value),
-            Some(&s.info.unexpected),
+            s.info().label.as_ref().map(|l| l as &dyn Value),
+            Some(&s.info().unexpected),
         ];
         Event::dispatch(meta, &meta.fields().value_set_all(&values));
         // Keep the buffer for the next call on this thread, unless one huge

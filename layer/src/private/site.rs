@@ -22,7 +22,9 @@ pub const FIELDS: &[&str] = &[
     "unexpected",
 ];
 
-/// What the expansion knows about the annotated function. Not a stable API.
+/// What the expansion knows about the annotated function, read from the
+/// string it passes at each call (see [`SiteInfo::parse`]) the first time a
+/// call could record or is counted. Not a stable API.
 pub struct SiteInfo {
     /// The function's name, or the `name = "..."` option.
     pub name: &'static str,
@@ -54,13 +56,85 @@ pub struct SiteInfo {
     pub marks: &'static [Mark],
 }
 
-/// The layout of [`ExitSite::new`](super::exit::ExitSite::new)'s `flags`,
-/// which the expansion writes as one integer literal. Not a stable API.
+impl SiteInfo {
+    /// Read from the expansion's description of the function, made by
+    /// `concat!` at compile time: one string literal, the cheapest thing
+    /// for the compiler to check and evaluate per annotated function.
+    ///
+    /// ```text
+    /// NAME \0 FILE \0 MODULE \0 LINE \0 COL \0 FLAGS \0 MARKS \0 LABEL
+    /// ```
+    ///
+    /// `FLAGS` is laid out as [`flags`] says; `MARKS` is a comma-separated
+    /// list of `<kind><line>:<col>`, kind `T` (a tail), `R` (a `return`),
+    /// `M` (a macro) or `E` (a macro that returns only an `Err`); `LABEL`,
+    /// the rest of the string, is there when `FLAGS` has [`flags::LABEL`].
+    /// A malformed field reads as empty or 0: never a panic, whatever the
+    /// string.
+    pub fn parse(raw: &'static str, here: fn() -> &'static str) -> SiteInfo {
+        use flags::{ASYNC, CUSTOM_NAME, FILTERS, LABEL, LEVELS, LEVEL_SHIFT, UNEXPECTED};
+        let mut fields = raw.splitn(8, '\0');
+        let mut next = || fields.next().unwrap_or("");
+        let (name, file, module) = (next(), next(), next());
+        let (line, col) = (next().parse().unwrap_or(0), next().parse().unwrap_or(0));
+        let flags: u32 = next().parse().unwrap_or(0);
+        let marks = next();
+        let label = next();
+        let level = |i: u32| LEVELS[((flags >> (LEVEL_SHIFT + 4 * i)) & 0xf).min(4) as usize];
+        let marks: Vec<Mark> = marks
+            .split(',')
+            .filter(|m| !m.is_empty())
+            .map(Mark::parse)
+            .collect();
+        SiteInfo {
+            name,
+            custom_name: flags & CUSTOM_NAME != 0,
+            here,
+            file,
+            module,
+            line,
+            col,
+            label: (flags & LABEL != 0).then_some(label),
+            unexpected: flags & UNEXPECTED != 0,
+            is_async: flags & ASYNC != 0,
+            levels: [level(0), level(1), level(2)],
+            gate_level: FILTERS[((flags >> (LEVEL_SHIFT + 12)) & 0xf).min(4) as usize],
+            // Once per annotated function, for the life of the process.
+            marks: if marks.is_empty() { &[] } else { marks.leak() },
+        }
+    }
+
+    /// What a function whose description was never read shows; not
+    /// reached in practice (a guard that records read it first).
+    pub const UNKNOWN: SiteInfo = SiteInfo {
+        name: "",
+        custom_name: true,
+        here: unknown_here,
+        file: "",
+        module: "",
+        line: 0,
+        col: 0,
+        label: None,
+        unexpected: false,
+        is_async: false,
+        levels: [Level::INFO, Level::ERROR, Level::WARN],
+        gate_level: LevelFilter::ERROR,
+        marks: &[],
+    };
+}
+
+fn unknown_here() -> &'static str {
+    ""
+}
+
+/// The layout of the `FLAGS` field of [`SiteInfo::parse`]'s string, which
+/// the expansion writes as one integer. Not a stable API.
 ///
 /// ```text
 /// bit 0        the `name` option was given (CUSTOM_NAME)
 /// bit 1        the `unexpected` option (UNEXPECTED)
 /// bit 2        an `async fn` (ASYNC)
+/// bit 3        the `label` option was given (LABEL)
 /// bits 4..7    the level of the `ok`/`none`/`returned` records (LEVEL_SHIFT + 0)
 /// bits 8..11   the level of the `err` records (LEVEL_SHIFT + 4)
 /// bits 12..15  the level of the `cancelled` records (LEVEL_SHIFT + 8)
@@ -77,12 +151,12 @@ pub mod flags {
     pub const UNEXPECTED: u32 = 1 << 1;
     /// An `async fn`.
     pub const ASYNC: u32 = 1 << 2;
+    /// The `label` option was given.
+    pub const LABEL: u32 = 1 << 3;
     /// Where the first level starts; each takes 4 bits.
     pub const LEVEL_SHIFT: u32 = 4;
 
-    /// The levels by code. The static's initializer indexes these rather
-    /// than calling a function: the compiler evaluates it once per
-    /// annotated function, and each call costs it more than an index.
+    /// The levels by code.
     pub const LEVELS: [Level; 5] = [
         Level::TRACE,
         Level::DEBUG,
@@ -102,9 +176,10 @@ pub mod flags {
 }
 
 /// `type_name::<F>` for the item `f`: given a fn item nested in the
-/// annotated function's static, the function's path, for the `fn` field.
-/// A const fn, so that the nested item can have an empty body: the path is
-/// computed only when a record first needs it. Not a stable API.
+/// annotated function, the function's path, for the `fn` field. The nested
+/// item can have an empty body: the path is computed only when a record
+/// first needs it. Not a stable API.
+#[inline(always)]
 pub const fn here<F: Copy>(_: F) -> fn() -> &'static str {
     std::any::type_name::<F>
 }
@@ -158,23 +233,87 @@ pub struct Mark {
 }
 
 impl Mark {
-    /// A marker at `line:col`.
-    pub const fn new(site: Site, line: u32, col: u32) -> Mark {
+    /// One marker of [`SiteInfo::parse`]'s string: `M12:5`.
+    fn parse(text: &str) -> Mark {
+        let (kind, rest) = text.split_at(text.chars().next().map_or(0, char::len_utf8));
+        let (line, col) = rest.split_once(':').unwrap_or((rest, ""));
+        let site = match kind {
+            "T" => Site::Tail,
+            "R" => Site::Return,
+            _ => Site::Macro,
+        };
         Mark {
             site,
-            err: false,
-            line,
-            col,
+            err: kind == "E",
+            line: line.parse().unwrap_or(0),
+            col: col.parse().unwrap_or(0),
         }
     }
+}
 
-    /// A marker at a macro that returns nothing but an `Err`.
-    pub const fn erring(site: Site, line: u32, col: u32) -> Mark {
-        Mark {
-            site,
-            err: true,
-            line,
-            col,
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn here() -> &'static str {
+        "app::Conn::run::here"
+    }
+
+    #[test]
+    fn a_description_reads_back_as_written() {
+        // name, file, module, line, col, flags (label, async, levels
+        // info/error/warn, gate error), markers, label with a NUL in it.
+        let flags = (1 << 3) | (1 << 2) | (2 << 4) | (4 << 8) | (3 << 12) | (4 << 16);
+        let raw: &'static str =
+            format!("run\0src/conn.rs\0app::conn\012\05\0{flags}\0M14:9,E15:13,T20:5\0db\0ops")
+                .leak();
+        let info = SiteInfo::parse(raw, here);
+        assert_eq!(
+            (info.name, info.file, info.module, info.line, info.col),
+            ("run", "src/conn.rs", "app::conn", 12, 5)
+        );
+        assert!(info.is_async && !info.unexpected && !info.custom_name);
+        assert_eq!(info.label, Some("db\0ops"));
+        assert_eq!(info.levels, [Level::INFO, Level::ERROR, Level::WARN]);
+        assert_eq!(info.gate_level, LevelFilter::ERROR);
+        let marks: Vec<(Site, bool, u32, u32)> = info
+            .marks
+            .iter()
+            .map(|m| (m.site, m.err, m.line, m.col))
+            .collect();
+        assert_eq!(
+            marks,
+            [
+                (Site::Macro, false, 14, 9),
+                (Site::Macro, true, 15, 13),
+                (Site::Tail, false, 20, 5)
+            ]
+        );
+        assert_eq!((info.here)(), "app::Conn::run::here");
+    }
+
+    #[test]
+    fn a_malformed_description_reads_as_empty_fields() {
+        let info = SiteInfo::parse("", here);
+        assert_eq!((info.name, info.file, info.line, info.col), ("", "", 0, 0));
+        assert!(info.marks.is_empty() && info.label.is_none());
+        // Numbers that do not parse read as 0: level codes 0 are TRACE.
+        let info = SiteInfo::parse("\0\0\0x\0y\0z\0Q\0", here);
+        assert_eq!((info.line, info.col), (0, 0));
+        assert_eq!(info.levels, [Level::TRACE; 3]);
+        let marks: Vec<(Site, u32, u32)> =
+            info.marks.iter().map(|m| (m.site, m.line, m.col)).collect();
+        assert_eq!(marks, [(Site::Macro, 0, 0)]);
+        // Level codes above 4 read as ERROR; empty markers are skipped.
+        let raw: &'static str = ["f", "", "", "", "", "999999999", ",,M:", ""]
+            .join("\0")
+            .leak();
+        let info = SiteInfo::parse(raw, here);
+        assert_eq!(info.gate_level, LevelFilter::ERROR);
+        assert_eq!(info.marks.len(), 1);
+        let raw: &'static str = ["f", "a.rs", "m", "1", "2", "0", "", ""].join("\0").leak();
+        let info = SiteInfo::parse(raw, here);
+        assert_eq!(info.label, None);
+        assert!(info.marks.is_empty());
     }
 }

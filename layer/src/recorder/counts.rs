@@ -500,23 +500,32 @@ fn unpack(key: u64) -> (usize, &'static str, u32) {
 }
 
 /// A call enters fn `slot` (an `ExitSite`'s slot word): returns the bucket
-/// it counted itself in, plus one; 0 when not counting.
+/// it counted itself in, plus one; 0 when not counting; `None` when the fn
+/// has no slot yet, for [`enter_new`] (a cold path, so that its name is
+/// made only then).
 #[inline]
-pub(crate) fn enter(slot: &AtomicU32, name: impl FnOnce() -> String) -> usize {
+pub(crate) fn enter(slot: &AtomicU32) -> Option<usize> {
+    let Some(region) = Counts::global() else {
+        return Some(0);
+    };
+    let i = slot.load(Acquire);
+    if i.wrapping_sub(1) as usize >= MAX_FNS {
+        return None;
+    }
+    Some(count_entered(region, i))
+}
+
+/// [`enter`] for a fn that has no slot yet: takes one, named `name()`.
+#[cold]
+pub(crate) fn enter_new(slot: &AtomicU32, name: impl FnOnce() -> String) -> usize {
     let Some(region) = Counts::global() else {
         return 0;
     };
-    let mut i = slot.load(Acquire);
+    let i = register(region, slot, name);
     if i.wrapping_sub(1) as usize >= MAX_FNS {
-        i = register(region, slot, name);
-        if i.wrapping_sub(1) as usize >= MAX_FNS {
-            return 0;
-        }
+        return 0;
     }
-    let b = BUCKET.load(Relaxed) % BUCKETS;
-    let shard = shard();
-    bump32(&region.flight[shard][i as usize - 1].entered[b], shard);
-    b + 1
+    count_entered(region, i)
 }
 
 /// A call that entered in `bucket` (as [`enter`] returned it) leaves
@@ -533,6 +542,14 @@ pub(crate) fn leave(slot: &AtomicU32, bucket: usize, site: Site, line: u32) {
     let shard = shard();
     bump32(&region.flight[shard][i].left[(bucket - 1) % BUCKETS], shard);
     region.count(pack(i, site, line), shard);
+}
+
+#[inline]
+fn count_entered(region: &Counts, i: u32) -> usize {
+    let b = BUCKET.load(Relaxed) % BUCKETS;
+    let shard = shard();
+    bump32(&region.flight[shard][i as usize - 1].entered[b], shard);
+    b + 1
 }
 
 impl Counts {
