@@ -93,7 +93,7 @@ impl ExitSite {
     /// Could any of this function's records be enabled? Cheap: one relaxed
     /// load when nothing listens. `gate` is the most severe of its levels,
     /// 0 (`TRACE`) to 4 (`ERROR`), a constant of the expansion.
-    #[inline(always)]
+    #[inline]
     fn may_be_enabled(
         &'static self,
         gate: u8,
@@ -194,7 +194,7 @@ impl ExitGuard {
     /// description, see [`SiteInfo::parse`]) and `here` are constants of
     /// the expansion; the description is read only on the first call that
     /// could record or is counted.
-    #[inline(always)]
+    #[inline]
     pub fn enter(
         site: &'static ExitSite,
         gate: u8,
@@ -217,7 +217,7 @@ impl ExitGuard {
 
     /// Counts the call in flight, when the recorder counts: the state bits
     /// that say in which bucket.
-    #[inline(always)]
+    #[inline]
     fn count_in(site: &'static ExitSite, raw: &'static str, here: fn() -> &'static str) -> u64 {
         let bucket = match counts::enter(&site.slot) {
             Some(bucket) => bucket,
