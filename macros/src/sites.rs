@@ -236,9 +236,21 @@ impl Cx {
         let shared = if self.shared {
             let ret_ty = &self.ret_ty;
             let classifier = classifier_ident();
-            let classify = self.classify();
+            let classify = if self.shape == Shape::Probe && !self.is_async {
+                // The probe's levels looked up on the type, once: a plain
+                // function, no closure to check. Not in an async fn, whose
+                // future would hold the function pointer: a closure that
+                // captures nothing takes no room there.
+                self.probes.set(true);
+                quote_spanned! {Span::mixed_site()=>
+                    (&&&&&&#private::outcome::Kind::<#ret_ty>::NEW).__lastwords_classifier()
+                }
+            } else {
+                let classify = self.classify();
+                quote_spanned!(Span::mixed_site()=> #private::classifier::<#ret_ty, _>(#classify))
+            };
             quote_spanned! {Span::mixed_site()=>
-                let #classifier = #private::classifier::<#ret_ty, _>(#classify);
+                let #classifier = #classify;
             }
         } else {
             TokenStream::new()

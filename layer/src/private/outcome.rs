@@ -27,6 +27,7 @@
 
 use std::error::Error;
 use std::fmt::{Debug, Display};
+use std::marker::PhantomData;
 use std::ops::ControlFlow;
 use std::task::Poll;
 
@@ -257,6 +258,109 @@ impl<'a, T: ?Sized> ProbeAny<'a> for Probe<'a, T> {
     }
 }
 
+/// A return type being classified, for the classifier of a function's
+/// return values: the same levels as [`Probe`], looked up once per function
+/// on the type rather than on a value, each giving a plain function. No
+/// closure is made per annotated function. Not a stable API.
+pub struct Kind<R: ?Sized>(PhantomData<fn(&R)>);
+
+impl<R: ?Sized> Kind<R> {
+    /// The only value.
+    pub const NEW: Kind<R> = Kind(PhantomData);
+}
+
+// By value for `KindAny`, as `Probe`; derive would require `R: Copy`.
+impl<R: ?Sized> Clone for Kind<R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R: ?Sized> Copy for Kind<R> {}
+
+macro_rules! kind_trait {
+    ($name:ident) => {
+        /// One level of the return type's classification. Not a stable API.
+        pub trait $name<R: ?Sized> {
+            /// The function that classifies values of `R`.
+            fn __lastwords_classifier(&self) -> fn(&R) -> Outcome<'_>;
+        }
+    };
+}
+
+kind_trait!(KindChain);
+kind_trait!(KindSendSyncChain);
+kind_trait!(KindDynChain);
+kind_trait!(KindDisplay);
+kind_trait!(KindDebug);
+kind_trait!(KindResultOption);
+
+/// The last level: anything else. Not a stable API.
+pub trait KindAny<R: ?Sized> {
+    /// The function that classifies values of `R`.
+    fn __lastwords_classifier(self) -> fn(&R) -> Outcome<'_>;
+}
+
+/// As `level!`, on the type: each impl gives the function the probe's
+/// level would run.
+macro_rules! kind_level {
+    ($trait:ident, [$($refs:tt)*], $e:ident: $($bound:tt)+) => {
+        kind_level!(@one $trait, [$($refs)*], Result<T, $e>, $e: $($bound)+);
+        kind_level!(@one $trait, [$($refs)*], Poll<Result<T, $e>>, $e: $($bound)+);
+        kind_level!(@one $trait, [$($refs)*], Poll<Option<Result<T, $e>>>, $e: $($bound)+);
+    };
+    (@one $trait:ident, [$($refs:tt)*], $ty:ty, $e:ident: $($bound:tt)+) => {
+        impl<T, $e: $($bound)+> $trait<$ty> for $($refs)* Kind<$ty> {
+            #[inline]
+            fn __lastwords_classifier(&self) -> fn(&$ty) -> Outcome<'_> {
+                |v| kind_level!(@view $trait, v)
+            }
+        }
+    };
+    (@view KindChain, $v:expr) => { result($v, |e| ErrorRef::Chain(e)) };
+    (@view KindSendSyncChain, $v:expr) => { result($v, |e| ErrorRef::Chain(e.as_ref())) };
+    (@view KindDynChain, $v:expr) => { result($v, |e| ErrorRef::Chain(e.as_ref())) };
+    (@view KindDisplay, $v:expr) => { result($v, |e| ErrorRef::Display(e)) };
+    (@view KindDebug, $v:expr) => { result($v, |e| ErrorRef::Debug(e)) };
+}
+
+kind_level!(KindChain, [&&&&&], E: Error);
+kind_level!(KindSendSyncChain, [&&&&], E: AsRef<dyn Error + Send + Sync + 'static>);
+kind_level!(KindDynChain, [&&&], E: AsRef<dyn Error + 'static>);
+kind_level!(KindDisplay, [&&], E: Display);
+kind_level!(KindDebug, [&], E: Debug);
+
+impl<X: Fallible> KindResultOption<X> for Kind<X> {
+    #[inline]
+    fn __lastwords_classifier(&self) -> fn(&X) -> Outcome<'_> {
+        |v| result(v, |_| ErrorRef::Opaque)
+    }
+}
+
+impl<B, C> KindResultOption<ControlFlow<B, C>> for Kind<ControlFlow<B, C>> {
+    #[inline]
+    fn __lastwords_classifier(&self) -> fn(&ControlFlow<B, C>) -> Outcome<'_> {
+        |v| match v {
+            ControlFlow::Continue(_) => Outcome::Returned,
+            ControlFlow::Break(_) => Outcome::Break,
+        }
+    }
+}
+
+impl<T> KindResultOption<Option<T>> for Kind<Option<T>> {
+    #[inline]
+    fn __lastwords_classifier(&self) -> fn(&Option<T>) -> Outcome<'_> {
+        option
+    }
+}
+
+impl<R: ?Sized> KindAny<R> for Kind<R> {
+    #[inline]
+    fn __lastwords_classifier(self) -> fn(&R) -> Outcome<'_> {
+        returned
+    }
+}
+
 /// Classifies `&value` (see the module docs). Not a stable API.
 #[doc(hidden)]
 #[macro_export]
@@ -292,7 +396,90 @@ macro_rules! __lastwords_outcome_debug {
 /// function's body. Not a stable API.
 pub mod probes {
     pub use super::{
-        ProbeAny as _, ProbeChain as _, ProbeDebug as _, ProbeDisplay as _, ProbeDynChain as _,
-        ProbeResultOption as _, ProbeSendSyncChain as _,
+        KindAny as _, KindChain as _, KindDebug as _, KindDisplay as _, KindDynChain as _,
+        KindResultOption as _, KindSendSyncChain as _, ProbeAny as _, ProbeChain as _,
+        ProbeDebug as _, ProbeDisplay as _, ProbeDynChain as _, ProbeResultOption as _,
+        ProbeSendSyncChain as _,
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fmt;
+
+    #[derive(Debug)]
+    struct Leaf;
+    impl Display for Leaf {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("leaf")
+        }
+    }
+    impl Error for Leaf {}
+
+    struct DisplayOnly;
+    impl Display for DisplayOnly {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("display only")
+        }
+    }
+
+    #[derive(Debug)]
+    struct DebugOnly;
+
+    struct Nothing;
+
+    /// What an outcome says, as the record would show it.
+    fn said(o: Outcome<'_>) -> String {
+        match o {
+            Outcome::Err(ErrorRef::Chain(e)) => format!("err chain {e}"),
+            Outcome::Err(ErrorRef::Display(e)) => format!("err display {e}"),
+            Outcome::Err(ErrorRef::Debug(e)) => format!("err debug {e:?}"),
+            Outcome::Err(ErrorRef::Opaque) => "err opaque".to_owned(),
+            Outcome::Break => "break".to_owned(),
+            other => other.as_str().to_owned(),
+        }
+    }
+
+    /// The classifier looked up on the type says what the probe on the
+    /// value says, level by level.
+    macro_rules! same {
+        ($ty:ty, $value:expr, $expected:expr) => {{
+            use probes::*;
+            let value: $ty = $value;
+            let by_value = said((&&&&&&Probe(&value)).__lastwords_outcome());
+            let classify = (&&&&&&Kind::<$ty>::NEW).__lastwords_classifier();
+            let by_type = said(classify(&value));
+            assert_eq!(by_value, $expected, "{}", stringify!($ty));
+            assert_eq!(by_type, $expected, "{}", stringify!($ty));
+        }};
+    }
+
+    #[test]
+    fn the_type_level_classifier_agrees_with_the_probe() {
+        same!(Result<u8, Leaf>, Err(Leaf), "err chain leaf");
+        same!(Result<u8, Leaf>, Ok(1), "ok");
+        same!(
+            Result<u8, Box<dyn Error + Send + Sync>>,
+            Err("boxed".into()),
+            "err chain boxed"
+        );
+        same!(Result<u8, Box<dyn Error>>, Err("local".into()), "err chain local");
+        same!(Result<u8, DisplayOnly>, Err(DisplayOnly), "err display display only");
+        same!(Result<u8, DebugOnly>, Err(DebugOnly), "err debug DebugOnly");
+        same!(Result<u8, Nothing>, Err(Nothing), "err opaque");
+        same!(
+            Poll<Result<u8, Leaf>>,
+            Poll::Ready(Err(Leaf)),
+            "err chain leaf"
+        );
+        same!(Poll<Result<u8, Leaf>>, Poll::Pending, "returned");
+        same!(Poll<Option<Result<u8, Leaf>>>, Poll::Ready(None), "none");
+        same!(Option<u8>, None, "none");
+        same!(Option<u8>, Some(1), "returned");
+        same!(ControlFlow<u8, u8>, ControlFlow::Break(1), "break");
+        same!(ControlFlow<u8, u8>, ControlFlow::Continue(1), "returned");
+        same!(u64, 7, "returned");
+        same!(Vec<Nothing>, Vec::new(), "returned");
+    }
 }
