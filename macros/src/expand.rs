@@ -42,6 +42,7 @@ use syn::visit_mut::VisitMut;
 use syn::{AttrStyle, Block, Expr, ItemFn, LitStr, ReturnType, Stmt, Type};
 
 use crate::attr::{self, ExitArgs, Level};
+use crate::description::Description;
 use crate::item;
 use crate::sites::{guard_ident, Cx, ExitSites, ImplToInfer, Shape, Which};
 
@@ -181,24 +182,24 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
         .name
         .clone()
         .unwrap_or_else(|| LitStr::new(&ident.to_string(), ident.span()));
-    // The fields are split at NUL: none may hold one but the label, last.
-    let name = LitStr::new(&name.value().replace('\0', "\u{fffd}"), name.span());
-    let label = args.label.iter();
-    let (line, col) = line_col(ident.span());
     let site = syn::Ident::new("__LASTWORDS_EXIT", Span::mixed_site());
     let guard = guard_ident();
-    let marks = cx.marks();
     // Before the prelude, which imports the probe's traits if it is used.
     let classify = cx.classify();
     let prelude = cx.prelude();
-    // The layer's `SiteInfo::parse` reads it.
-    let flags = flags.to_string();
-    let description = quote_spanned! {Span::mixed_site()=>
-        ::core::concat!(
-            #name, "\0", ::core::file!(), "\0", ::core::module_path!(), "\0",
-            #line, "\0", #col, "\0", #flags, "\0", #marks "\0" #(, #label)*
-        )
-    };
+    // What the layer's `SiteInfo::parse` reads; split at NUL, so no field
+    // but the label, last, may hold one.
+    let mut description = Description::new();
+    description.text(&name.value().replace('\0', "\u{fffd}"));
+    description.text("\0");
+    description.position(&Cx::position(ident.span()), "\0");
+    description.text(&format!("\0{flags}\0"));
+    cx.describe_marks(&mut description);
+    description.text("\0");
+    if let Some(label) = &args.label {
+        description.text(&label.value());
+    }
+    let description = description.into_tokens();
     let here = syn::Ident::new("here", Span::mixed_site());
     let here = quote_spanned!(Span::mixed_site()=> #private::here({ fn #here() {} #here }));
     // `main` may install the subscriber itself, after the guard starts.

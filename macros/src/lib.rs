@@ -5,6 +5,7 @@
 mod attr;
 mod clippy;
 mod crumb;
+mod description;
 mod expand;
 mod item;
 mod sites;

@@ -376,49 +376,23 @@ impl Cx {
         quote_spanned!(Span::mixed_site()=> #[allow(unreachable_code)] #guard.mark(#index);)
     }
 
-    /// The markers, for the function's description: the arguments of its
-    /// `concat!` that write `T12:5,M14:9,`, kind `T` (tail), `R`
-    /// (`return`), `M` (macro) or `E` (a macro that returns only an `Err`).
-    /// Each is followed by a comma, so the tokens end with one.
-    pub fn marks(&self) -> TokenStream {
-        let marks = self.marks.borrow();
-        let marks = marks.iter().enumerate().map(|(i, (site, pos))| {
-            let kind = match site {
+    /// Writes the markers into the function's description: `T12:5,M14:9`,
+    /// kind `T` (tail), `R` (`return`), `M` (macro) or `E` (a macro that
+    /// returns only an `Err`).
+    pub fn describe_marks(&self, out: &mut crate::description::Description) {
+        for (i, (site, pos)) in self.marks.borrow().iter().enumerate() {
+            if i > 0 {
+                out.text(",");
+            }
+            out.text(match site {
                 Which::Tail => "T",
                 Which::Return => "R",
                 Which::Macro => "M",
                 Which::MacroErr => "E",
-            };
-            let kind = if i == 0 {
-                kind.to_owned()
-            } else {
-                format!(",{kind}")
-            };
-            // `pos` is `line, col`: literals, or `line!(), column!()`.
-            let mut parts = split_at_commas(pos.clone()).into_iter();
-            let (line, col) = (
-                parts.next().unwrap_or_default(),
-                parts.next().unwrap_or_default(),
-            );
-            quote_spanned!(Span::mixed_site()=> #kind, #line, ":", #col,)
-        });
-        quote_spanned!(Span::mixed_site()=> #(#marks)*)
-    }
-}
-
-/// `tokens` split at its top-level commas.
-fn split_at_commas(tokens: TokenStream) -> Vec<TokenStream> {
-    let mut parts = vec![TokenStream::new()];
-    for tt in tokens {
-        match &tt {
-            TokenTree::Punct(p) if p.as_char() == ',' => parts.push(TokenStream::new()),
-            _ => parts
-                .last_mut()
-                .into_iter()
-                .for_each(|p| p.extend([tt.clone()])),
+            });
+            out.position(pos, ":");
         }
     }
-    parts
 }
 
 /// The span of a statement's last token. Read from the syntax tree where

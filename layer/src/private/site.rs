@@ -62,7 +62,7 @@ impl SiteInfo {
     /// for the compiler to check and evaluate per annotated function.
     ///
     /// ```text
-    /// NAME \0 FILE \0 MODULE \0 LINE \0 COL \0 FLAGS \0 MARKS \0 LABEL
+    /// FILE \0 MODULE \0 NAME \0 LINE \0 COL \0 FLAGS \0 MARKS \0 LABEL
     /// ```
     ///
     /// `FLAGS` is laid out as [`flags`] says; `MARKS` is a comma-separated
@@ -75,7 +75,7 @@ impl SiteInfo {
         use flags::{ASYNC, CUSTOM_NAME, FILTERS, LABEL, LEVELS, LEVEL_SHIFT, UNEXPECTED};
         let mut fields = raw.splitn(8, '\0');
         let mut next = || fields.next().unwrap_or("");
-        let (name, file, module) = (next(), next(), next());
+        let (file, module, name) = (next(), next(), next());
         let (line, col) = (next().parse().unwrap_or(0), next().parse().unwrap_or(0));
         let flags: u32 = next().parse().unwrap_or(0);
         let marks = next();
@@ -261,12 +261,21 @@ mod tests {
 
     #[test]
     fn a_description_reads_back_as_written() {
-        // name, file, module, line, col, flags (label, async, levels
+        // file, module, name, line, col, flags (label, async, levels
         // info/error/warn, gate error), markers, label with a NUL in it.
-        let flags = (1 << 3) | (1 << 2) | (2 << 4) | (4 << 8) | (3 << 12) | (4 << 16);
-        let raw: &'static str =
-            format!("run\0src/conn.rs\0app::conn\012\05\0{flags}\0M14:9,E15:13,T20:5\0db\0ops")
-                .leak();
+        let flags: u32 = (1 << 3) | (1 << 2) | (2 << 4) | (4 << 8) | (3 << 12) | (4 << 16);
+        let flags = flags.to_string();
+        let fields = [
+            "src/conn.rs",
+            "app::conn",
+            "run",
+            "12",
+            "5",
+            &flags,
+            "M14:9,E15:13,T20:5",
+            "db\0ops",
+        ];
+        let raw: &'static str = fields.join("\0").leak();
         let info = SiteInfo::parse(raw, here);
         assert_eq!(
             (info.name, info.file, info.module, info.line, info.col),
@@ -305,13 +314,13 @@ mod tests {
             info.marks.iter().map(|m| (m.site, m.line, m.col)).collect();
         assert_eq!(marks, [(Site::Macro, 0, 0)]);
         // Level codes above 4 read as ERROR; empty markers are skipped.
-        let raw: &'static str = ["f", "", "", "", "", "999999999", ",,M:", ""]
+        let raw: &'static str = ["", "", "f", "", "", "999999999", ",,M:", ""]
             .join("\0")
             .leak();
         let info = SiteInfo::parse(raw, here);
         assert_eq!(info.gate_level, LevelFilter::ERROR);
         assert_eq!(info.marks.len(), 1);
-        let raw: &'static str = ["f", "a.rs", "m", "1", "2", "0", "", ""].join("\0").leak();
+        let raw: &'static str = ["a.rs", "m", "f", "1", "2", "0", "", ""].join("\0").leak();
         let info = SiteInfo::parse(raw, here);
         assert_eq!(info.label, None);
         assert!(info.marks.is_empty());
