@@ -55,7 +55,7 @@ pub fn exit_path(args: TokenStream, item: TokenStream) -> TokenStream {
         (Ok(args), Ok(func)) => match duplicate(&func) {
             Some(err) => error_and_item(&err, item),
             None if crate::clippy::running() => item,
-            None => expand(&args, func),
+            None => expand(&args, func, item),
         },
         (Err(mut a), Err(f)) => {
             a.combine(f);
@@ -102,7 +102,7 @@ pub fn split_attrs(func: &mut ItemFn) -> Vec<syn::Attribute> {
     inner
 }
 
-fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
+fn expand(args: &ExitArgs, mut func: ItemFn, item: TokenStream) -> TokenStream {
     let is_async = func.sig.asyncness.is_some();
     let never =
         matches!(&func.sig.output, ReturnType::Type(_, ty) if matches!(**ty, Type::Never(_)));
@@ -256,12 +256,14 @@ fn expand(args: &ExitArgs, mut func: ItemFn) -> TokenStream {
             #(#stmts)*
         }
     };
-    let attrs = &func.attrs;
-    let vis = &func.vis;
-    let sig = &func.sig;
     let mut braces = proc_macro2::Group::new(proc_macro2::Delimiter::Brace, body);
     braces.set_span(func.block.brace_token.span.join());
-    quote!(#(#attrs)* #vis #sig #braces)
+    // The attributes, visibility and signature as they came, rather than
+    // printed again from the syntax tree: all but the last token tree,
+    // the body.
+    let mut head: Vec<TokenTree> = item.into_iter().collect();
+    head.pop();
+    quote!(#(#head)* #braces)
 }
 
 /// `let _ = (&pN, .., &p1, &self);`: a closure or an async block that

@@ -308,9 +308,17 @@ impl Cx {
             quote_spanned!(Span::mixed_site()=>
                 &#guard, #private::Site::#site, #pos, #classify, #expr),
         );
-        let mut tokens = expr.clone().into_iter();
-        let first = tokens.next().map(|t| t.span());
-        let last = tokens.last().map(|t| t.span()).or(first);
+        // Only a `return`'s value is walked for its ends.
+        let ends = || {
+            let mut tokens = expr.clone().into_iter();
+            let first = tokens.next().map(|t| t.span());
+            let last = tokens.last().map(|t| t.span()).or(first);
+            (first, last)
+        };
+        let (first, last) = match which {
+            Which::Return => ends(),
+            _ => (None, None),
+        };
         match (which, first, last) {
             (Which::Return, Some(first), Some(last)) => {
                 let path = respan(path, first);
