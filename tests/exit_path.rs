@@ -693,3 +693,76 @@ fn spelled_return_types_and_aliases_classify_alike() {
     let (r, _) = capture(|| option_of_ref(&[4]));
     assert_eq!(r, Some(&4));
 }
+
+/// Errors of every kind the probe tells apart, each with only what it can
+/// show.
+mod kinds {
+    use std::fmt;
+
+    #[derive(Debug)]
+    pub struct DisplayOnly;
+    impl fmt::Display for DisplayOnly {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("shown by Display")
+        }
+    }
+
+    #[derive(Debug)]
+    pub struct DebugOnly;
+
+    pub struct Nothing;
+
+    /// Takes each error below, so that each `?` compiles.
+    pub struct Any;
+    macro_rules! from {
+        ($($t:ty),*) => {$(
+            impl From<$t> for Any {
+                fn from(_: $t) -> Any {
+                    Any
+                }
+            }
+        )*};
+    }
+    from!(
+        DisplayOnly,
+        DebugOnly,
+        Nothing,
+        Box<dyn std::error::Error + Send + Sync>,
+        std::io::Error
+    );
+}
+
+#[exit_path]
+fn question_kind(which: u8) -> Result<(), kinds::Any> {
+    match which {
+        0 => Err(kinds::DisplayOnly)?, // @kind_display
+        1 => Err(kinds::DebugOnly)?,   // @kind_debug
+        2 => Err(kinds::Nothing)?,     // @kind_nothing
+        3 => Err(Box::<dyn std::error::Error + Send + Sync>::from("boxed"))?, // @kind_boxed
+        _ => Err(io::Error::other("io"))?, // @kind_io
+    }
+    Ok(())
+}
+
+/// A `?` records its operand's error as the probe's levels allow: the
+/// `source()` chain of an `Error` (boxed or not), else `Display`, else
+/// `Debug`, else no text.
+#[test]
+fn a_question_mark_shows_what_its_error_can_show() {
+    for (which, marker, error) in [
+        (0, "@kind_display", Some("shown by Display")),
+        (1, "@kind_debug", Some("DebugOnly")),
+        (2, "@kind_nothing", None),
+        (3, "@kind_boxed", Some("boxed")),
+        (4, "@kind_io", Some("io")),
+    ] {
+        let (r, recs) = capture(|| question_kind(which));
+        assert!(r.is_err());
+        let rec = one(&recs);
+        check(&rec, "?", line_of(marker), "err");
+        match error {
+            Some(text) => assert_eq!(rec.field("error"), text, "{rec:#?}"),
+            None => assert!(rec.get("error").is_none(), "{rec:#?}"),
+        }
+    }
+}

@@ -11,11 +11,11 @@
 //! // Output (glue tokens are `Span::mixed_site()`):
 //! fn load(path: &Path) -> io::Result<String> {
 //!     static __LASTWORDS_EXIT: ExitSite = ExitSite::NEW;
-//!     let __lastwords_guard = ExitGuard::enter(&__LASTWORDS_EXIT, 4, concat!("load\0", file!(), ..), here({ fn here() {} here }));
+//!     let __lastwords_guard = ExitGuard::enter(&__LASTWORDS_EXIT, 4, concat!(file!(), "\0", module_path!(), "\0load\06\04\0.."), here({ fn here() {} here }));
 //!     use outcome::probes::*;
-//!     let __lastwords_classify = classifier::<io::Result<String>, _>(|v| (&&&&&&Probe(v)).__lastwords_outcome());
-//!     let text = question(&__lastwords_guard, line!(), column!(), fs::read_to_string(path), |v| ..)?;
-//!     exit(&__lastwords_guard, Site::Tail, line!(), column!(), Ok(text), __lastwords_classify)
+//!     let __lastwords_classify = (&&&&&&Kind::<io::Result<String>>::NEW).__lastwords_classifier();
+//!     let text = pass((&&&&&&&Question::new(&__lastwords_guard, 7, 32, fs::read_to_string(path))).__lastwords_pass())?;
+//!     exit(&__lastwords_guard, Site::Tail, 8, 5, __lastwords_classify, Ok(text))
 //! }
 //! ```
 //!

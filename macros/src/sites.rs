@@ -331,13 +331,15 @@ impl Cx {
     }
 
     /// Input:  EXPR
-    /// Output: question(&__lastwords_guard, line, col, EXPR, |v| outcome!(v))
+    /// Output: (&&&&&&&Question::new(&__lastwords_guard, line, col, EXPR)).__lastwords_pass()
     /// (the user's `?` follows, untouched).
     ///
-    /// The call's path and parentheses take the spans of EXPR's first and
-    /// last tokens (only the guard and the closure are hygienic), so that
-    /// to rustc the operand is the user's code: std's diagnostics for a
-    /// misused `?`, which span from the operand's end to the `?`, read as
+    /// The wrapper carries the operand to the probe's levels (see the
+    /// layer's `question` module): no closure per `?`. The receiver takes
+    /// the span of EXPR's first token and the call's parentheses that of
+    /// its last (only the guard and the wrapper's path are hygienic), so
+    /// that to rustc the operand is the user's code: std's diagnostics for
+    /// a misused `?`, which span from the operand's end to the `?`, read as
     /// they read without the attribute.
     pub fn question_call(&self, span: Span, operand: &Expr, target: Option<&Type>) -> TokenStream {
         let expr = operand.to_token_stream();
@@ -347,25 +349,40 @@ impl Cx {
         let krate = respan(self.krate.clone(), first);
         let guard = guard_ident();
         let pos = Cx::position(span);
-        let classify = match target {
+        // How many levels of the probe to try, as references: 7 tries
+        // them all (see the layer's `question` module).
+        let (refs, hint) = match target {
             // `let x: T = s.parse()?`: the operand is `Result<T, _>`, which
             // tells rustc its error type before the probe looks at it.
-            Some(target) => {
-                let v = syn::Ident::new("__lastwords_v", Span::mixed_site());
-                let probe = self.probe(6, &v);
-                quote_spanned!(Span::mixed_site()=>
-                    |#v: &::core::result::Result<#target, _>| #probe)
-            }
+            Some(target) => (
+                7,
+                quote_spanned!(Span::mixed_site()=> ::<::core::result::Result<#target, _>>),
+            ),
             // In a fn that returns an `Option`, the operand is one.
-            None if self.shape == Shape::Option => self.classify_with(1),
-            None if inferred_later(operand) => self.classify_with(2),
-            None if error_built_here(operand) => self.classify_with(3),
-            None => self.classify(),
+            None if self.shape == Shape::Option => (2, TokenStream::new()),
+            // `?` does not compile in such a fn: std's error says so.
+            None if self.shape == Shape::Returned => (1, TokenStream::new()),
+            None if inferred_later(operand) => (3, TokenStream::new()),
+            None if error_built_here(operand) => (4, TokenStream::new()),
+            None => (7, TokenStream::new()),
         };
-        let args = quote_spanned!(first=> &#guard, #pos, #expr, #classify);
+        self.probes.set(true);
+        let args = quote_spanned!(first=> &#guard, #pos, #expr);
         let mut args = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, args);
         args.set_span(last);
-        quote_spanned!(first=> #krate::__private::question #args)
+        let refs = (0..refs).map(|_| quote_spanned!(first=> &));
+        let private = quote_spanned!(first=> #krate::__private::question);
+        let receiver = quote_spanned!(first=> #(#refs)* #private::Question #hint ::new #args);
+        let mut receiver = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, receiver);
+        receiver.set_span(first);
+        let method = syn::Ident::new("__lastwords_pass", Span::mixed_site());
+        // Rustc points a method call's diagnostics at the method, not the
+        // whole chain: the call is wrapped in a plain function's, whose
+        // span is the operand's.
+        let call = quote_spanned!(first=> #receiver.#method());
+        let mut call = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, call);
+        call.set_span(last);
+        quote_spanned!(first=> #private::pass #call)
     }
 
     /// `__lastwords_guard.mark(N);` for a new marker at `span`; its
@@ -573,7 +590,7 @@ impl VisitMut for ExitSites<'_> {
     }
 
     // Input:  let x: T = s.parse()?;
-    // Output: let x: T = question(.., s.parse(), |v: &Result<T, _>| outcome!(v))?;
+    // Output: let x: T = pass((&&&&&&&Question::<Result<T, _>>::new(.., s.parse())).__lastwords_pass())?;
     fn visit_local_mut(&mut self, local: &mut syn::Local) {
         if let (syn::Pat::Type(typed), Some(init)) = (&local.pat, local.init.as_mut()) {
             if let (None, Expr::Try(t)) = (&init.diverge, &mut *init.expr) {
@@ -615,7 +632,7 @@ impl VisitMut for ExitSites<'_> {
                 *expr = Expr::Verbatim(quote!(#(#attrs)* #return_token #captured));
             }
             // Input:  EXPR?
-            // Output: question(__lastwords_guard, line, col, EXPR, |v| outcome!(v))?
+            // Output: pass((&&&&&&&Question::new(&__lastwords_guard, line, col, EXPR)).__lastwords_pass())?
             Expr::Try(t) => {
                 let span = t.question_token.span;
                 let attrs = &t.attrs;

@@ -8,7 +8,7 @@
 //! so a disabled annotated function costs one atomic load and a compare.
 //!
 //! Exits the expansion can see (`return`, `?`, the tail) pass their value
-//! through [`exit`] or [`question`]; a body run as a closure or an inner
+//! through [`exit`] or [`super::question`]; a body run as a closure or an inner
 //! async block hands its value to [`finish`]; the guard's `Drop` covers the
 //! rest: a panic unwinding through (`unwind`), an async fn's future dropped
 //! before it completed (`cancelled`), and an exit hidden inside a macro
@@ -693,24 +693,24 @@ pub fn exit_ret<R: Debug>(
     value
 }
 
-/// The operand of a `?`: records the exit when the `?` is about to
-/// short-circuit, and passes the operand on to the user's own `?`, so that
-/// its conversions and its diagnostics stay std's. Not a stable API.
-#[inline]
-pub fn question<T>(
-    guard: &ExitGuard,
-    line: u32,
-    col: u32,
-    value: T,
-    outcome: impl FnOnce(&T) -> Outcome<'_>,
-) -> T {
-    if guard.recording() {
-        let outcome = outcome(&value);
-        if outcome.breaks() && !guard.counted_only(Site::Question, line) {
-            guard.exit_slow(Site::Question, line, col, outcome, None);
+impl ExitGuard {
+    /// The `?` at `line:col` with this operand: records the exit when the
+    /// `?` is about to short-circuit.
+    #[inline]
+    pub(super) fn question<T>(
+        &self,
+        line: u32,
+        col: u32,
+        value: &T,
+        outcome: impl FnOnce(&T) -> Outcome<'_>,
+    ) {
+        if self.recording() {
+            let outcome = outcome(value);
+            if outcome.breaks() && !self.counted_only(Site::Question, line) {
+                self.exit_slow(Site::Question, line, col, outcome, None);
+            }
         }
     }
-    value
 }
 
 /// The value of a body run as a closure or an inner async block: if no

@@ -17,16 +17,12 @@ mod callsites;
 mod crumb;
 pub mod exit;
 pub mod outcome;
+pub mod question;
 pub mod site;
 
 #[doc(hidden)]
-pub use crate::__lastwords_outcome as outcome;
-#[doc(hidden)]
-pub use crate::__lastwords_outcome_debug as outcome_debug;
-#[doc(hidden)]
 pub use exit::{
-    call_once, classifier, exit, exit_ret, finish, finish_ret, question, ExitGuard, ExitSite, Site,
-    SiteInfo,
+    call_once, classifier, exit, exit_ret, finish, finish_ret, ExitGuard, ExitSite, Site, SiteInfo,
 };
 #[doc(hidden)]
 pub use site::here;

@@ -1,7 +1,8 @@
 //! How `#[exit_path]` classifies a returned value by its type, not by the
 //! spelling of the return type (so `io::Result<T>` and `anyhow::Result<T>`
 //! aliases work): autoref specialization on [`Probe`], expanded at the
-//! annotated function through [`outcome!`](crate::__lastwords_outcome).
+//! annotated function as `(&&&&&&Probe(&v)).__lastwords_outcome()`, with
+//! the traits of [`probes`] imported.
 //!
 //! Each `Probe*` trait is implemented for `Probe` behind a different number
 //! of references; method lookup tries the receiver with the most references
@@ -183,7 +184,7 @@ probe_trait!(ProbeDisplay);
 probe_trait!(ProbeDebug);
 probe_trait!(ProbeResultOption);
 
-fn result<'a, X: Fallible>(
+pub(super) fn result<'a, X: Fallible>(
     value: &'a X,
     err: impl FnOnce(&'a X::Error) -> ErrorRef<'a>,
 ) -> Outcome<'a> {
@@ -361,40 +362,13 @@ impl<R: ?Sized> KindAny<R> for Kind<R> {
     }
 }
 
-/// Classifies `&value` (see the module docs). Not a stable API.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __lastwords_outcome {
-    ($value:expr) => {{
-        #[allow(unused_imports)]
-        use $crate::private::outcome::{
-            ProbeAny as _, ProbeChain as _, ProbeDebug as _, ProbeDisplay as _, ProbeDynChain as _,
-            ProbeResultOption as _, ProbeSendSyncChain as _,
-        };
-        (&&&&&&$crate::private::outcome::Probe($value)).__lastwords_outcome()
-    }};
-}
-
-/// Like [`outcome!`](crate::__lastwords_outcome), with the error shown by
-/// `Debug` at most: for the operand of a `?` whose error type may be known
-/// only after the `?` (`let x: T = s.parse()?`). Method lookup picks the
-/// most specific level whose bounds *may* hold, so with the error type
-/// still unknown it would pick `Error` and then fail to compile for an
-/// error that is not one; `Debug` is the bound nearly every error meets.
-/// Not a stable API.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __lastwords_outcome_debug {
-    ($value:expr) => {{
-        #[allow(unused_imports)]
-        use $crate::private::outcome::{ProbeAny as _, ProbeDebug as _, ProbeResultOption as _};
-        (&&$crate::private::outcome::Probe($value)).__lastwords_outcome()
-    }};
-}
-
 /// The probe's traits, for one glob import at the top of an annotated
 /// function's body. Not a stable API.
 pub mod probes {
+    pub use super::super::question::{
+        PassAny as _, PassChain as _, PassDebug as _, PassDisplay as _, PassDynChain as _,
+        PassResultOption as _, PassSendSyncChain as _,
+    };
     pub use super::{
         KindAny as _, KindChain as _, KindDebug as _, KindDisplay as _, KindDynChain as _,
         KindResultOption as _, KindSendSyncChain as _, ProbeAny as _, ProbeChain as _,

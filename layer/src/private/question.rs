@@ -1,0 +1,150 @@
+//! The operand of a `?` in an annotated function, on its way to the user's
+//! own `?`.
+//!
+//! ```text
+//! // Input:  fetch(id)?
+//! // Output: pass((&&&&&&&Question::new(&guard, line, col, fetch(id))).__lastwords_pass())?
+//! ```
+//!
+//! The same levels as the outcome probe (see `outcome`), looked up on the
+//! wrapper that carries the operand: each level's method classifies the
+//! value, records the exit when the `?` is about to short-circuit, and
+//! hands the value on. No closure is made per `?`, which is what each `?`
+//! site cost the type checker most. The value keeps the place the user
+//! wrote it in (an argument, as before), so its temporaries live as long as
+//! without the attribute. Not a stable API.
+
+use std::cell::Cell;
+use std::error::Error;
+use std::fmt::{Debug, Display};
+use std::ops::ControlFlow;
+use std::task::Poll;
+
+use super::exit::ExitGuard;
+use super::outcome::{option, result, ErrorRef, Fallible, Outcome};
+
+/// The operand of one `?`, with where the `?` is. Not a stable API.
+pub struct Question<'g, T> {
+    guard: &'g ExitGuard,
+    line: u32,
+    col: u32,
+    /// Taken once, by the one method call the expansion makes.
+    value: Cell<Option<T>>,
+}
+
+impl<'g, T> Question<'g, T> {
+    /// Wraps the operand of the `?` at `line:col`.
+    #[inline]
+    pub fn new(guard: &'g ExitGuard, line: u32, col: u32, value: T) -> Self {
+        Question {
+            guard,
+            line,
+            col,
+            value: Cell::new(Some(value)),
+        }
+    }
+
+    /// Hands the operand on, recording the exit if `classify` says the
+    /// `?` short-circuits.
+    #[inline]
+    fn pass(&self, classify: impl FnOnce(&T) -> Outcome<'_>) -> T {
+        let Some(value) = self.value.take() else {
+            // The expansion calls one method once per wrapper.
+            unreachable!("a `?` operand handed on twice")
+        };
+        self.guard.question(self.line, self.col, &value, classify);
+        value
+    }
+}
+
+/// The operand, handed on: the call the expansion wraps the probe's method
+/// call in, so that rustc's diagnostics about the user's `?` span the
+/// operand as they do without the attribute. Not a stable API.
+#[inline(always)]
+pub fn pass<T>(value: T) -> T {
+    value
+}
+
+macro_rules! pass_trait {
+    ($name:ident) => {
+        /// One level of a `?` operand's classification. Not a stable API.
+        pub trait $name<T> {
+            /// Records the `?`'s exit if it short-circuits; the operand.
+            fn __lastwords_pass(&self) -> T;
+        }
+    };
+}
+
+pass_trait!(PassChain);
+pass_trait!(PassSendSyncChain);
+pass_trait!(PassDynChain);
+pass_trait!(PassDisplay);
+pass_trait!(PassDebug);
+pass_trait!(PassResultOption);
+
+pass_trait!(PassAny);
+
+macro_rules! pass_level {
+    ($trait:ident, [$($refs:tt)*], $e:ident: $($bound:tt)+) => {
+        pass_level!(@one $trait, [$($refs)*], Result<T, $e>, $e: $($bound)+);
+        pass_level!(@one $trait, [$($refs)*], Poll<Result<T, $e>>, $e: $($bound)+);
+        pass_level!(@one $trait, [$($refs)*], Poll<Option<Result<T, $e>>>, $e: $($bound)+);
+    };
+    (@one $trait:ident, [$($refs:tt)*], $ty:ty, $e:ident: $($bound:tt)+) => {
+        impl<T, $e: $($bound)+> $trait<$ty> for $($refs)* Question<'_, $ty> {
+            #[inline]
+            fn __lastwords_pass(&self) -> $ty {
+                self.pass(|v| pass_level!(@view $trait, v))
+            }
+        }
+    };
+    (@view PassChain, $v:expr) => { result($v, |e| ErrorRef::Chain(e)) };
+    (@view PassSendSyncChain, $v:expr) => { result($v, |e| ErrorRef::Chain(e.as_ref())) };
+    (@view PassDynChain, $v:expr) => { result($v, |e| ErrorRef::Chain(e.as_ref())) };
+    (@view PassDisplay, $v:expr) => { result($v, |e| ErrorRef::Display(e)) };
+    (@view PassDebug, $v:expr) => { result($v, |e| ErrorRef::Debug(e)) };
+}
+
+// One reference more at each level than the probe's, so that the last
+// level (`PassAny`) takes `&self` too: the wrapper is not `Copy`.
+pass_level!(PassChain, [&&&&&&], E: Error);
+pass_level!(PassSendSyncChain, [&&&&&], E: AsRef<dyn Error + Send + Sync + 'static>);
+pass_level!(PassDynChain, [&&&&], E: AsRef<dyn Error + 'static>);
+pass_level!(PassDisplay, [&&&], E: Display);
+pass_level!(PassDebug, [&&], E: Debug);
+
+impl<X: Fallible> PassResultOption<X> for &Question<'_, X> {
+    #[inline]
+    fn __lastwords_pass(&self) -> X {
+        self.pass(|v| result(v, |_| ErrorRef::Opaque))
+    }
+}
+
+impl<B, C> PassResultOption<ControlFlow<B, C>> for &Question<'_, ControlFlow<B, C>> {
+    #[inline]
+    fn __lastwords_pass(&self) -> ControlFlow<B, C> {
+        self.pass(|v| match v {
+            ControlFlow::Continue(_) => Outcome::Returned,
+            ControlFlow::Break(_) => Outcome::Break,
+        })
+    }
+}
+
+impl<T> PassResultOption<Option<T>> for &Question<'_, Option<T>> {
+    #[inline]
+    fn __lastwords_pass(&self) -> Option<T> {
+        self.pass(option)
+    }
+}
+
+/// Anything else: a `?` on it does not compile, and the user's own `?`
+/// says so, as without the attribute.
+impl<T> PassAny<T> for Question<'_, T> {
+    #[inline]
+    fn __lastwords_pass(&self) -> T {
+        let Some(value) = self.value.take() else {
+            unreachable!("a `?` operand handed on twice")
+        };
+        value
+    }
+}
