@@ -49,6 +49,27 @@ both! {
         }
         Ok(v.len())
     }
+
+    /// A `?` in a `while let` scrutinee: its temporaries live through the
+    /// body's `.await`s.
+    pub async fn lines(mut rx: tokio::sync::mpsc::Receiver<Result<String, String>>) -> Result<usize, String> {
+        let mut n = 0;
+        while let Some(line) = rx.recv().await.transpose()? {
+            tick().await;
+            n += line.len();
+        }
+        Ok(n)
+    }
+}
+
+/// The futures stay `Send` (tokio::spawn requires it), as without the
+/// attribute.
+#[test]
+fn futures_stay_send() {
+    fn send<F: std::future::Future + Send>(_: &F) {}
+    let (_tx, rx) = tokio::sync::mpsc::channel(1);
+    send(&annotated::lines(rx));
+    send(&annotated::big([0; 256], true));
 }
 
 #[test]
@@ -68,6 +89,11 @@ fn futures_grow_by_at_most_16_bytes() {
             "hidden",
             size_of_val(&annotated::hidden(vec![])),
             size_of_val(&plain::hidden(vec![])),
+        ),
+        (
+            "lines",
+            size_of_val(&annotated::lines(tokio::sync::mpsc::channel(1).1)),
+            size_of_val(&plain::lines(tokio::sync::mpsc::channel(1).1)),
         ),
     ];
     for (name, with, without) in sizes {

@@ -148,6 +148,7 @@ fn expand(args: &ExitArgs, mut func: ItemFn, item: TokenStream) -> TokenStream {
     if !never && !runtime_body && !adopted {
         let mut sites = ExitSites {
             cx: &cx,
+            in_async: is_async,
             hiding_macro: false,
             awaiting_macro: false,
         };
@@ -353,6 +354,7 @@ fn adopt_runtime_body(cx: &Cx, block: &mut Block) -> bool {
     }
     let mut sites = ExitSites {
         cx,
+        in_async: true,
         hiding_macro: false,
         awaiting_macro: false,
     };
@@ -408,6 +410,7 @@ fn adopt_instrumented_body(cx: &Cx, block: &mut Block) -> bool {
     };
     let mut sites = ExitSites {
         cx,
+        in_async: is_async,
         hiding_macro: false,
         awaiting_macro: false,
     };

@@ -341,7 +341,13 @@ impl Cx {
     /// that to rustc the operand is the user's code: std's diagnostics for
     /// a misused `?`, which span from the operand's end to the `?`, read as
     /// they read without the attribute.
-    pub fn question_call(&self, span: Span, operand: &Expr, target: Option<&Type>) -> TokenStream {
+    pub fn question_call(
+        &self,
+        span: Span,
+        operand: &Expr,
+        target: Option<&Type>,
+        in_async: bool,
+    ) -> TokenStream {
         let expr = operand.to_token_stream();
         let mut tokens = expr.clone().into_iter();
         let first = tokens.next().map_or(span, |t| t.span());
@@ -349,6 +355,9 @@ impl Cx {
         let krate = respan(self.krate.clone(), first);
         let guard = guard_ident();
         let pos = Cx::position(span);
+        if in_async {
+            return self.question_closure(first, last, &krate, &expr, operand, target, pos);
+        }
         // How many levels of the probe to try, as references: 7 tries
         // them all (see the layer's `question` module).
         let (refs, hint) = match target {
@@ -383,6 +392,48 @@ impl Cx {
         let mut call = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, call);
         call.set_span(last);
         quote_spanned!(first=> #private::pass #call)
+    }
+
+    /// [`question_call`](Cx::question_call) in an async body:
+    ///
+    /// Input:  EXPR
+    /// Output: question(&__lastwords_guard, line, col, EXPR, |v| (&&&&&&Probe(v)).__lastwords_outcome())
+    ///
+    /// The wrapper's temporaries would live to the end of the statement,
+    /// across any `.await` in it (all of a `while let`'s body for its
+    /// scrutinee): the future would hold them, grow, and not be `Send`. The
+    /// closure keeps nothing.
+    #[allow(clippy::too_many_arguments)]
+    fn question_closure(
+        &self,
+        first: Span,
+        last: Span,
+        krate: &TokenStream,
+        expr: &TokenStream,
+        operand: &Expr,
+        target: Option<&Type>,
+        pos: TokenStream,
+    ) -> TokenStream {
+        let guard = guard_ident();
+        let classify = match target {
+            // `let x: T = s.parse()?`: the operand is `Result<T, _>`, which
+            // tells rustc its error type before the probe looks at it.
+            Some(target) => {
+                let v = syn::Ident::new("__lastwords_v", Span::mixed_site());
+                let probe = self.probe(6, &v);
+                quote_spanned!(Span::mixed_site()=>
+                    |#v: &::core::result::Result<#target, _>| #probe)
+            }
+            // In a fn that returns an `Option`, the operand is one.
+            None if self.shape == Shape::Option => self.classify_with(1),
+            None if inferred_later(operand) => self.classify_with(2),
+            None if error_built_here(operand) => self.classify_with(3),
+            None => self.classify(),
+        };
+        let args = quote_spanned!(first=> &#guard, #pos, #expr, #classify);
+        let mut args = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, args);
+        args.set_span(last);
+        quote_spanned!(first=> #krate::__private::question #args)
     }
 
     /// `__lastwords_guard.mark(N);` for a new marker at `span`; its
@@ -527,6 +578,10 @@ pub fn guard_ident() -> syn::Ident {
 /// macro markers.
 pub struct ExitSites<'a> {
     pub cx: &'a Cx,
+    /// The body is an async fn's or an async block's: a `?` there keeps no
+    /// temporary of ours, which could live across an `.await` (see
+    /// [`Cx::question_call`]).
+    pub in_async: bool,
     /// Set when the body invokes a macro that could hide a `return`.
     pub hiding_macro: bool,
     /// Set when such an invocation's statement also awaits: dropping the
@@ -597,7 +652,9 @@ impl VisitMut for ExitSites<'_> {
                 if inferred_later(&t.expr) && !is_into(&t.expr) {
                     self.visit_expr_mut(&mut t.expr);
                     let span = t.question_token.span;
-                    let call = self.cx.question_call(span, &t.expr, Some(&typed.ty));
+                    let call = self
+                        .cx
+                        .question_call(span, &t.expr, Some(&typed.ty), self.in_async);
                     let (attrs, question) = (&t.attrs, t.question_token);
                     *init.expr = Expr::Verbatim(quote!(#(#attrs)* #call #question));
                     return;
@@ -636,7 +693,7 @@ impl VisitMut for ExitSites<'_> {
             Expr::Try(t) => {
                 let span = t.question_token.span;
                 let attrs = &t.attrs;
-                let call = self.cx.question_call(span, &t.expr, None);
+                let call = self.cx.question_call(span, &t.expr, None, self.in_async);
                 let question = t.question_token;
                 *expr = Expr::Verbatim(quote!(#(#attrs)* #call #question));
             }

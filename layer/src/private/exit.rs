@@ -693,6 +693,24 @@ pub fn exit_ret<R: Debug>(
     value
 }
 
+/// The operand of a `?` in an async body: records the exit when the `?`
+/// is about to short-circuit, and passes the operand on to the user's own
+/// `?`, so that its conversions and its diagnostics stay std's. (A sync
+/// body's `?` goes through [`super::question::Question`], which costs the
+/// compiler less but leaves temporaries an `.await` would keep.) Not a
+/// stable API.
+#[inline]
+pub fn question<T>(
+    guard: &ExitGuard,
+    line: u32,
+    col: u32,
+    value: T,
+    outcome: impl FnOnce(&T) -> Outcome<'_>,
+) -> T {
+    guard.question(line, col, &value, outcome);
+    value
+}
+
 impl ExitGuard {
     /// The `?` at `line:col` with this operand: records the exit when the
     /// `?` is about to short-circuit.

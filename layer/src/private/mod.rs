@@ -22,7 +22,8 @@ pub mod site;
 
 #[doc(hidden)]
 pub use exit::{
-    call_once, classifier, exit, exit_ret, finish, finish_ret, ExitGuard, ExitSite, Site, SiteInfo,
+    call_once, classifier, exit, exit_ret, finish, finish_ret, question, ExitGuard, ExitSite, Site,
+    SiteInfo,
 };
 #[doc(hidden)]
 pub use site::here;
