@@ -8,7 +8,7 @@
 //! so a disabled annotated function costs one atomic load and a compare.
 //!
 //! Exits the expansion can see (`return`, `?`, the tail) pass their value
-//! through [`exit`] or [`super::question`]; a body run as a closure or an inner
+//! through [`exit`] or [`question`]; a body run as a closure or an inner
 //! async block hands its value to [`finish`]; the guard's `Drop` covers the
 //! rest: a panic unwinding through (`unwind`), an async fn's future dropped
 //! before it completed (`cancelled`), and an exit hidden inside a macro
