@@ -139,7 +139,6 @@ fn expand(args: &ExitArgs, mut func: ItemFn, item: TokenStream) -> TokenStream {
     let private = cx.private();
     let inner_attrs = split_attrs(&mut func);
     let closure_ok = !is_async && !opaque && closure_keeps_meaning(&func);
-    let mentions = mentions(&func.sig);
     let block: &mut Block = &mut func.block;
     let mut hiding_macro = false;
     let mut awaiting_macro = false;
@@ -185,8 +184,15 @@ fn expand(args: &ExitArgs, mut func: ItemFn, item: TokenStream) -> TokenStream {
         .unwrap_or_else(|| LitStr::new(&ident.to_string(), ident.span()));
     let site = syn::Ident::new("__LASTWORDS_EXIT", Span::mixed_site());
     let guard = guard_ident();
-    // Before the prelude, which imports the probe's traits if it is used.
-    let classify = cx.classify();
+    // Only the forms that run the body as a closure or an inner async
+    // block classify its value; before the prelude, which imports the
+    // probe's traits if it is used.
+    let wraps_body = (is_async && !never && awaiting_macro) || sync_closure;
+    let classify = if wraps_body {
+        cx.classify()
+    } else {
+        TokenStream::new()
+    };
     let prelude = cx.prelude();
     // What the layer's `SiteInfo::parse` reads; split at NUL, so no field
     // but the label, last, may hold one.
@@ -234,6 +240,7 @@ fn expand(args: &ExitArgs, mut func: ItemFn, item: TokenStream) -> TokenStream {
         // waited (`cancelled`). Other async fns keep the plain form: the
         // guard is all their future grows by.
         let pin = fake_return_edge(&cx);
+        let mentions = mentions(&func.sig);
         quote_spanned! {Span::mixed_site()=>
             #(#inner_attrs)*
             #static_site
@@ -243,6 +250,7 @@ fn expand(args: &ExitArgs, mut func: ItemFn, item: TokenStream) -> TokenStream {
     } else if sync_closure {
         // A `return` hidden in a macro (`bail!`) returns from the closure,
         // so its value is seen, as an async fn's is.
+        let mentions = mentions(&func.sig);
         quote_spanned! {Span::mixed_site()=>
             #(#inner_attrs)*
             #static_site
