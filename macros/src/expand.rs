@@ -12,7 +12,7 @@
 //! fn load(path: &Path) -> io::Result<String> {
 //!     static __LASTWORDS_EXIT: ExitSite = ExitSite::NEW;
 //!     let __lastwords_guard = ExitGuard::enter(&__LASTWORDS_EXIT, 4, concat!(file!(), "\0", module_path!(), "\0load\06\04\0.."), here({ fn here() {} here }));
-//!     use outcome::probes::*;
+//!     use probes::*;
 //!     let __lastwords_classify = (&&&&&&Kind::<io::Result<String>>::NEW).__lastwords_classifier();
 //!     let text = pass((&&&&&&&Question::new(&__lastwords_guard, 7, 32, fs::read_to_string(path))).__lastwords_pass())?;
 //!     exit(&__lastwords_guard, Site::Tail, 8, 5, __lastwords_classify, Ok(text))

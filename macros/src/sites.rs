@@ -258,7 +258,7 @@ impl Cx {
         let probes = if self.probes.get() {
             quote_spanned! {Span::mixed_site()=>
                 #[allow(unused_imports)]
-                use #private::outcome::probes::*;
+                use #private::probes::*;
             }
         } else {
             TokenStream::new()

@@ -37,3 +37,20 @@ pub use tracing_core::field::FieldSet;
 pub use tracing_core::metadata::Kind;
 #[doc(hidden)]
 pub use tracing_core::{Level, LevelFilter, Metadata};
+
+/// The traits of the outcome probe's levels (on values, on return types,
+/// on `?` operands), for one glob import at the top of an annotated
+/// function's body. Not a stable API.
+#[doc(hidden)]
+pub mod probes {
+    pub use super::outcome::{
+        KindAny as _, KindChain as _, KindDebug as _, KindDisplay as _, KindDynChain as _,
+        KindResultOption as _, KindSendSyncChain as _, ProbeAny as _, ProbeChain as _,
+        ProbeDebug as _, ProbeDisplay as _, ProbeDynChain as _, ProbeResultOption as _,
+        ProbeSendSyncChain as _,
+    };
+    pub use super::question::{
+        PassAny as _, PassChain as _, PassDebug as _, PassDisplay as _, PassDynChain as _,
+        PassResultOption as _, PassSendSyncChain as _,
+    };
+}

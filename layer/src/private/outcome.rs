@@ -2,7 +2,7 @@
 //! spelling of the return type (so `io::Result<T>` and `anyhow::Result<T>`
 //! aliases work): autoref specialization on [`Probe`], expanded at the
 //! annotated function as `(&&&&&&Probe(&v)).__lastwords_outcome()`, with
-//! the traits of [`probes`] imported.
+//! the traits of `private::probes` imported.
 //!
 //! Each `Probe*` trait is implemented for `Probe` behind a different number
 //! of references; method lookup tries the receiver with the most references
@@ -362,21 +362,6 @@ impl<R: ?Sized> KindAny<R> for Kind<R> {
     }
 }
 
-/// The probe's traits, for one glob import at the top of an annotated
-/// function's body. Not a stable API.
-pub mod probes {
-    pub use super::super::question::{
-        PassAny as _, PassChain as _, PassDebug as _, PassDisplay as _, PassDynChain as _,
-        PassResultOption as _, PassSendSyncChain as _,
-    };
-    pub use super::{
-        KindAny as _, KindChain as _, KindDebug as _, KindDisplay as _, KindDynChain as _,
-        KindResultOption as _, KindSendSyncChain as _, ProbeAny as _, ProbeChain as _,
-        ProbeDebug as _, ProbeDisplay as _, ProbeDynChain as _, ProbeResultOption as _,
-        ProbeSendSyncChain as _,
-    };
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,7 +404,7 @@ mod tests {
     /// value says, level by level.
     macro_rules! same {
         ($ty:ty, $value:expr, $expected:expr) => {{
-            use probes::*;
+            use crate::private::probes::*;
             let value: $ty = $value;
             let by_value = said((&&&&&&Probe(&value)).__lastwords_outcome());
             let classify = (&&&&&&Kind::<$ty>::NEW).__lastwords_classifier();
