@@ -194,36 +194,66 @@ pub(super) fn result<'a, X: Fallible>(
     }
 }
 
-/// Implements one level for each [`Fallible`] type, with the bound on the
-/// error type itself: a bound on `<X as Fallible>::Error` would make the
-/// type checker normalize a projection for every candidate of every probe,
-/// which was most of what annotated code cost to check.
-macro_rules! level {
-    ($trait:ident, [$($refs:tt)*], $e:ident: $($bound:tt)+) => {
-        level!(@one $trait, [$($refs)*], Result<T, $e>, $e: $($bound)+);
-        level!(@one $trait, [$($refs)*], Poll<Result<T, $e>>, $e: $($bound)+);
-        level!(@one $trait, [$($refs)*], Poll<Option<Result<T, $e>>>, $e: $($bound)+);
+/// The error levels of the classification, most specific first, for each
+/// family of traits (the probe on a value, [`Kind`] on a return type,
+/// `Pass` on a `?` operand): the level's trait in each family, the
+/// references in front of the probe at that level, the bound on the error
+/// type, and how the error is seen. `$family!` writes one family's impls
+/// of one level.
+///
+/// The bound is on the error type itself: a bound on
+/// `<X as Fallible>::Error` would make the type checker normalize a
+/// projection for every candidate of every probe, which was most of what
+/// annotated code cost to check.
+macro_rules! error_levels {
+    ($family:ident) => {
+        $family!(ProbeChain KindChain PassChain, [&&&&&], {Error}, |e| ErrorRef::Chain(e));
+        $family!(
+            ProbeSendSyncChain KindSendSyncChain PassSendSyncChain,
+            [&&&&],
+            {AsRef<dyn Error + Send + Sync + 'static>},
+            |e| ErrorRef::Chain(e.as_ref())
+        );
+        $family!(
+            ProbeDynChain KindDynChain PassDynChain,
+            [&&&],
+            {AsRef<dyn Error + 'static>},
+            |e| ErrorRef::Chain(e.as_ref())
+        );
+        $family!(ProbeDisplay KindDisplay PassDisplay, [&&], {Display}, |e| ErrorRef::Display(e));
+        $family!(ProbeDebug KindDebug PassDebug, [&], {Debug}, |e| ErrorRef::Debug(e));
     };
-    (@one $trait:ident, [$($refs:tt)*], $ty:ty, $e:ident: $($bound:tt)+) => {
-        impl<'a, T, $e: $($bound)+> $trait<'a> for $($refs)* Probe<'a, $ty> {
+}
+pub(super) use error_levels;
+
+/// `$one!(TYPE, ARGS..)` for each [`Fallible`] type with error type `E`.
+macro_rules! fallible_types {
+    ($one:ident!($($args:tt)*)) => {
+        $one!(Result<T, E>, $($args)*);
+        $one!(Poll<Result<T, E>>, $($args)*);
+        $one!(Poll<Option<Result<T, E>>>, $($args)*);
+    };
+}
+pub(super) use fallible_types;
+
+macro_rules! probe_level {
+    ($probe:ident $kind:ident $pass:ident, [$($refs:tt)*], {$($bound:tt)+}, $view:expr) => {
+        fallible_types!(probe_impl!($probe, [$($refs)*], {$($bound)+}, $view));
+    };
+}
+
+macro_rules! probe_impl {
+    ($ty:ty, $trait:ident, [$($refs:tt)*], {$($bound:tt)+}, $view:expr) => {
+        impl<'a, T, E: $($bound)+> $trait<'a> for $($refs)* Probe<'a, $ty> {
             #[inline]
             fn __lastwords_outcome(&self) -> Outcome<'a> {
-                level!(@view $trait, self.0)
+                result(self.0, $view)
             }
         }
     };
-    (@view ProbeChain, $v:expr) => { result($v, |e| ErrorRef::Chain(e)) };
-    (@view ProbeSendSyncChain, $v:expr) => { result($v, |e| ErrorRef::Chain(e.as_ref())) };
-    (@view ProbeDynChain, $v:expr) => { result($v, |e| ErrorRef::Chain(e.as_ref())) };
-    (@view ProbeDisplay, $v:expr) => { result($v, |e| ErrorRef::Display(e)) };
-    (@view ProbeDebug, $v:expr) => { result($v, |e| ErrorRef::Debug(e)) };
 }
 
-level!(ProbeChain, [&&&&&], E: Error);
-level!(ProbeSendSyncChain, [&&&&], E: AsRef<dyn Error + Send + Sync + 'static>);
-level!(ProbeDynChain, [&&&], E: AsRef<dyn Error + 'static>);
-level!(ProbeDisplay, [&&], E: Display);
-level!(ProbeDebug, [&], E: Debug);
+error_levels!(probe_level);
 
 impl<'a, X: Fallible> ProbeResultOption<'a> for Probe<'a, X> {
     #[inline]
@@ -302,34 +332,26 @@ pub trait KindAny<R: ?Sized> {
     fn __lastwords_classifier(self) -> fn(&R) -> Outcome<'_>;
 }
 
-/// As `level!`, on the type: each impl gives the function the probe's
-/// level would run.
+/// The levels on the type: each impl gives the function the probe's level
+/// would run.
 macro_rules! kind_level {
-    ($trait:ident, [$($refs:tt)*], $e:ident: $($bound:tt)+) => {
-        kind_level!(@one $trait, [$($refs)*], Result<T, $e>, $e: $($bound)+);
-        kind_level!(@one $trait, [$($refs)*], Poll<Result<T, $e>>, $e: $($bound)+);
-        kind_level!(@one $trait, [$($refs)*], Poll<Option<Result<T, $e>>>, $e: $($bound)+);
+    ($probe:ident $kind:ident $pass:ident, [$($refs:tt)*], {$($bound:tt)+}, $view:expr) => {
+        fallible_types!(kind_impl!($kind, [$($refs)*], {$($bound)+}, $view));
     };
-    (@one $trait:ident, [$($refs:tt)*], $ty:ty, $e:ident: $($bound:tt)+) => {
-        impl<T, $e: $($bound)+> $trait<$ty> for $($refs)* Kind<$ty> {
+}
+
+macro_rules! kind_impl {
+    ($ty:ty, $trait:ident, [$($refs:tt)*], {$($bound:tt)+}, $view:expr) => {
+        impl<T, E: $($bound)+> $trait<$ty> for $($refs)* Kind<$ty> {
             #[inline]
             fn __lastwords_classifier(&self) -> fn(&$ty) -> Outcome<'_> {
-                |v| kind_level!(@view $trait, v)
+                |v| result(v, $view)
             }
         }
     };
-    (@view KindChain, $v:expr) => { result($v, |e| ErrorRef::Chain(e)) };
-    (@view KindSendSyncChain, $v:expr) => { result($v, |e| ErrorRef::Chain(e.as_ref())) };
-    (@view KindDynChain, $v:expr) => { result($v, |e| ErrorRef::Chain(e.as_ref())) };
-    (@view KindDisplay, $v:expr) => { result($v, |e| ErrorRef::Display(e)) };
-    (@view KindDebug, $v:expr) => { result($v, |e| ErrorRef::Debug(e)) };
 }
 
-kind_level!(KindChain, [&&&&&], E: Error);
-kind_level!(KindSendSyncChain, [&&&&], E: AsRef<dyn Error + Send + Sync + 'static>);
-kind_level!(KindDynChain, [&&&], E: AsRef<dyn Error + 'static>);
-kind_level!(KindDisplay, [&&], E: Display);
-kind_level!(KindDebug, [&], E: Debug);
+error_levels!(kind_level);
 
 impl<X: Fallible> KindResultOption<X> for Kind<X> {
     #[inline]

@@ -21,7 +21,7 @@ use std::ops::ControlFlow;
 use std::task::Poll;
 
 use super::exit::ExitGuard;
-use super::outcome::{option, result, ErrorRef, Fallible, Outcome};
+use super::outcome::{error_levels, fallible_types, option, result, ErrorRef, Fallible, Outcome};
 
 /// The operand of one `?`, with where the `?` is. Not a stable API.
 pub struct Question<'g, T> {
@@ -84,34 +84,26 @@ pass_trait!(PassResultOption);
 
 pass_trait!(PassAny);
 
+// One reference more at each level than the probe's, so that the last
+// level (`PassAny`) takes `&self` too: the wrapper is not `Copy`.
 macro_rules! pass_level {
-    ($trait:ident, [$($refs:tt)*], $e:ident: $($bound:tt)+) => {
-        pass_level!(@one $trait, [$($refs)*], Result<T, $e>, $e: $($bound)+);
-        pass_level!(@one $trait, [$($refs)*], Poll<Result<T, $e>>, $e: $($bound)+);
-        pass_level!(@one $trait, [$($refs)*], Poll<Option<Result<T, $e>>>, $e: $($bound)+);
+    ($probe:ident $kind:ident $pass:ident, [$($refs:tt)*], {$($bound:tt)+}, $view:expr) => {
+        fallible_types!(pass_impl!($pass, [& $($refs)*], {$($bound)+}, $view));
     };
-    (@one $trait:ident, [$($refs:tt)*], $ty:ty, $e:ident: $($bound:tt)+) => {
-        impl<T, $e: $($bound)+> $trait<$ty> for $($refs)* Question<'_, $ty> {
+}
+
+macro_rules! pass_impl {
+    ($ty:ty, $trait:ident, [$($refs:tt)*], {$($bound:tt)+}, $view:expr) => {
+        impl<T, E: $($bound)+> $trait<$ty> for $($refs)* Question<'_, $ty> {
             #[inline]
             fn __lastwords_pass(&self) -> $ty {
-                self.pass(|v| pass_level!(@view $trait, v))
+                self.pass(|v| result(v, $view))
             }
         }
     };
-    (@view PassChain, $v:expr) => { result($v, |e| ErrorRef::Chain(e)) };
-    (@view PassSendSyncChain, $v:expr) => { result($v, |e| ErrorRef::Chain(e.as_ref())) };
-    (@view PassDynChain, $v:expr) => { result($v, |e| ErrorRef::Chain(e.as_ref())) };
-    (@view PassDisplay, $v:expr) => { result($v, |e| ErrorRef::Display(e)) };
-    (@view PassDebug, $v:expr) => { result($v, |e| ErrorRef::Debug(e)) };
 }
 
-// One reference more at each level than the probe's, so that the last
-// level (`PassAny`) takes `&self` too: the wrapper is not `Copy`.
-pass_level!(PassChain, [&&&&&&], E: Error);
-pass_level!(PassSendSyncChain, [&&&&&], E: AsRef<dyn Error + Send + Sync + 'static>);
-pass_level!(PassDynChain, [&&&&], E: AsRef<dyn Error + 'static>);
-pass_level!(PassDisplay, [&&&], E: Display);
-pass_level!(PassDebug, [&&], E: Debug);
+error_levels!(pass_level);
 
 impl<X: Fallible> PassResultOption<X> for &Question<'_, X> {
     #[inline]
