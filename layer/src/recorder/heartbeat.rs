@@ -105,33 +105,28 @@ fn check_stuck(counts: &Counts, now: u64, stuck: &mut Vec<bool>) {
         }
         *was = is;
         let secs = age / 1000;
-        if is {
-            let message = format!("{name}: {count} calls in flight, oldest {secs} s");
-            tracing::event!(
-                name: "lastwords::stuck",
-                target: "lastwords",
-                tracing::Level::WARN,
-                message = message.as_str(),
-                r#fn = name,
-                state = "stuck",
-                in_flight = count,
-                oldest_age_ms = age,
-                stuck_after_ms = after,
-            );
+        let (message, state) = if is {
+            (
+                format!("{name}: {count} calls in flight, oldest {secs} s"),
+                "stuck",
+            )
         } else {
-            let message = format!("{name}: recovered, {count} calls in flight");
-            tracing::event!(
-                name: "lastwords::stuck",
-                target: "lastwords",
-                tracing::Level::WARN,
-                message = message.as_str(),
-                r#fn = name,
-                state = "recovered",
-                in_flight = count,
-                oldest_age_ms = age,
-                stuck_after_ms = after,
-            );
-        }
+            (
+                format!("{name}: recovered, {count} calls in flight"),
+                "recovered",
+            )
+        };
+        tracing::event!(
+            name: "lastwords::stuck",
+            target: "lastwords",
+            tracing::Level::WARN,
+            message = message.as_str(),
+            r#fn = name,
+            state,
+            in_flight = count,
+            oldest_age_ms = age,
+            stuck_after_ms = after,
+        );
     }
 }
 
