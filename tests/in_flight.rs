@@ -61,9 +61,7 @@ fn chrono_like(s: &str) -> i64 {
 
 #[test]
 fn blocked_calls_are_reported_stuck_and_in_flight_after_sigkill() {
-    let dir = std::env::temp_dir().join(format!("lastwords-in-flight-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir); // may not exist
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = child::scratch("in-flight-tests", "sigkill");
     let log = dir.join("child.jsonl");
     let exe = child_exe();
     let mut child = Command::new(&exe)
@@ -189,9 +187,7 @@ fn libc_sigkill() -> i32 {
 /// dies of the signal.
 #[test]
 fn a_sigterm_record_lists_the_calls_in_flight() {
-    let dir = std::env::temp_dir().join(format!("lastwords-in-flight-term-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir); // may not exist
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = child::scratch("in-flight-tests", "sigterm");
     let log = dir.join("child.jsonl");
     let mut child = Command::new(child_exe())
         .args(["block", "3", "2"])
@@ -238,12 +234,7 @@ fn a_sigterm_record_lists_the_calls_in_flight() {
 #[test]
 fn stuck_calls_that_return_are_reported_recovered() {
     use std::io::Write;
-    let dir = std::env::temp_dir().join(format!(
-        "lastwords-in-flight-recovered-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir); // may not exist
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = child::scratch("in-flight-tests", "recovered");
     let log = dir.join("child.jsonl");
     let mut child = Command::new(child_exe())
         .args(["block", "2", "1"])
