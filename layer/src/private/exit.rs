@@ -17,7 +17,9 @@
 
 use std::cell::Cell;
 use std::fmt::{self, Debug, Display};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::ptr;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64};
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -41,18 +43,30 @@ use crate::recorder::counts;
 /// The static's initializer is a path to a constant, which the compiler
 /// evaluates once for all annotated functions: an initializer that builds
 /// the description cost it more than anything else in the expansion.
+/// For the same reason the type is two atomics and nothing else: the
+/// compiler proves `Sync` for each function's static, and through
+/// `OnceLock`s of the description and the callsites (tracing's metadata)
+/// that proof cost as much as the rest of the static. What is built on
+/// first need lives behind `state`.
 pub struct ExitSite {
-    /// What the expansion says of the function, read on first need.
-    info: OnceLock<SiteInfo>,
+    /// What is known of the function once the description was read
+    /// (null before), leaked: a static's state lives as long as it does.
+    state: AtomicPtr<SiteState>,
+    /// The function's slot in the flight recorder's exit counts, plus one,
+    /// taken at its first call while the recorder runs (0: none yet; see
+    /// `recorder::counts`).
+    slot: AtomicU32,
+}
+
+/// What an [`ExitSite`] builds on first need.
+struct SiteState {
+    /// What the expansion says of the function.
+    info: SiteInfo,
     /// The callsites for `ok`/`none`/`returned`, `err`/`panic` and
     /// `cancelled`, built on first use (see `callsites`).
     callsites: OnceLock<&'static Callsites>,
     /// The `fn` field, computed on first use.
     path: OnceLock<Box<str>>,
-    /// The function's slot in the flight recorder's exit counts, plus one,
-    /// taken at its first call while the recorder runs (0: none yet; see
-    /// `recorder::counts`).
-    slot: AtomicU32,
 }
 
 /// What [`ExitSite::info`] shows before the description was read.
@@ -64,28 +78,68 @@ impl ExitSite {
     /// meant.
     #[allow(clippy::declare_interior_mutable_const)]
     pub const NEW: ExitSite = ExitSite {
-        info: OnceLock::new(),
-        callsites: OnceLock::new(),
-        path: OnceLock::new(),
+        state: AtomicPtr::new(ptr::null_mut()),
         slot: AtomicU32::new(0),
     };
+
+    /// The state, once the description was read.
+    #[inline]
+    fn state(&self) -> Option<&'static SiteState> {
+        // SAFETY: a non-null pointer is a leaked `SiteState`, published
+        // whole by the release exchange in `describe`, never freed.
+        unsafe { self.state.load(Acquire).as_ref() }
+    }
 
     /// Reads the description the expansion passes, once.
     #[cold]
     #[inline(never)]
-    fn describe(&self, raw: &'static str, here: fn() -> &'static str) -> &SiteInfo {
-        self.info.get_or_init(|| SiteInfo::parse(raw, here))
+    fn describe(&self, raw: &'static str, here: fn() -> &'static str) -> &'static SiteState {
+        if let Some(state) = self.state() {
+            return state;
+        }
+        let new = Box::into_raw(Box::new(SiteState {
+            info: SiteInfo::parse(raw, here),
+            callsites: OnceLock::new(),
+            path: OnceLock::new(),
+        }));
+        match self
+            .state
+            .compare_exchange(ptr::null_mut(), new, AcqRel, Acquire)
+        {
+            // SAFETY: just published, never freed (see `state`).
+            Ok(_) => unsafe { &*new },
+            Err(first) => {
+                // Another thread read it first: keep its state.
+                // SAFETY: `new` was never shared; `first` is as in `state`.
+                unsafe {
+                    drop(Box::from_raw(new));
+                    &*first
+                }
+            }
+        }
     }
 
     /// The description, read by the call that started recording or
     /// counting before anything asks for it.
-    fn info(&self) -> &SiteInfo {
-        self.info.get().unwrap_or(&UNKNOWN)
+    fn info(&self) -> &'static SiteInfo {
+        self.state().map_or(&UNKNOWN, |s| &s.info)
     }
 
     /// The callsites, once a call that records has read the description.
     fn callsites(&'static self) -> &'static Callsites {
-        Callsites::get(&self.callsites, || self.info())
+        match self.state() {
+            Some(s) => Callsites::get(&s.callsites, || &s.info),
+            // Not reached: a call records only after `may_be_enabled` or
+            // `enter_main` read the description.
+            None => Self::unknown_callsites(),
+        }
+    }
+
+    /// Callsites of a site whose description was never read.
+    #[cold]
+    fn unknown_callsites() -> &'static Callsites {
+        static CELL: OnceLock<&'static Callsites> = OnceLock::new();
+        Callsites::get(&CELL, || &UNKNOWN)
     }
 }
 
@@ -102,8 +156,12 @@ impl ExitSite {
     ) -> bool {
         let gate = super::site::flags::FILTERS[usize::from(gate.min(4))];
         gate <= STATIC_MAX_LEVEL && gate <= LevelFilter::current() && {
-            // The first call that gets here reads the description.
-            let c = Callsites::get(&self.callsites, || self.describe(raw, here));
+            let state = match self.state() {
+                Some(state) => state,
+                // The first call that gets here reads the description.
+                None => self.describe(raw, here),
+            };
+            let c = Callsites::get(&state.callsites, || &state.info);
             !c.ok.interest().is_never()
                 || !c.err.interest().is_never()
                 || !c.cancelled.interest().is_never()
@@ -112,8 +170,11 @@ impl ExitSite {
 
     /// The `fn` field: `crate::module::fn` or `crate::module::Type::method`.
     fn path(&self) -> &str {
-        self.path.get_or_init(|| {
-            let info = self.info();
+        let Some(state) = self.state() else {
+            return UNKNOWN.name;
+        };
+        state.path.get_or_init(|| {
+            let info = &state.info;
             if info.custom_name {
                 info.name.into()
             } else {
