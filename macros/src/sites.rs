@@ -243,7 +243,7 @@ impl Cx {
                 // captures nothing takes no room there.
                 self.probes.set(true);
                 quote_spanned! {Span::mixed_site()=>
-                    (&&&&&&#private::outcome::Kind::<#ret_ty>::NEW).__lastwords_classifier()
+                    #private::outcome::Kind::<#ret_ty>::refs().__lastwords_classifier()
                 }
             } else {
                 let classify = self.classify();

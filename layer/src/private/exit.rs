@@ -188,7 +188,7 @@ impl ExitSite {
 /// function) down to the function's path: drops the marker's own segment
 /// and closure segments of async bodies.
 fn fn_path(here: &str, name: &str) -> String {
-    let here = here.strip_suffix("::here").unwrap_or(here);
+    let here = here.strip_suffix("::Here").unwrap_or(here);
     let mut path = here.replace("::{{closure}}", "");
     if !path.ends_with(name) {
         // Should not happen; keep the record useful anyway.

@@ -26,7 +26,6 @@ pub use exit::{
     SiteInfo,
 };
 #[doc(hidden)]
-pub use site::here;
 #[doc(hidden)]
 pub use std::sync::OnceLock;
 #[doc(hidden)]

@@ -30,9 +30,9 @@ pub struct SiteInfo {
     pub name: &'static str,
     /// True when `name` came from the `name` option (used verbatim).
     pub custom_name: bool,
-    /// The type name of a fn item nested in the annotated function: its
-    /// path (`crate::module::Type::method`) once the suffix is cut (see
-    /// [`here`]).
+    /// `type_name` of a unit struct `Here` nested in the annotated
+    /// function: its path (`crate::module::Type::method`) once the suffix
+    /// is cut.
     pub here: fn() -> &'static str,
     /// Source file of the function.
     pub file: &'static str,
@@ -175,15 +175,6 @@ pub mod flags {
     ];
 }
 
-/// `type_name::<F>` for the item `f`: given a fn item nested in the
-/// annotated function, the function's path, for the `fn` field. The nested
-/// item can have an empty body: the path is computed only when a record
-/// first needs it. Not a stable API.
-#[inline(always)]
-pub const fn here<F: Copy>(_: F) -> fn() -> &'static str {
-    std::any::type_name::<F>
-}
-
 /// Which way the function left.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Site {
@@ -256,7 +247,7 @@ mod tests {
     use super::*;
 
     fn here() -> &'static str {
-        "app::Conn::run::here"
+        "app::Conn::run::Here"
     }
 
     #[test]
@@ -298,7 +289,7 @@ mod tests {
                 (Site::Tail, false, 20, 5)
             ]
         );
-        assert_eq!((info.here)(), "app::Conn::run::here");
+        assert_eq!((info.here)(), "app::Conn::run::Here");
     }
 
     #[test]
