@@ -43,36 +43,43 @@ use syn::{AttrStyle, Block, Expr, ItemFn, LitStr, ReturnType, Stmt, Type};
 
 use crate::attr::{self, ExitArgs, Level};
 use crate::description::Description;
-use crate::item;
+use crate::item::{self, Head};
+use crate::simple::Simple;
 use crate::sites::{guard_ident, Cx, ExitSites, ImplToInfer, Shape, Which};
 
 /// Entry point: parse, check, expand; on error, the error plus the item
 /// unchanged.
 pub fn exit_path(args: TokenStream, item: TokenStream) -> TokenStream {
-    let exp = std::env::var("LW_EXP").unwrap_or_default();
-    if exp == "0" {
-        return item;
-    }
     let args = attr::exit_args(args);
-    let func = item::parse_fn(item.clone(), "exit_path");
-    if exp == "1" {
-        return item;
-    }
+    // A body whose only exit is its tail is not parsed (see `simple`).
+    let (func, simple) = match Head::parse(item.clone()) {
+        Some(head) => match simple_body(&head.func, &head.body) {
+            Some(simple) => (Ok(head.func), Some(simple)),
+            None => (head.parse_body(), None),
+        },
+        None => (item::parse_fn(item.clone(), "exit_path"), None),
+    };
     match (args, func) {
         (Ok(args), Ok(func)) => match duplicate(&func) {
             Some(err) => error_and_item(&err, item),
             None if crate::clippy::running() => item,
-            None if exp == "2" => {
-                let _ = expand(&args, func, item.clone());
-                item
-            }
-            None => expand(&args, func, item),
+            None => expand(&args, func, simple, item),
         },
         (Err(mut a), Err(f)) => {
             a.combine(f);
             error_and_item(&a, item)
         }
         (Err(e), _) | (_, Err(e)) => error_and_item(&e, item),
+    }
+}
+
+/// The body split at its tail, when its tail is its only exit and the
+/// return type is one the tail's value can be passed through `exit` as (not
+/// `!`, not `impl Trait`).
+fn simple_body(func: &ItemFn, body: &proc_macro2::Group) -> Option<Simple> {
+    match &func.sig.output {
+        ReturnType::Type(_, ty) if matches!(**ty, Type::Never(_) | Type::ImplTrait(_)) => None,
+        _ => Simple::split(body),
     }
 }
 
@@ -113,7 +120,12 @@ pub fn split_attrs(func: &mut ItemFn) -> Vec<syn::Attribute> {
     inner
 }
 
-fn expand(args: &ExitArgs, mut func: ItemFn, item: TokenStream) -> TokenStream {
+fn expand(
+    args: &ExitArgs,
+    mut func: ItemFn,
+    simple: Option<Simple>,
+    item: TokenStream,
+) -> TokenStream {
     let is_async = func.sig.asyncness.is_some();
     let never =
         matches!(&func.sig.output, ReturnType::Type(_, ty) if matches!(**ty, Type::Never(_)));
@@ -153,9 +165,13 @@ fn expand(args: &ExitArgs, mut func: ItemFn, item: TokenStream) -> TokenStream {
     let block: &mut Block = &mut func.block;
     let mut hiding_macro = false;
     let mut awaiting_macro = false;
-    let runtime_body = !is_async && !never && adopt_runtime_body(&cx, block);
-    let adopted = !never && !runtime_body && adopt_instrumented_body(&cx, block);
-    if !never && !runtime_body && !adopted {
+    let is_simple = simple.is_some();
+    if let Some(simple) = simple {
+        simple_tail(&cx, simple, block);
+    }
+    let runtime_body = !is_simple && !is_async && !never && adopt_runtime_body(&cx, block);
+    let adopted = !is_simple && !never && !runtime_body && adopt_instrumented_body(&cx, block);
+    if !is_simple && !never && !runtime_body && !adopted {
         let mut sites = ExitSites {
             cx: &cx,
             in_async: is_async,
@@ -199,10 +215,10 @@ fn expand(args: &ExitArgs, mut func: ItemFn, item: TokenStream) -> TokenStream {
     // block classify its value; before the prelude, which imports the
     // probe's traits if it is used.
     let wraps_body = (is_async && !never && awaiting_macro) || sync_closure;
-    let classify = if wraps_body {
-        cx.classify()
+    let (classify, closure) = if wraps_body {
+        cx.classify_ret()
     } else {
-        TokenStream::new()
+        (TokenStream::new(), false)
     };
     let prelude = cx.prelude();
     // What the layer's `SiteInfo::parse` reads; split at NUL, so no field
@@ -233,11 +249,7 @@ fn expand(args: &ExitArgs, mut func: ItemFn, item: TokenStream) -> TokenStream {
         let #guard = #private::ExitGuard::#enter;
         #prelude
     };
-    let finish = if args.ret {
-        quote_spanned!(Span::mixed_site()=> finish_ret)
-    } else {
-        quote_spanned!(Span::mixed_site()=> finish)
-    };
+    let finish = Cx::helper(if args.ret { "finish_ret" } else { "finish" }, closure);
     let stmts = &block.stmts;
     // An adopted body is run by a closure or an async block that needs the
     // guard by reference.
@@ -286,6 +298,29 @@ fn expand(args: &ExitArgs, mut func: ItemFn, item: TokenStream) -> TokenStream {
     let mut head: Vec<TokenTree> = item.into_iter().collect();
     head.pop();
     quote!(#(#head)* #braces)
+}
+
+/// The statements of a body whose only exit is its tail, then the tail
+/// passed to `exit` (or `exit` at the closing brace): what `rewrite_tail`
+/// makes of such a body, from its tokens.
+fn simple_tail(cx: &Cx, simple: Simple, block: &mut Block) {
+    let Simple {
+        stmts,
+        tail,
+        close_end,
+    } = simple;
+    let exit = match tail {
+        Some((tail, span)) => cx.exit_call(Which::Tail, span, tail),
+        None => {
+            let close = block.brace_token.span.close();
+            let exit = cx.exit_unit(close, Cx::end_position(close_end, close));
+            quote_spanned! {Span::mixed_site()=>
+                #[allow(unreachable_code)]
+                #exit;
+            }
+        }
+    };
+    block.stmts = vec![Stmt::Expr(Expr::Verbatim(quote!(#stmts #exit)), None)];
 }
 
 /// `let _ = (&pN, .., &p1, &self);`: a closure or an async block that
@@ -383,12 +418,8 @@ fn adopt_runtime_body(cx: &Cx, block: &mut Block) -> bool {
     rewrite_tail(cx, &mut body.block, None);
     let private = cx.private();
     let guard = guard_ident();
-    let finish = if cx.ret {
-        quote_spanned!(Span::mixed_site()=> finish_ret)
-    } else {
-        quote_spanned!(Span::mixed_site()=> finish)
-    };
-    let classify = cx.classify_ret();
+    let (classify, closure) = cx.classify_ret();
+    let finish = Cx::helper(if cx.ret { "finish_ret" } else { "finish" }, closure);
     let pin = fake_return_edge(cx);
     let stmts = &body.block.stmts;
     // As in an async fn: an exit hidden in a macro leaves the inner block
@@ -439,12 +470,8 @@ fn adopt_instrumented_body(cx: &Cx, block: &mut Block) -> bool {
     rewrite_tail(cx, user, None);
     let private = cx.private();
     let guard = guard_ident();
-    let finish = if cx.ret {
-        quote_spanned!(Span::mixed_site()=> finish_ret)
-    } else {
-        quote_spanned!(Span::mixed_site()=> finish)
-    };
-    let classify = cx.classify_ret();
+    let (classify, closure) = cx.classify_ret();
+    let finish = Cx::helper(if cx.ret { "finish_ret" } else { "finish" }, closure);
     let stmts = &user.stmts;
     let wrapped = if is_async {
         let pin = fake_return_edge(cx);

@@ -8,6 +8,7 @@ mod crumb;
 mod description;
 mod expand;
 mod item;
+mod simple;
 mod sites;
 
 use proc_macro::TokenStream;

@@ -200,14 +200,44 @@ impl Cx {
         }
     }
 
-    /// Classifies a value of the return type: the shared closure if there
-    /// is one.
-    pub fn classify_ret(&self) -> TokenStream {
-        if self.shared {
-            classifier_ident().into_token_stream()
-        } else {
-            self.classify()
+    /// What `exit` and `finish` classify the function's values with: the
+    /// shared classifier where the probe's levels were looked up once on
+    /// the return type (see `prelude`), a zero-sized `ByValue` or
+    /// `ByResultOption` where the spelling tells, else a closure with the
+    /// probe (a return type the expansion cannot name whole), which goes to
+    /// the helpers' `_with` forms: the second value says which.
+    pub fn classify_ret(&self) -> (TokenStream, bool) {
+        let private = self.private();
+        match self.shape {
+            Shape::Returned => (
+                quote_spanned!(Span::mixed_site()=> #private::outcome::ByValue),
+                false,
+            ),
+            Shape::Option => (
+                quote_spanned!(Span::mixed_site()=> #private::outcome::ByResultOption),
+                false,
+            ),
+            Shape::Probe if self.shares_classifier() => {
+                (classifier_ident().into_token_stream(), false)
+            }
+            Shape::Probe => (self.classify_with(6), true),
         }
+    }
+
+    /// Whether the prelude looks the probe's levels up on the return type,
+    /// once (see [`Shape`] for the types whose spelling tells).
+    fn shares_classifier(&self) -> bool {
+        self.shared && self.shape == Shape::Probe
+    }
+
+    /// `name` or, for a classifier that is a closure, `name_with`.
+    pub fn helper(name: &str, closure: bool) -> syn::Ident {
+        let name = if closure {
+            format!("{name}_with")
+        } else {
+            name.to_owned()
+        };
+        syn::Ident::new(&name, Span::mixed_site())
     }
 
     /// The probe with `refs` references: 6 tries every level, 2 starts at
@@ -233,24 +263,22 @@ impl Cx {
     /// probe, and the shared classifier. Made once every exit is rewritten.
     pub fn prelude(&self) -> TokenStream {
         let private = self.private();
-        let shared = if self.shared {
+        let shared = if self.shares_classifier() {
+            // The probe's levels looked up on the type, once: a zero-sized
+            // function, no closure to check, nothing in an async fn's
+            // future.
             let ret_ty = &self.ret_ty;
             let classifier = classifier_ident();
-            let classify = if self.shape == Shape::Probe && !self.is_async {
-                // The probe's levels looked up on the type, once: a plain
-                // function, no closure to check. Not in an async fn, whose
-                // future would hold the function pointer: a closure that
-                // captures nothing takes no room there.
+            if self.shape == Shape::Probe {
                 self.probes.set(true);
                 quote_spanned! {Span::mixed_site()=>
-                    #private::outcome::Kind::<#ret_ty>::refs().__lastwords_classifier()
+                    let #classifier = #private::outcome::Kind::<#ret_ty>::refs().__lastwords_classifier();
                 }
             } else {
-                let classify = self.classify();
-                quote_spanned!(Span::mixed_site()=> #private::classifier::<#ret_ty, _>(#classify))
-            };
-            quote_spanned! {Span::mixed_site()=>
-                let #classifier = #classify;
+                let c = self.classify();
+                quote_spanned! {Span::mixed_site()=>
+                    let #classifier = #c;
+                }
             }
         } else {
             TokenStream::new()
@@ -269,7 +297,8 @@ impl Cx {
     /// Input:  EXPR
     /// Output: exit(__lastwords_guard, Site::Return, line, col, EXPR, |v| outcome!(v))
     pub fn exit_call(&self, which: Which, span: Span, expr: TokenStream) -> TokenStream {
-        self.exit_call_with(which, Cx::position(span), expr, self.classify_ret())
+        let (classify, closure) = self.classify_ret();
+        self.exit_call_with(which, Cx::position(span), expr, classify, closure)
     }
 
     /// [`exit_call`](Cx::exit_call) of `()`, which may not be the return
@@ -278,8 +307,8 @@ impl Cx {
     pub fn exit_unit(&self, span: Span, pos: TokenStream) -> TokenStream {
         let unit = quote_spanned!(span=> ());
         let private = self.private();
-        let returned = quote_spanned!(Span::mixed_site()=> #private::outcome::returned);
-        self.exit_call_with(Which::Tail, pos, unit, returned)
+        let returned = quote_spanned!(Span::mixed_site()=> #private::outcome::ByValue);
+        self.exit_call_with(Which::Tail, pos, unit, returned, false)
     }
 
     fn exit_call_with(
@@ -288,14 +317,11 @@ impl Cx {
         pos: TokenStream,
         expr: TokenStream,
         classify: TokenStream,
+        closure: bool,
     ) -> TokenStream {
         let private = self.private();
         let site = which.ident();
-        let exit = if self.ret {
-            quote_spanned!(Span::mixed_site()=> exit_ret)
-        } else {
-            quote_spanned!(Span::mixed_site()=> exit)
-        };
+        let exit = Cx::helper(if self.ret { "exit_ret" } else { "exit" }, closure);
         let guard = guard_ident();
         // For a `return`, the call's path and parentheses take the spans
         // of the value's first and last tokens, and the value comes last:

@@ -28,7 +28,7 @@ use tracing_core::field::{self, Value};
 use tracing_core::{dispatcher, Callsite, Event, LevelFilter};
 
 use super::callsites::{Callsites, ExitCallsite};
-use super::outcome::{ErrorRef, Outcome};
+use super::outcome::{Classify, ErrorRef, Outcome};
 pub use super::site::{Mark, Site, SiteInfo, FIELDS};
 use crate::json::ErrorChain;
 use crate::recorder::counts;
@@ -718,13 +718,28 @@ impl Summary<'_> {
 
 /// Records an exit the expansion saw (`return`, the tail) and passes its
 /// value through. The value is an argument rather than a `let` so that it
-/// keeps the expected type of the place it returns to, and `outcome`
+/// keeps the expected type of the place it returns to, and `classify`
 /// classifies it only when the record is wanted. The value comes last, so
 /// that `return exit(.., value)` ends where the user's `return value` ends
 /// and the user's lints about it (`clippy::needless_return`) still see it.
 /// Not a stable API.
 #[inline]
 pub fn exit<R>(
+    guard: &ExitGuard,
+    site: Site,
+    line: u32,
+    col: u32,
+    classify: impl Classify<R>,
+    value: R,
+) -> R {
+    exit_with(guard, site, line, col, |v| classify.outcome(v), value)
+}
+
+/// [`exit`] with a closure that classifies, for a return type the
+/// expansion cannot name whole (`Result<impl Trait, E>`): a closure is
+/// checked after the value, whose type it then knows. Not a stable API.
+#[inline]
+pub fn exit_with<R>(
     guard: &ExitGuard,
     site: Site,
     line: u32,
@@ -741,6 +756,19 @@ pub fn exit<R>(
 /// [`exit`] with the `ret` option: the value's `Debug` too. Not a stable API.
 #[inline]
 pub fn exit_ret<R: Debug>(
+    guard: &ExitGuard,
+    site: Site,
+    line: u32,
+    col: u32,
+    classify: impl Classify<R>,
+    value: R,
+) -> R {
+    exit_ret_with(guard, site, line, col, |v| classify.outcome(v), value)
+}
+
+/// [`exit_with`] with the `ret` option. Not a stable API.
+#[inline]
+pub fn exit_ret_with<R: Debug>(
     guard: &ExitGuard,
     site: Site,
     line: u32,
@@ -796,7 +824,14 @@ impl ExitGuard {
 /// seen exit recorded it, it left through a `return` hidden in a macro (or
 /// a tail left alone). Not a stable API.
 #[inline]
-pub fn finish<R>(guard: &ExitGuard, value: R, outcome: impl FnOnce(&R) -> Outcome<'_>) -> R {
+pub fn finish<R>(guard: &ExitGuard, value: R, classify: impl Classify<R>) -> R {
+    finish_with(guard, value, |v| classify.outcome(v))
+}
+
+/// [`finish`] with a closure that classifies (see [`exit_with`]). Not a
+/// stable API.
+#[inline]
+pub fn finish_with<R>(guard: &ExitGuard, value: R, outcome: impl FnOnce(&R) -> Outcome<'_>) -> R {
     if guard.recording() {
         guard.finish_slow(outcome(&value), None);
     }
@@ -805,7 +840,13 @@ pub fn finish<R>(guard: &ExitGuard, value: R, outcome: impl FnOnce(&R) -> Outcom
 
 /// [`finish`] with the `ret` option. Not a stable API.
 #[inline]
-pub fn finish_ret<R: Debug>(
+pub fn finish_ret<R: Debug>(guard: &ExitGuard, value: R, classify: impl Classify<R>) -> R {
+    finish_ret_with(guard, value, |v| classify.outcome(v))
+}
+
+/// [`finish_with`] with the `ret` option. Not a stable API.
+#[inline]
+pub fn finish_ret_with<R: Debug>(
     guard: &ExitGuard,
     value: R,
     outcome: impl FnOnce(&R) -> Outcome<'_>,
@@ -814,14 +855,6 @@ pub fn finish_ret<R: Debug>(
         guard.finish_slow(outcome(&value), Some(&value));
     }
     value
-}
-
-/// Gives the closure that classifies a fn's return values the signature
-/// `for<'v> Fn(&'v R) -> Outcome<'v>`, so that one closure serves every
-/// exit. Not a stable API.
-#[inline(always)]
-pub fn classifier<R: ?Sized, F: Fn(&R) -> Outcome<'_>>(classify: F) -> F {
-    classify
 }
 
 /// Runs a sync body as a closure. The `FnOnce` bound makes the closure

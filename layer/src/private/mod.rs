@@ -22,10 +22,9 @@ pub mod site;
 
 #[doc(hidden)]
 pub use exit::{
-    call_once, classifier, exit, exit_ret, finish, finish_ret, question, ExitGuard, ExitSite, Site,
-    SiteInfo,
+    call_once, exit, exit_ret, exit_ret_with, exit_with, finish, finish_ret, finish_ret_with,
+    finish_with, question, ExitGuard, ExitSite, Site, SiteInfo,
 };
-#[doc(hidden)]
 #[doc(hidden)]
 pub use std::sync::OnceLock;
 #[doc(hidden)]

@@ -196,7 +196,8 @@ pub(super) fn result<'a, X: Fallible>(
 
 /// The error levels of the classification, most specific first, for each
 /// family of traits (the probe on a value, [`Kind`] on a return type,
-/// `Pass` on a `?` operand): the level's trait in each family, the
+/// `Pass` on a `?` operand): the level's trait in each family and the
+/// classifier [`Kind`] gives at that level, the
 /// references in front of the probe at that level, the bound on the error
 /// type, and how the error is seen. `$family!` writes one family's impls
 /// of one level.
@@ -207,21 +208,21 @@ pub(super) fn result<'a, X: Fallible>(
 /// annotated code cost to check.
 macro_rules! error_levels {
     ($family:ident) => {
-        $family!(ProbeChain KindChain PassChain, [&&&&&], {Error}, |e| ErrorRef::Chain(e));
+        $family!(ProbeChain KindChain PassChain ByChain, [&&&&&], {Error}, |e| ErrorRef::Chain(e));
         $family!(
-            ProbeSendSyncChain KindSendSyncChain PassSendSyncChain,
+            ProbeSendSyncChain KindSendSyncChain PassSendSyncChain BySendSyncChain,
             [&&&&],
             {AsRef<dyn Error + Send + Sync + 'static>},
             |e| ErrorRef::Chain(e.as_ref())
         );
         $family!(
-            ProbeDynChain KindDynChain PassDynChain,
+            ProbeDynChain KindDynChain PassDynChain ByDynChain,
             [&&&],
             {AsRef<dyn Error + 'static>},
             |e| ErrorRef::Chain(e.as_ref())
         );
-        $family!(ProbeDisplay KindDisplay PassDisplay, [&&], {Display}, |e| ErrorRef::Display(e));
-        $family!(ProbeDebug KindDebug PassDebug, [&], {Debug}, |e| ErrorRef::Debug(e));
+        $family!(ProbeDisplay KindDisplay PassDisplay ByDisplay, [&&], {Display}, |e| ErrorRef::Display(e));
+        $family!(ProbeDebug KindDebug PassDebug ByDebug, [&], {Debug}, |e| ErrorRef::Debug(e));
     };
 }
 pub(super) use error_levels;
@@ -237,7 +238,7 @@ macro_rules! fallible_types {
 pub(super) use fallible_types;
 
 macro_rules! probe_level {
-    ($probe:ident $kind:ident $pass:ident, [$($refs:tt)*], {$($bound:tt)+}, $view:expr) => {
+    ($probe:ident $kind:ident $pass:ident $by:ident, [$($refs:tt)*], {$($bound:tt)+}, $view:expr) => {
         fallible_types!(probe_impl!($probe, [$($refs)*], {$($bound)+}, $view));
     };
 }
@@ -289,10 +290,84 @@ impl<'a, T: ?Sized> ProbeAny<'a> for Probe<'a, T> {
     }
 }
 
+/// How the values of a type are classified: what `exit` and `finish`
+/// take. Each classifier is a zero-sized type, so that the one an async fn
+/// keeps for all its exits takes no room in its future. Not a stable API.
+pub trait Classify<R: ?Sized>: Copy {
+    /// The outcome of `value`.
+    fn outcome<'v>(self, value: &'v R) -> Outcome<'v>;
+}
+
+/// Classifies any value as `returned`: where the spelling of the return
+/// type tells (`()`, `String`, references, tuples) and the last level of
+/// [`Kind`]. Not a stable API.
+#[derive(Clone, Copy)]
+pub struct ByValue;
+
+impl<R: ?Sized> Classify<R> for ByValue {
+    #[inline(always)]
+    fn outcome<'v>(self, value: &'v R) -> Outcome<'v> {
+        returned(value)
+    }
+}
+
+/// Classifies a [`Fallible`] type whose error shows nothing, an `Option`
+/// (`none`) or a `ControlFlow` (`Break`). Not a stable API.
+#[derive(Clone, Copy)]
+pub struct ByResultOption;
+
+impl<X: Fallible> Classify<X> for ByResultOption {
+    #[inline]
+    fn outcome<'v>(self, value: &'v X) -> Outcome<'v> {
+        result(value, |_| ErrorRef::Opaque)
+    }
+}
+
+impl<B, C> Classify<ControlFlow<B, C>> for ByResultOption {
+    #[inline]
+    fn outcome<'v>(self, value: &'v ControlFlow<B, C>) -> Outcome<'v> {
+        match value {
+            ControlFlow::Continue(_) => Outcome::Returned,
+            ControlFlow::Break(_) => Outcome::Break,
+        }
+    }
+}
+
+impl<T> Classify<Option<T>> for ByResultOption {
+    #[inline]
+    fn outcome<'v>(self, value: &'v Option<T>) -> Outcome<'v> {
+        option(value)
+    }
+}
+
+/// One classifier per error level: its error shown as the level says.
+macro_rules! by_level {
+    ($probe:ident $kind:ident $pass:ident $by:ident, [$($refs:tt)*], {$($bound:tt)+}, $view:expr) => {
+        /// Classifies a [`Fallible`] type by one error level (see
+        /// `error_levels`). Not a stable API.
+        #[derive(Clone, Copy)]
+        pub struct $by;
+        fallible_types!(by_impl!($by, {$($bound)+}, $view));
+    };
+}
+
+macro_rules! by_impl {
+    ($ty:ty, $by:ident, {$($bound:tt)+}, $view:expr) => {
+        impl<T, E: $($bound)+> Classify<$ty> for $by {
+            #[inline]
+            fn outcome<'v>(self, value: &'v $ty) -> Outcome<'v> {
+                result(value, $view)
+            }
+        }
+    };
+}
+
+error_levels!(by_level);
+
 /// A return type being classified, for the classifier of a function's
 /// return values: the same levels as [`Probe`], looked up once per function
-/// on the type rather than on a value, each giving a plain function. No
-/// closure is made per annotated function. Not a stable API.
+/// on the type rather than on a value, each giving its [`Classify`] type.
+/// No closure is made per annotated function. Not a stable API.
 pub struct Kind<R: ?Sized>(PhantomData<fn(&R)>);
 
 impl<R: ?Sized> Kind<R> {
@@ -325,42 +400,41 @@ impl<R: ?Sized> Clone for Kind<R> {
 impl<R: ?Sized> Copy for Kind<R> {}
 
 macro_rules! kind_trait {
-    ($name:ident) => {
+    ($name:ident, $by:ident) => {
         /// One level of the return type's classification. Not a stable API.
         pub trait $name<R: ?Sized> {
-            /// The function that classifies values of `R`.
-            fn __lastwords_classifier(&self) -> fn(&R) -> Outcome<'_>;
+            /// The classifier of values of `R`.
+            fn __lastwords_classifier(&self) -> $by;
         }
     };
 }
 
-kind_trait!(KindChain);
-kind_trait!(KindSendSyncChain);
-kind_trait!(KindDynChain);
-kind_trait!(KindDisplay);
-kind_trait!(KindDebug);
-kind_trait!(KindResultOption);
+kind_trait!(KindChain, ByChain);
+kind_trait!(KindSendSyncChain, BySendSyncChain);
+kind_trait!(KindDynChain, ByDynChain);
+kind_trait!(KindDisplay, ByDisplay);
+kind_trait!(KindDebug, ByDebug);
+kind_trait!(KindResultOption, ByResultOption);
 
 /// The last level: anything else. Not a stable API.
 pub trait KindAny<R: ?Sized> {
-    /// The function that classifies values of `R`.
-    fn __lastwords_classifier(self) -> fn(&R) -> Outcome<'_>;
+    /// The classifier of values of `R`.
+    fn __lastwords_classifier(self) -> ByValue;
 }
 
-/// The levels on the type: each impl gives the function the probe's level
-/// would run.
+/// The levels on the type: each impl gives the classifier of the level.
 macro_rules! kind_level {
-    ($probe:ident $kind:ident $pass:ident, [$($refs:tt)*], {$($bound:tt)+}, $view:expr) => {
-        fallible_types!(kind_impl!($kind, [$($refs)*], {$($bound)+}, $view));
+    ($probe:ident $kind:ident $pass:ident $by:ident, [$($refs:tt)*], {$($bound:tt)+}, $view:expr) => {
+        fallible_types!(kind_impl!($kind, $by, [$($refs)*], {$($bound)+}));
     };
 }
 
 macro_rules! kind_impl {
-    ($ty:ty, $trait:ident, [$($refs:tt)*], {$($bound:tt)+}, $view:expr) => {
+    ($ty:ty, $trait:ident, $by:ident, [$($refs:tt)*], {$($bound:tt)+}) => {
         impl<T, E: $($bound)+> $trait<$ty> for $($refs)* Kind<$ty> {
-            #[inline]
-            fn __lastwords_classifier(&self) -> fn(&$ty) -> Outcome<'_> {
-                |v| result(v, $view)
+            #[inline(always)]
+            fn __lastwords_classifier(&self) -> $by {
+                $by
             }
         }
     };
@@ -369,33 +443,30 @@ macro_rules! kind_impl {
 error_levels!(kind_level);
 
 impl<X: Fallible> KindResultOption<X> for Kind<X> {
-    #[inline]
-    fn __lastwords_classifier(&self) -> fn(&X) -> Outcome<'_> {
-        |v| result(v, |_| ErrorRef::Opaque)
+    #[inline(always)]
+    fn __lastwords_classifier(&self) -> ByResultOption {
+        ByResultOption
     }
 }
 
 impl<B, C> KindResultOption<ControlFlow<B, C>> for Kind<ControlFlow<B, C>> {
-    #[inline]
-    fn __lastwords_classifier(&self) -> fn(&ControlFlow<B, C>) -> Outcome<'_> {
-        |v| match v {
-            ControlFlow::Continue(_) => Outcome::Returned,
-            ControlFlow::Break(_) => Outcome::Break,
-        }
+    #[inline(always)]
+    fn __lastwords_classifier(&self) -> ByResultOption {
+        ByResultOption
     }
 }
 
 impl<T> KindResultOption<Option<T>> for Kind<Option<T>> {
-    #[inline]
-    fn __lastwords_classifier(&self) -> fn(&Option<T>) -> Outcome<'_> {
-        option
+    #[inline(always)]
+    fn __lastwords_classifier(&self) -> ByResultOption {
+        ByResultOption
     }
 }
 
 impl<R: ?Sized> KindAny<R> for Kind<R> {
-    #[inline]
-    fn __lastwords_classifier(self) -> fn(&R) -> Outcome<'_> {
-        returned
+    #[inline(always)]
+    fn __lastwords_classifier(self) -> ByValue {
+        ByValue
     }
 }
 
@@ -445,7 +516,7 @@ mod tests {
             let value: $ty = $value;
             let by_value = said((&&&&&&Probe(&value)).__lastwords_outcome());
             let classify = Kind::<$ty>::refs().__lastwords_classifier();
-            let by_type = said(classify(&value));
+            let by_type = said(classify.outcome(&value));
             assert_eq!(by_value, $expected, "{}", stringify!($ty));
             assert_eq!(by_type, $expected, "{}", stringify!($ty));
         }};

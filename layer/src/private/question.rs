@@ -87,7 +87,7 @@ pass_trait!(PassAny);
 // One reference more at each level than the probe's, so that the last
 // level (`PassAny`) takes `&self` too: the wrapper is not `Copy`.
 macro_rules! pass_level {
-    ($probe:ident $kind:ident $pass:ident, [$($refs:tt)*], {$($bound:tt)+}, $view:expr) => {
+    ($probe:ident $kind:ident $pass:ident $by:ident, [$($refs:tt)*], {$($bound:tt)+}, $view:expr) => {
         fallible_types!(pass_impl!($pass, [& $($refs)*], {$($bound)+}, $view));
     };
 }
