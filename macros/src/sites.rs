@@ -188,7 +188,7 @@ impl Cx {
 
     /// Classifies a value of the return type where its type is known:
     /// `outcome::returned` or `outcome::option` where the spelling tells
-    /// (see [`Shape`]), else `|v| (&&&&&&Probe(v)).__lastwords_outcome()`
+    /// (see [`Shape`]), else `|v| (&&&&&&&Probe(v)).__lastwords_outcome()`
     /// (the probe's traits are imported at the top of the body, see
     /// `prelude`).
     pub fn classify(&self) -> TokenStream {
@@ -249,10 +249,12 @@ impl Cx {
     }
 
     /// `(&&..&&::lastwords::__private::outcome::Probe(v)).__lastwords_outcome()`
+    /// with `refs` levels to try: one reference more than levels, so that
+    /// the last one (anything else) takes `&self` too.
     fn probe(&self, refs: usize, v: &syn::Ident) -> TokenStream {
         self.probes.set(true);
         let private = self.private();
-        let refs = (0..refs).map(|_| quote_spanned!(Span::mixed_site()=> &));
+        let refs = (0..=refs).map(|_| quote_spanned!(Span::mixed_site()=> &));
         let probe = quote_spanned!(Span::mixed_site()=> #(#refs)* #private::outcome::Probe(#v));
         let mut group = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, probe);
         group.set_span(Span::mixed_site());
@@ -382,7 +384,7 @@ impl Cx {
         let guard = guard_ident();
         let pos = Cx::position(span);
         if in_async {
-            return self.question_closure(first, last, &krate, &expr, operand, target, pos);
+            return self.question_match(first, last, &krate, &expr, operand, target, pos);
         }
         // How many levels of the probe to try, as references: 7 tries
         // them all (see the layer's `question` module).
@@ -423,14 +425,15 @@ impl Cx {
     /// [`question_call`](Cx::question_call) in an async body:
     ///
     /// Input:  EXPR
-    /// Output: question(&__lastwords_guard, line, col, EXPR, |v| (&&&&&&Probe(v)).__lastwords_outcome())
+    /// Output: match EXPR { v => question(&__lastwords_guard, line, col, Kind::refs_of(&v).__lastwords_classifier(), v) }
     ///
     /// The wrapper's temporaries would live to the end of the statement,
     /// across any `.await` in it (all of a `while let`'s body for its
-    /// scrutinee): the future would hold them, grow, and not be `Send`. The
-    /// closure keeps nothing.
+    /// scrutinee): the future would hold them, grow, and not be `Send`. An
+    /// arm's temporaries end with the arm, before any later `.await`; the
+    /// operand's own are where they were.
     #[allow(clippy::too_many_arguments)]
-    fn question_closure(
+    fn question_match(
         &self,
         first: Span,
         last: Span,
@@ -441,25 +444,38 @@ impl Cx {
         pos: TokenStream,
     ) -> TokenStream {
         let guard = guard_ident();
-        let classify = match target {
+        let v = syn::Ident::new("__lastwords_v", Span::mixed_site());
+        // How many levels of the probe to try, as references (6: all).
+        let (refs, hint) = match target {
             // `let x: T = s.parse()?`: the operand is `Result<T, _>`, which
             // tells rustc its error type before the probe looks at it.
-            Some(target) => {
-                let v = syn::Ident::new("__lastwords_v", Span::mixed_site());
-                let probe = self.probe(6, &v);
-                quote_spanned!(Span::mixed_site()=>
-                    |#v: &::core::result::Result<#target, _>| #probe)
-            }
+            Some(target) => (
+                6,
+                quote_spanned!(Span::mixed_site()=> ::<::core::result::Result<#target, _>>),
+            ),
             // In a fn that returns an `Option`, the operand is one.
-            None if self.shape == Shape::Option => self.classify_with(1),
-            None if inferred_later(operand) => self.classify_with(2),
-            None if error_built_here(operand) => self.classify_with(3),
-            None => self.classify(),
+            None if self.shape == Shape::Option => (1, TokenStream::new()),
+            // `?` does not compile in such a fn: std's error says so.
+            None if self.shape == Shape::Returned => (0, TokenStream::new()),
+            None if inferred_later(operand) => (2, TokenStream::new()),
+            None if error_built_here(operand) => (3, TokenStream::new()),
+            None => (6, TokenStream::new()),
         };
-        let args = quote_spanned!(first=> &#guard, #pos, #expr, #classify);
-        let mut args = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, args);
-        args.set_span(last);
-        quote_spanned!(first=> #krate::__private::question #args)
+        self.probes.set(true);
+        let derefs = (refs..6).map(|_| quote_spanned!(Span::mixed_site()=> *));
+        let private = quote_spanned!(Span::mixed_site()=> #krate::__private);
+        let classify = quote_spanned! {Span::mixed_site()=>
+            (#(#derefs)* #private::outcome::Kind #hint ::refs_of(&#v)).__lastwords_classifier()
+        };
+        let call = quote_spanned!(Span::mixed_site()=>
+            #private::question(&#guard, #pos, #classify, #v));
+        let mut arms = proc_macro2::Group::new(
+            proc_macro2::Delimiter::Brace,
+            quote_spanned!(Span::mixed_site()=> #v => #call),
+        );
+        arms.set_span(last);
+        let match_token = syn::Ident::new("match", first);
+        quote!(#match_token #expr #arms)
     }
 
     /// `__lastwords_guard.mark(N);` for a new marker at `span`; its

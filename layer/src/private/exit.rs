@@ -784,19 +784,25 @@ pub fn exit_ret_with<R: Debug>(
 
 /// The operand of a `?` in an async body: records the exit when the `?`
 /// is about to short-circuit, and passes the operand on to the user's own
-/// `?`, so that its conversions and its diagnostics stay std's. (A sync
-/// body's `?` goes through [`super::question::Question`], which costs the
-/// compiler less but leaves temporaries an `.await` would keep.) Not a
-/// stable API.
+/// `?`, so that its conversions and its diagnostics stay std's:
+///
+/// ```text
+/// match EXPR { v => question(&guard, line, col, Kind::refs_of(&v).__lastwords_classifier(), v) }?
+/// ```
+///
+/// The classifier is looked up on the operand's type inside the arm, whose
+/// temporaries end with it: none lives across an `.await`. (A sync body's
+/// `?` goes through [`super::question::Question`], whose temporaries last
+/// to the end of the statement.) Not a stable API.
 #[inline]
 pub fn question<T>(
     guard: &ExitGuard,
     line: u32,
     col: u32,
+    classify: impl Classify<T>,
     value: T,
-    outcome: impl FnOnce(&T) -> Outcome<'_>,
 ) -> T {
-    guard.question(line, col, &value, outcome);
+    guard.question(line, col, &value, |v| classify.outcome(v));
     value
 }
 

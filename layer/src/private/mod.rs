@@ -41,14 +41,6 @@ pub use tracing_core::{Level, LevelFilter, Metadata};
 /// function's body. Not a stable API.
 #[doc(hidden)]
 pub mod probes {
-    pub use super::outcome::{
-        KindAny as _, KindChain as _, KindDebug as _, KindDisplay as _, KindDynChain as _,
-        KindResultOption as _, KindSendSyncChain as _, ProbeAny as _, ProbeChain as _,
-        ProbeDebug as _, ProbeDisplay as _, ProbeDynChain as _, ProbeResultOption as _,
-        ProbeSendSyncChain as _,
-    };
-    pub use super::question::{
-        PassAny as _, PassChain as _, PassDebug as _, PassDisplay as _, PassDynChain as _,
-        PassResultOption as _, PassSendSyncChain as _,
-    };
+    pub use super::outcome::{KindLevel as _, ProbeLevel as _};
+    pub use super::question::PassLevel as _;
 }

@@ -151,38 +151,15 @@ pub fn option<T>(value: &Option<T>) -> Outcome<'_> {
 /// The value being classified. Not a stable API.
 pub struct Probe<'a, T: ?Sized>(pub &'a T);
 
-// `ProbeAny` takes `self` by value: that is the one receiver tried after
-// `&Probe`, so it must be `Copy` (derive would require `T: Copy`).
-impl<T: ?Sized> Clone for Probe<'_, T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<T: ?Sized> Copy for Probe<'_, T> {}
-
-macro_rules! probe_trait {
-    ($name:ident) => {
-        /// One level of the classification. Not a stable API.
-        pub trait $name<'a> {
-            /// Classifies the probed value.
-            fn __lastwords_outcome(&self) -> Outcome<'a>;
-        }
-    };
-}
-
-/// The last level of the classification: anything else. Not a stable API.
-pub trait ProbeAny<'a> {
+/// The levels of the classification of a value: one trait, implemented for
+/// [`Probe`] behind a different number of references at each level. One
+/// trait rather than one per level: every trait the expansion brings into
+/// scope is a candidate for every method call in the annotated function's
+/// body. Not a stable API.
+pub trait ProbeLevel<'a> {
     /// Classifies the probed value.
-    fn __lastwords_outcome(self) -> Outcome<'a>;
+    fn __lastwords_outcome(&self) -> Outcome<'a>;
 }
-
-probe_trait!(ProbeChain);
-probe_trait!(ProbeSendSyncChain);
-probe_trait!(ProbeDynChain);
-probe_trait!(ProbeDisplay);
-probe_trait!(ProbeDebug);
-probe_trait!(ProbeResultOption);
 
 pub(super) fn result<'a, X: Fallible>(
     value: &'a X,
@@ -195,12 +172,12 @@ pub(super) fn result<'a, X: Fallible>(
 }
 
 /// The error levels of the classification, most specific first, for each
-/// family of traits (the probe on a value, [`Kind`] on a return type,
-/// `Pass` on a `?` operand): the level's trait in each family and the
-/// classifier [`Kind`] gives at that level, the
-/// references in front of the probe at that level, the bound on the error
-/// type, and how the error is seen. `$family!` writes one family's impls
-/// of one level.
+/// family (the probe on a value, [`Kind`] on a return type, `Pass` on a
+/// `?` operand): the classifier [`Kind`] gives at that level, the
+/// references in front of the value at that level (each family adds one,
+/// so that its last level, anything else, takes `&self` too), the bound on
+/// the error type, and how the error is seen. `$family!` writes one
+/// family's impls of one level.
 ///
 /// The bound is on the error type itself: a bound on
 /// `<X as Fallible>::Error` would make the type checker normalize a
@@ -208,21 +185,21 @@ pub(super) fn result<'a, X: Fallible>(
 /// annotated code cost to check.
 macro_rules! error_levels {
     ($family:ident) => {
-        $family!(ProbeChain KindChain PassChain ByChain, [&&&&&], {Error}, |e| ErrorRef::Chain(e));
+        $family!(ByChain, [&&&&&], {Error}, |e| ErrorRef::Chain(e));
         $family!(
-            ProbeSendSyncChain KindSendSyncChain PassSendSyncChain BySendSyncChain,
+            BySendSyncChain,
             [&&&&],
             {AsRef<dyn Error + Send + Sync + 'static>},
             |e| ErrorRef::Chain(e.as_ref())
         );
         $family!(
-            ProbeDynChain KindDynChain PassDynChain ByDynChain,
+            ByDynChain,
             [&&&],
             {AsRef<dyn Error + 'static>},
             |e| ErrorRef::Chain(e.as_ref())
         );
-        $family!(ProbeDisplay KindDisplay PassDisplay ByDisplay, [&&], {Display}, |e| ErrorRef::Display(e));
-        $family!(ProbeDebug KindDebug PassDebug ByDebug, [&], {Debug}, |e| ErrorRef::Debug(e));
+        $family!(ByDisplay, [&&], {Display}, |e| ErrorRef::Display(e));
+        $family!(ByDebug, [&], {Debug}, |e| ErrorRef::Debug(e));
     };
 }
 pub(super) use error_levels;
@@ -238,14 +215,14 @@ macro_rules! fallible_types {
 pub(super) use fallible_types;
 
 macro_rules! probe_level {
-    ($probe:ident $kind:ident $pass:ident $by:ident, [$($refs:tt)*], {$($bound:tt)+}, $view:expr) => {
-        fallible_types!(probe_impl!($probe, [$($refs)*], {$($bound)+}, $view));
+    ($by:ident, [$($refs:tt)*], {$($bound:tt)+}, $view:expr) => {
+        fallible_types!(probe_impl!([& $($refs)*], {$($bound)+}, $view));
     };
 }
 
 macro_rules! probe_impl {
-    ($ty:ty, $trait:ident, [$($refs:tt)*], {$($bound:tt)+}, $view:expr) => {
-        impl<'a, T, E: $($bound)+> $trait<'a> for $($refs)* Probe<'a, $ty> {
+    ($ty:ty, [$($refs:tt)*], {$($bound:tt)+}, $view:expr) => {
+        impl<'a, T, E: $($bound)+> ProbeLevel<'a> for $($refs)* Probe<'a, $ty> {
             #[inline]
             fn __lastwords_outcome(&self) -> Outcome<'a> {
                 result(self.0, $view)
@@ -256,14 +233,14 @@ macro_rules! probe_impl {
 
 error_levels!(probe_level);
 
-impl<'a, X: Fallible> ProbeResultOption<'a> for Probe<'a, X> {
+impl<'a, X: Fallible> ProbeLevel<'a> for &Probe<'a, X> {
     #[inline]
     fn __lastwords_outcome(&self) -> Outcome<'a> {
         result(self.0, |_| ErrorRef::Opaque)
     }
 }
 
-impl<'a, B, C> ProbeResultOption<'a> for Probe<'a, ControlFlow<B, C>> {
+impl<'a, B, C> ProbeLevel<'a> for &Probe<'a, ControlFlow<B, C>> {
     #[inline]
     fn __lastwords_outcome(&self) -> Outcome<'a> {
         match self.0 {
@@ -273,19 +250,17 @@ impl<'a, B, C> ProbeResultOption<'a> for Probe<'a, ControlFlow<B, C>> {
     }
 }
 
-impl<'a, T> ProbeResultOption<'a> for Probe<'a, Option<T>> {
+impl<'a, T> ProbeLevel<'a> for &Probe<'a, Option<T>> {
     #[inline]
     fn __lastwords_outcome(&self) -> Outcome<'a> {
-        match self.0 {
-            Some(_) => Outcome::Returned,
-            None => Outcome::None,
-        }
+        option(self.0)
     }
 }
 
-impl<'a, T: ?Sized> ProbeAny<'a> for Probe<'a, T> {
+/// Anything else.
+impl<'a, T: ?Sized> ProbeLevel<'a> for Probe<'a, T> {
     #[inline]
-    fn __lastwords_outcome(self) -> Outcome<'a> {
+    fn __lastwords_outcome(&self) -> Outcome<'a> {
         Outcome::Returned
     }
 }
@@ -342,7 +317,7 @@ impl<T> Classify<Option<T>> for ByResultOption {
 
 /// One classifier per error level: its error shown as the level says.
 macro_rules! by_level {
-    ($probe:ident $kind:ident $pass:ident $by:ident, [$($refs:tt)*], {$($bound:tt)+}, $view:expr) => {
+    ($by:ident, [$($refs:tt)*], {$($bound:tt)+}, $view:expr) => {
         /// Classifies a [`Fallible`] type by one error level (see
         /// `error_levels`). Not a stable API.
         #[derive(Clone, Copy)]
@@ -374,64 +349,52 @@ impl<R: ?Sized> Kind<R> {
     /// The only value.
     pub const NEW: Kind<R> = Kind(PhantomData);
 
-    /// Six references to the value, the receiver of the classifier's
+    /// Seven references to the value, the receiver of the classifier's
     /// method lookup (`Kind::<R>::refs().__lastwords_classifier()`). Not
-    /// `&&&&&&Kind::<R>::NEW`: six borrows of temporaries per annotated
+    /// `&&&&&&&Kind::<R>::NEW`: seven borrows of temporaries per annotated
     /// function cost the borrow checker more than the lookup saves.
     #[inline(always)]
-    pub fn refs<'k>() -> &'k &'k &'k &'k &'k &'k Kind<R>
+    pub fn refs<'k>() -> &'k &'k &'k &'k &'k &'k &'k Kind<R>
     where
         R: 'k,
     {
-        const UNIT: &&&&&&() = &&&&&&();
+        const UNIT: &&&&&&&() = &&&&&&&();
         // SAFETY: `Kind<R>` and `()` are both zero-sized with alignment 1,
         // so a reference to one is a valid reference to the other.
-        unsafe { std::mem::transmute::<&&&&&&(), &'k &'k &'k &'k &'k &'k Kind<R>>(UNIT) }
+        unsafe { std::mem::transmute::<&&&&&&&(), &'k &'k &'k &'k &'k &'k &'k Kind<R>>(UNIT) }
+    }
+
+    /// [`Kind::refs`] of the type of `value`: the classifier of a `?`
+    /// operand in an async body (see `question`).
+    #[inline(always)]
+    pub fn refs_of<'k>(_value: &R) -> &'k &'k &'k &'k &'k &'k &'k Kind<R>
+    where
+        R: 'k,
+    {
+        Self::refs()
     }
 }
 
-// By value for `KindAny`, as `Probe`; derive would require `R: Copy`.
-impl<R: ?Sized> Clone for Kind<R> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<R: ?Sized> Copy for Kind<R> {}
-
-macro_rules! kind_trait {
-    ($name:ident, $by:ident) => {
-        /// One level of the return type's classification. Not a stable API.
-        pub trait $name<R: ?Sized> {
-            /// The classifier of values of `R`.
-            fn __lastwords_classifier(&self) -> $by;
-        }
-    };
-}
-
-kind_trait!(KindChain, ByChain);
-kind_trait!(KindSendSyncChain, BySendSyncChain);
-kind_trait!(KindDynChain, ByDynChain);
-kind_trait!(KindDisplay, ByDisplay);
-kind_trait!(KindDebug, ByDebug);
-kind_trait!(KindResultOption, ByResultOption);
-
-/// The last level: anything else. Not a stable API.
-pub trait KindAny<R: ?Sized> {
+/// The levels of the return type's classification: one trait, as
+/// [`ProbeLevel`]. Not a stable API.
+pub trait KindLevel<R: ?Sized> {
+    /// The classifier this level gives.
+    type By: Classify<R>;
     /// The classifier of values of `R`.
-    fn __lastwords_classifier(self) -> ByValue;
+    fn __lastwords_classifier(&self) -> Self::By;
 }
 
 /// The levels on the type: each impl gives the classifier of the level.
 macro_rules! kind_level {
-    ($probe:ident $kind:ident $pass:ident $by:ident, [$($refs:tt)*], {$($bound:tt)+}, $view:expr) => {
-        fallible_types!(kind_impl!($kind, $by, [$($refs)*], {$($bound)+}));
+    ($by:ident, [$($refs:tt)*], {$($bound:tt)+}, $view:expr) => {
+        fallible_types!(kind_impl!($by, [& $($refs)*], {$($bound)+}));
     };
 }
 
 macro_rules! kind_impl {
-    ($ty:ty, $trait:ident, $by:ident, [$($refs:tt)*], {$($bound:tt)+}) => {
-        impl<T, E: $($bound)+> $trait<$ty> for $($refs)* Kind<$ty> {
+    ($ty:ty, $by:ident, [$($refs:tt)*], {$($bound:tt)+}) => {
+        impl<T, E: $($bound)+> KindLevel<$ty> for $($refs)* Kind<$ty> {
+            type By = $by;
             #[inline(always)]
             fn __lastwords_classifier(&self) -> $by {
                 $by
@@ -442,30 +405,35 @@ macro_rules! kind_impl {
 
 error_levels!(kind_level);
 
-impl<X: Fallible> KindResultOption<X> for Kind<X> {
+impl<X: Fallible> KindLevel<X> for &Kind<X> {
+    type By = ByResultOption;
     #[inline(always)]
     fn __lastwords_classifier(&self) -> ByResultOption {
         ByResultOption
     }
 }
 
-impl<B, C> KindResultOption<ControlFlow<B, C>> for Kind<ControlFlow<B, C>> {
+impl<B, C> KindLevel<ControlFlow<B, C>> for &Kind<ControlFlow<B, C>> {
+    type By = ByResultOption;
     #[inline(always)]
     fn __lastwords_classifier(&self) -> ByResultOption {
         ByResultOption
     }
 }
 
-impl<T> KindResultOption<Option<T>> for Kind<Option<T>> {
+impl<T> KindLevel<Option<T>> for &Kind<Option<T>> {
+    type By = ByResultOption;
     #[inline(always)]
     fn __lastwords_classifier(&self) -> ByResultOption {
         ByResultOption
     }
 }
 
-impl<R: ?Sized> KindAny<R> for Kind<R> {
+/// Anything else.
+impl<R: ?Sized> KindLevel<R> for Kind<R> {
+    type By = ByValue;
     #[inline(always)]
-    fn __lastwords_classifier(self) -> ByValue {
+    fn __lastwords_classifier(&self) -> ByValue {
         ByValue
     }
 }
@@ -514,7 +482,7 @@ mod tests {
         ($ty:ty, $value:expr, $expected:expr) => {{
             use crate::private::probes::*;
             let value: $ty = $value;
-            let by_value = said((&&&&&&Probe(&value)).__lastwords_outcome());
+            let by_value = said((&&&&&&&Probe(&value)).__lastwords_outcome());
             let classify = Kind::<$ty>::refs().__lastwords_classifier();
             let by_type = said(classify.outcome(&value));
             assert_eq!(by_value, $expected, "{}", stringify!($ty));

@@ -65,36 +65,24 @@ pub fn pass<T>(value: T) -> T {
     value
 }
 
-macro_rules! pass_trait {
-    ($name:ident) => {
-        /// One level of a `?` operand's classification. Not a stable API.
-        pub trait $name<T> {
-            /// Records the `?`'s exit if it short-circuits; the operand.
-            fn __lastwords_pass(&self) -> T;
-        }
-    };
+/// The levels of a `?` operand's classification: one trait, as the
+/// probe's `ProbeLevel`. Not a stable API.
+pub trait PassLevel<T> {
+    /// Records the `?`'s exit if it short-circuits; the operand.
+    fn __lastwords_pass(&self) -> T;
 }
 
-pass_trait!(PassChain);
-pass_trait!(PassSendSyncChain);
-pass_trait!(PassDynChain);
-pass_trait!(PassDisplay);
-pass_trait!(PassDebug);
-pass_trait!(PassResultOption);
-
-pass_trait!(PassAny);
-
-// One reference more at each level than the probe's, so that the last
-// level (`PassAny`) takes `&self` too: the wrapper is not `Copy`.
+// One reference more at each level than the table's, so that the last
+// level (anything else) takes `&self` too: the wrapper is not `Copy`.
 macro_rules! pass_level {
-    ($probe:ident $kind:ident $pass:ident $by:ident, [$($refs:tt)*], {$($bound:tt)+}, $view:expr) => {
-        fallible_types!(pass_impl!($pass, [& $($refs)*], {$($bound)+}, $view));
+    ($by:ident, [$($refs:tt)*], {$($bound:tt)+}, $view:expr) => {
+        fallible_types!(pass_impl!([& $($refs)*], {$($bound)+}, $view));
     };
 }
 
 macro_rules! pass_impl {
-    ($ty:ty, $trait:ident, [$($refs:tt)*], {$($bound:tt)+}, $view:expr) => {
-        impl<T, E: $($bound)+> $trait<$ty> for $($refs)* Question<'_, $ty> {
+    ($ty:ty, [$($refs:tt)*], {$($bound:tt)+}, $view:expr) => {
+        impl<T, E: $($bound)+> PassLevel<$ty> for $($refs)* Question<'_, $ty> {
             #[inline]
             fn __lastwords_pass(&self) -> $ty {
                 self.pass(|v| result(v, $view))
@@ -105,14 +93,14 @@ macro_rules! pass_impl {
 
 error_levels!(pass_level);
 
-impl<X: Fallible> PassResultOption<X> for &Question<'_, X> {
+impl<X: Fallible> PassLevel<X> for &Question<'_, X> {
     #[inline]
     fn __lastwords_pass(&self) -> X {
         self.pass(|v| result(v, |_| ErrorRef::Opaque))
     }
 }
 
-impl<B, C> PassResultOption<ControlFlow<B, C>> for &Question<'_, ControlFlow<B, C>> {
+impl<B, C> PassLevel<ControlFlow<B, C>> for &Question<'_, ControlFlow<B, C>> {
     #[inline]
     fn __lastwords_pass(&self) -> ControlFlow<B, C> {
         self.pass(|v| match v {
@@ -122,7 +110,7 @@ impl<B, C> PassResultOption<ControlFlow<B, C>> for &Question<'_, ControlFlow<B, 
     }
 }
 
-impl<T> PassResultOption<Option<T>> for &Question<'_, Option<T>> {
+impl<T> PassLevel<Option<T>> for &Question<'_, Option<T>> {
     #[inline]
     fn __lastwords_pass(&self) -> Option<T> {
         self.pass(option)
@@ -131,7 +119,7 @@ impl<T> PassResultOption<Option<T>> for &Question<'_, Option<T>> {
 
 /// Anything else: a `?` on it does not compile, and the user's own `?`
 /// says so, as without the attribute.
-impl<T> PassAny<T> for Question<'_, T> {
+impl<T> PassLevel<T> for Question<'_, T> {
     #[inline]
     fn __lastwords_pass(&self) -> T {
         let Some(value) = self.value.take() else {
