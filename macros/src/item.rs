@@ -106,9 +106,14 @@ impl Head {
     }
 
     /// The fn with its body parsed, inner attributes (`#![..]`) after the
-    /// outer ones, as `ItemFn`'s own parse puts them.
+    /// outer ones, as `ItemFn`'s own parse puts them; only where it may
+    /// exit when it can be (see `segments`).
     pub fn parse_body(self) -> syn::Result<ItemFn> {
         let Head { mut func, body } = self;
+        if let Some(stmts) = crate::segments::statements(&body) {
+            func.block.stmts = stmts;
+            return Ok(func);
+        }
         let block = |input: ParseStream| {
             let content;
             let brace_token = syn::braced!(content in input);

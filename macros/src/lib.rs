@@ -8,6 +8,7 @@ mod crumb;
 mod description;
 mod expand;
 mod item;
+mod segments;
 mod simple;
 mod sites;
 

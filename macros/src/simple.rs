@@ -1,6 +1,7 @@
 //! Bodies whose only exit is their tail, rewritten at the token level.
 //!
-//! Most functions have no `return`, no `?` and no macro invocation: the
+//! Most functions have no `return`, no `?` and no macro invocation but
+//! the ones known not to hide a `return` (`format!`, `assert!`..): the
 //! tail (or falling off the end) is their one exit. For those the body is
 //! not parsed into a syntax tree and printed again, which is most of what
 //! the macro costs the compiler: the tail is found among the body's
@@ -17,6 +18,8 @@
 //! may diverge, spans made by another macro) goes to the full rewriting.
 
 use proc_macro2::{Delimiter, Group, LineColumn, Spacing, Span, TokenStream, TokenTree};
+
+use crate::sites::is_known_safe_name;
 
 /// A body whose one exit is its tail.
 pub struct Simple {
@@ -78,16 +81,21 @@ impl Simple {
 }
 
 /// Whether `tokens` hold, at any depth, what could leave the function or
-/// hide an exit: `?`, `return`, or a macro invocation (`name!`; a lone
-/// `!` after any identifier counts, `if !x` included, which only sends the
-/// body to the full rewriting; `a != b` does not).
-fn may_exit(tokens: TokenStream) -> bool {
-    let mut after_ident = false;
+/// hide an exit: `?`, `return`, or the invocation of a macro not known to
+/// be safe (see `sites::is_known_safe_name`; a lone `!` after any other
+/// identifier counts, `if !x` included, which only sends the body to the
+/// full rewriting; `a != b` does not).
+pub fn may_exit(tokens: TokenStream) -> bool {
+    let mut last_ident: Option<String> = None;
     for tt in tokens {
         let exits = match &tt {
             TokenTree::Punct(p) => {
                 p.as_char() == '?'
-                    || (p.as_char() == '!' && p.spacing() == Spacing::Alone && after_ident)
+                    || (p.as_char() == '!'
+                        && p.spacing() == Spacing::Alone
+                        && last_ident
+                            .as_deref()
+                            .is_some_and(|name| !is_known_safe_name(name)))
             }
             TokenTree::Ident(i) => i == "return",
             TokenTree::Group(g) => may_exit(g.stream()),
@@ -96,16 +104,20 @@ fn may_exit(tokens: TokenStream) -> bool {
         if exits {
             return true;
         }
-        after_ident = matches!(tt, TokenTree::Ident(_));
+        last_ident = match &tt {
+            TokenTree::Ident(i) => Some(i.to_string()),
+            _ => None,
+        };
     }
     false
 }
 
 /// Whether the tokens after the last `;` are one expression that yields a
 /// value: no block-like statement or item before it (a top-level brace
-/// group is last, or followed by `else`), no attribute, and no start that
-/// may diverge (`loop`, `break`, `continue`) or end the process (`exit`).
-fn is_one_plain_expression(tail: &[TokenTree]) -> bool {
+/// group is last, or followed by `else`), no attribute, and nothing at its
+/// own level that may diverge (`loop`, `break`, `continue`, `panic!` and
+/// the like), end the process (`exit`) or define items (`thread_local!`).
+pub fn is_one_plain_expression(tail: &[TokenTree]) -> bool {
     if let Some(TokenTree::Punct(p)) = tail.first() {
         if p.as_char() == '#' {
             return false;
@@ -116,8 +128,18 @@ fn is_one_plain_expression(tail: &[TokenTree]) -> bool {
             return false;
         }
     }
+    const NOT_A_VALUE: &[&str] = &[
+        "loop",
+        "exit",
+        "panic",
+        "todo",
+        "unimplemented",
+        "unreachable",
+        "compile_error",
+        "thread_local",
+    ];
     tail.iter().enumerate().all(|(i, tt)| match tt {
-        TokenTree::Ident(id) => id != "loop" && id != "exit",
+        TokenTree::Ident(id) => !NOT_A_VALUE.contains(&id.to_string().as_str()),
         TokenTree::Group(g) if g.delimiter() == Delimiter::Brace => match tail.get(i + 1) {
             None => true,
             Some(TokenTree::Ident(next)) => next == "else",
@@ -187,7 +209,11 @@ mod tests {
             quote!(f()?),
             quote!(if a { return 1; } 2),
             quote!(g(|x| x?)),
-            quote!(println!("x")),
+            quote!(bail!("x")),
+            quote!(log(|| my_macro!(x))),
+            quote!(todo!()),
+            quote!(v.push(1); unreachable!("no")),
+            quote!(thread_local! { static X: u8 = 0; }),
             quote!(if !a { 1 } else { 2 }),
             quote!(for k in v {} k),
             quote!(fn inner() {}, inner()),
@@ -203,6 +229,18 @@ mod tests {
         ] {
             assert_eq!(split(body.clone()), None, "{body}");
         }
+    }
+
+    #[test]
+    fn macros_known_not_to_return_stay_simple() {
+        assert_eq!(
+            split(quote!(println!("x"); format!("{}", 1))),
+            Some((
+                "println ! (\"x\") ;".into(),
+                Some("format ! (\"{}\" , 1)".into())
+            ))
+        );
+        assert!(split(quote!(if a { panic!("no") } else { 1 })).is_some());
     }
 
     #[test]

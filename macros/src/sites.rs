@@ -847,6 +847,14 @@ fn hiding(mac: &Macro) -> Which {
 /// Macros known not to hide a `return`: formatting, assertions (their
 /// panics are recorded as `unwind`), logging, and the like.
 fn is_known_safe(mac: &Macro) -> bool {
+    mac.path
+        .segments
+        .last()
+        .is_some_and(|s| is_known_safe_name(&s.ident.to_string()))
+}
+
+/// [`is_known_safe`] by the macro's name, the last segment of its path.
+pub fn is_known_safe_name(name: &str) -> bool {
     const SAFE: &[&str] = &[
         "assert",
         "assert_eq",
@@ -892,10 +900,7 @@ fn is_known_safe(mac: &Macro) -> bool {
         "write",
         "writeln",
     ];
-    mac.path
-        .segments
-        .last()
-        .is_some_and(|s| SAFE.contains(&s.ident.to_string().as_str()))
+    SAFE.contains(&name)
 }
 
 /// Does this statement invoke, at the function's own level, a macro that
