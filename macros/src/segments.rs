@@ -70,3 +70,64 @@ fn parse(tokens: Vec<TokenTree>) -> Option<Vec<Stmt>> {
         .parse2(tokens.into_iter().collect())
         .ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proc_macro2::TokenStream;
+    use quote::{quote, ToTokens};
+
+    /// Each statement: `V` (tokens kept) or `P` (parsed), and its tokens.
+    fn pieces(body: TokenStream) -> Option<Vec<(char, String)>> {
+        let group = Group::new(Delimiter::Brace, body);
+        statements(&group).map(|stmts| {
+            stmts
+                .iter()
+                .map(|s| {
+                    let kind = match s {
+                        Stmt::Expr(Expr::Verbatim(_), _) => 'V',
+                        _ => 'P',
+                    };
+                    (kind, s.to_token_stream().to_string())
+                })
+                .collect()
+        })
+    }
+
+    #[test]
+    fn only_the_pieces_that_may_exit_are_parsed() {
+        let got = pieces(quote!(let a = f(); let b = g(a)?; h(); if b { return 1; } b)).unwrap();
+        let kinds: String = got.iter().map(|(k, _)| *k).collect();
+        assert_eq!(kinds, "VPVPP");
+        let tokens: Vec<&str> = got.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(
+            tokens,
+            [
+                "let a = f () ;",
+                "let b = g (a) ? ;",
+                "h () ;",
+                "if b { return 1 ; }",
+                "b"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_last_piece_that_is_not_one_expression_is_parsed() {
+        let got = pieces(quote!(let a = f()?; for x in a {} a.len())).unwrap();
+        let kinds: String = got.iter().map(|(k, _)| *k).collect();
+        assert_eq!(kinds, "PPP");
+    }
+
+    #[test]
+    fn adopted_shapes_and_unparsable_pieces_take_the_full_parse() {
+        for body in [
+            quote!(#![allow(unused)] f()?),
+            quote!(#[cfg(x)] let a = f()?; a),
+            quote!(let __tracing_attr_span = span(); f()?),
+            quote!(let a = f()? +; a),
+        ] {
+            assert!(pieces(body.clone()).is_none(), "{body}");
+        }
+    }
+}
