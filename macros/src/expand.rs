@@ -12,9 +12,8 @@
 //! fn load(path: &Path) -> io::Result<String> {
 //!     static __LASTWORDS_EXIT: ExitSite = ExitSite::NEW;
 //!     let __lastwords_guard = ExitGuard::enter(&__LASTWORDS_EXIT, 4, concat!(file!(), "\0", module_path!(), "\0load\06\04\0.."), { struct Here; type_name::<Here> });
-//!     use probes::*;
-//!     let __lastwords_classify = Kind::<io::Result<String>>::refs().__lastwords_classifier();
-//!     let text = pass((&&&&&&&Question::new(&__lastwords_guard, 7, 32, fs::read_to_string(path))).__lastwords_pass())?;
+//!     let __lastwords_classify = Kind::<io::Result<String>>::levels().__lastwords_classifier();
+//!     let text = pass(Question::levels(&__lastwords_guard, 7, 32, fs::read_to_string(path)).__lastwords_pass())?;
 //!     exit(&__lastwords_guard, Site::Tail, 8, 5, __lastwords_classify, Ok(text))
 //! }
 //! ```
@@ -157,7 +156,6 @@ fn expand(
             ReturnType::Default => Shape::Returned,
             ReturnType::Type(_, ty) => Shape::of(ty),
         },
-        probes: Default::default(),
     };
     let private = cx.private();
     let inner_attrs = split_attrs(&mut func);

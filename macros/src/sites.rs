@@ -40,14 +40,12 @@ pub struct Cx {
     /// a later drop is a cancellation, not an exit from inside the macro.
     pub is_async: bool,
     /// The return type is spelled in full (no `impl Trait`): its values are
-    /// classified by one closure made at the top of the body, rather than
-    /// one closure per exit (each costs the type checker a method lookup).
+    /// classified by one classifier looked up at the top of the body,
+    /// rather than one closure per exit (each costs the type checker a
+    /// method lookup).
     pub shared: bool,
     /// What the return type's spelling tells of its values.
     pub shape: Shape,
-    /// Whether the expansion uses the probe, whose traits the body then
-    /// imports.
-    pub probes: std::cell::Cell<bool>,
 }
 
 /// What the spelling of the return type tells of its values' outcomes.
@@ -186,20 +184,6 @@ impl Cx {
         }
     }
 
-    /// Classifies a value of the return type where its type is known:
-    /// `outcome::returned` or `outcome::option` where the spelling tells
-    /// (see [`Shape`]), else `|v| (&&&&&&&Probe(v)).__lastwords_outcome()`
-    /// (the probe's traits are imported at the top of the body, see
-    /// `prelude`).
-    pub fn classify(&self) -> TokenStream {
-        let private = self.private();
-        match self.shape {
-            Shape::Returned => quote_spanned!(Span::mixed_site()=> #private::outcome::returned),
-            Shape::Option => quote_spanned!(Span::mixed_site()=> #private::outcome::option),
-            Shape::Probe => self.classify_with(6),
-        }
-    }
-
     /// What `exit` and `finish` classify the function's values with: the
     /// shared classifier where the probe's levels were looked up once on
     /// the return type (see `prelude`), a zero-sized `ByValue` or
@@ -248,52 +232,34 @@ impl Cx {
         quote_spanned!(Span::mixed_site()=> |#v| #probe)
     }
 
-    /// `(&&..&&::lastwords::__private::outcome::Probe(v)).__lastwords_outcome()`
-    /// with `refs` levels to try: one reference more than levels, so that
-    /// the last one (anything else) takes `&self` too.
+    /// `Classify::outcome((**Kind::levels_of(v)).__lastwords_classifier(), v)`:
+    /// `refs` levels tried (6: all), one `*` per level left out (see the
+    /// layer's `outcome` module).
     fn probe(&self, refs: usize, v: &syn::Ident) -> TokenStream {
-        self.probes.set(true);
         let private = self.private();
-        let refs = (0..=refs).map(|_| quote_spanned!(Span::mixed_site()=> &));
-        let probe = quote_spanned!(Span::mixed_site()=> #(#refs)* #private::outcome::Probe(#v));
-        let mut group = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, probe);
-        group.set_span(Span::mixed_site());
-        quote_spanned!(Span::mixed_site()=> #group.__lastwords_outcome())
+        let derefs = (refs.min(6)..6).map(|_| quote_spanned!(Span::mixed_site()=> *));
+        quote_spanned! {Span::mixed_site()=>
+            #private::outcome::Classify::outcome(
+                (#(#derefs)* #private::outcome::Kind::levels_of(#v)).__lastwords_classifier(),
+                #v,
+            )
+        }
     }
 
-    /// The top of the body: the probe's traits if the expansion uses the
-    /// probe, and the shared classifier. Made once every exit is rewritten.
+    /// The top of the body: the shared classifier, the levels looked up
+    /// once on the return type. Made once every exit is rewritten.
     pub fn prelude(&self) -> TokenStream {
+        if !self.shares_classifier() {
+            return TokenStream::new();
+        }
+        // A zero-sized classifier, no closure to check, nothing in an
+        // async fn's future.
         let private = self.private();
-        let shared = if self.shares_classifier() {
-            // The probe's levels looked up on the type, once: a zero-sized
-            // function, no closure to check, nothing in an async fn's
-            // future.
-            let ret_ty = &self.ret_ty;
-            let classifier = classifier_ident();
-            if self.shape == Shape::Probe {
-                self.probes.set(true);
-                quote_spanned! {Span::mixed_site()=>
-                    let #classifier = #private::outcome::Kind::<#ret_ty>::refs().__lastwords_classifier();
-                }
-            } else {
-                let c = self.classify();
-                quote_spanned! {Span::mixed_site()=>
-                    let #classifier = #c;
-                }
-            }
-        } else {
-            TokenStream::new()
-        };
-        let probes = if self.probes.get() {
-            quote_spanned! {Span::mixed_site()=>
-                #[allow(unused_imports)]
-                use #private::probes::*;
-            }
-        } else {
-            TokenStream::new()
-        };
-        quote!(#probes #shared)
+        let ret_ty = &self.ret_ty;
+        let classifier = classifier_ident();
+        quote_spanned! {Span::mixed_site()=>
+            let #classifier = #private::outcome::Kind::<#ret_ty>::levels().__lastwords_classifier();
+        }
     }
 
     /// Input:  EXPR
@@ -359,7 +325,7 @@ impl Cx {
     }
 
     /// Input:  EXPR
-    /// Output: (&&&&&&&Question::new(&__lastwords_guard, line, col, EXPR)).__lastwords_pass()
+    /// Output: pass(Question::levels(&__lastwords_guard, line, col, EXPR).__lastwords_pass())
     /// (the user's `?` follows, untouched).
     ///
     /// The wrapper carries the operand to the probe's levels (see the
@@ -403,13 +369,13 @@ impl Cx {
             None if error_built_here(operand) => (4, TokenStream::new()),
             None => (7, TokenStream::new()),
         };
-        self.probes.set(true);
         let args = quote_spanned!(first=> &#guard, #pos, #expr);
         let mut args = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, args);
         args.set_span(last);
-        let refs = (0..refs).map(|_| quote_spanned!(first=> &));
+        // One `*` per level left out: `new` makes the top rung.
+        let derefs = (refs.min(7)..7).map(|_| quote_spanned!(first=> *));
         let private = quote_spanned!(first=> #krate::__private::question);
-        let receiver = quote_spanned!(first=> #(#refs)* #private::Question #hint ::new #args);
+        let receiver = quote_spanned!(first=> #(#derefs)* #private::Question #hint ::levels #args);
         let mut receiver = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, receiver);
         receiver.set_span(first);
         let method = syn::Ident::new("__lastwords_pass", Span::mixed_site());
@@ -425,7 +391,7 @@ impl Cx {
     /// [`question_call`](Cx::question_call) in an async body:
     ///
     /// Input:  EXPR
-    /// Output: match EXPR { v => question(&__lastwords_guard, line, col, Kind::refs_of(&v).__lastwords_classifier(), v) }
+    /// Output: match EXPR { v => question(&__lastwords_guard, line, col, Kind::levels_of(&v).__lastwords_classifier(), v) }
     ///
     /// The wrapper's temporaries would live to the end of the statement,
     /// across any `.await` in it (all of a `while let`'s body for its
@@ -461,11 +427,10 @@ impl Cx {
             None if error_built_here(operand) => (3, TokenStream::new()),
             None => (6, TokenStream::new()),
         };
-        self.probes.set(true);
         let derefs = (refs..6).map(|_| quote_spanned!(Span::mixed_site()=> *));
         let private = quote_spanned!(Span::mixed_site()=> #krate::__private);
         let classify = quote_spanned! {Span::mixed_site()=>
-            (#(#derefs)* #private::outcome::Kind #hint ::refs_of(&#v)).__lastwords_classifier()
+            (#(#derefs)* #private::outcome::Kind #hint ::levels_of(&#v)).__lastwords_classifier()
         };
         let call = quote_spanned!(Span::mixed_site()=>
             #private::question(&#guard, #pos, #classify, #v));
@@ -687,7 +652,7 @@ impl VisitMut for ExitSites<'_> {
     }
 
     // Input:  let x: T = s.parse()?;
-    // Output: let x: T = pass((&&&&&&&Question::<Result<T, _>>::new(.., s.parse())).__lastwords_pass())?;
+    // Output: let x: T = pass(Question::<Result<T, _>>::levels(.., s.parse()).__lastwords_pass())?;
     fn visit_local_mut(&mut self, local: &mut syn::Local) {
         if let (syn::Pat::Type(typed), Some(init)) = (&local.pat, local.init.as_mut()) {
             if let (None, Expr::Try(t)) = (&init.diverge, &mut *init.expr) {
@@ -731,7 +696,7 @@ impl VisitMut for ExitSites<'_> {
                 *expr = Expr::Verbatim(quote!(#(#attrs)* #return_token #captured));
             }
             // Input:  EXPR?
-            // Output: pass((&&&&&&&Question::new(&__lastwords_guard, line, col, EXPR)).__lastwords_pass())?
+            // Output: pass(Question::levels(&__lastwords_guard, line, col, EXPR).__lastwords_pass())?
             Expr::Try(t) => {
                 let span = t.question_token.span;
                 let attrs = &t.attrs;

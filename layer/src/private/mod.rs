@@ -35,12 +35,3 @@ pub use tracing_core::field::FieldSet;
 pub use tracing_core::metadata::Kind;
 #[doc(hidden)]
 pub use tracing_core::{Level, LevelFilter, Metadata};
-
-/// The traits of the outcome probe's levels (on values, on return types,
-/// on `?` operands), for one glob import at the top of an annotated
-/// function's body. Not a stable API.
-#[doc(hidden)]
-pub mod probes {
-    pub use super::outcome::{KindLevel as _, ProbeLevel as _};
-    pub use super::question::PassLevel as _;
-}

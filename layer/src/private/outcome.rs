@@ -1,22 +1,26 @@
 //! How `#[exit_path]` classifies a returned value by its type, not by the
 //! spelling of the return type (so `io::Result<T>` and `anyhow::Result<T>`
-//! aliases work): autoref specialization on [`Probe`], expanded at the
-//! annotated function as `(&&&&&&Probe(&v)).__lastwords_outcome()`, with
-//! the traits of `private::probes` imported.
+//! aliases work): specialization by method lookup on a ladder of wrapper
+//! types, expanded at the annotated function as
+//! `Kind::<R>::levels().__lastwords_classifier()`.
 //!
-//! Each `Probe*` trait is implemented for `Probe` behind a different number
-//! of references; method lookup tries the receiver with the most references
-//! first, so the most specific impl whose bounds hold wins:
+//! Each rung of the ladder derefs to the next, and each has an inherent
+//! method whose bounds say what its level needs; method lookup tries the
+//! top rung first and goes down by auto-deref until one's bounds hold:
 //!
-//! | refs | type | outcome |
+//! | rung | type | outcome |
 //! |---|---|---|
-//! | 5 | `Result<T, E: Error>` | `err` with the `source()` chain |
-//! | 4 | `Result<T, E: AsRef<dyn Error + Send + Sync>>` (`anyhow::Error`, `Box<dyn Error + Send + Sync>`) | `err` with the chain |
-//! | 3 | `Result<T, E: AsRef<dyn Error>>` (`Box<dyn Error>`) | `err` with the chain |
-//! | 2 | `Result<T, E: Display>` | `err` with Display |
-//! | 1 | `Result<T, E: Debug>` | `err` with Debug |
-//! | 0 | `Result<T, E>`, `Option<T>`, `ControlFlow<B, C>` | `err` / `none` / `returned` |
-//! | by value | anything else | `returned` |
+//! | `KindChain` | `Result<T, E: Error>` | `err` with the `source()` chain |
+//! | `KindSendSyncChain` | `Result<T, E: AsRef<dyn Error + Send + Sync>>` (`anyhow::Error`, `Box<dyn Error + Send + Sync>`) | `err` with the chain |
+//! | `KindDynChain` | `Result<T, E: AsRef<dyn Error>>` (`Box<dyn Error>`) | `err` with the chain |
+//! | `KindDisplay` | `Result<T, E: Display>` | `err` with Display |
+//! | `KindDebug` | `Result<T, E: Debug>` | `err` with Debug |
+//! | `KindResultOption` | `Result<T, E>`, `Option<T>`, `ControlFlow<B, C>` | `err` / `none` / `returned` |
+//! | `Kind` | anything else | `returned` |
+//!
+//! Inherent methods rather than traits at each level: a trait must be in
+//! scope at the call, and a `use` in each annotated function cost the
+//! compiler more than the rest of its prelude.
 //!
 //! "`Result<T, E>`" stands for every [`Fallible`] type: `Result` and the
 //! `Poll<Result<..>>` types that `?` accepts. No level asks for `'static`:
@@ -30,6 +34,7 @@ use std::error::Error;
 use std::fmt::{Debug, Display};
 use std::marker::PhantomData;
 use std::ops::ControlFlow;
+use std::ops::Deref;
 use std::task::Poll;
 
 /// The outcome of one exit, borrowing the error if there is one.
@@ -132,8 +137,7 @@ impl<T, E> Fallible for Poll<Option<Result<T, E>>> {
 }
 
 /// Classifies a value whose type is never an error nor `None` (`()`,
-/// `String`, a reference): what the expansion uses where the spelling of
-/// the return type tells, instead of the probe. Not a stable API.
+/// `String`, a reference): [`ByValue`]'s classification. Not a stable API.
 #[inline(always)]
 pub fn returned<T: ?Sized>(_: &T) -> Outcome<'_> {
     Outcome::Returned
@@ -148,19 +152,6 @@ pub fn option<T>(value: &Option<T>) -> Outcome<'_> {
     }
 }
 
-/// The value being classified. Not a stable API.
-pub struct Probe<'a, T: ?Sized>(pub &'a T);
-
-/// The levels of the classification of a value: one trait, implemented for
-/// [`Probe`] behind a different number of references at each level. One
-/// trait rather than one per level: every trait the expansion brings into
-/// scope is a candidate for every method call in the annotated function's
-/// body. Not a stable API.
-pub trait ProbeLevel<'a> {
-    /// Classifies the probed value.
-    fn __lastwords_outcome(&self) -> Outcome<'a>;
-}
-
 pub(super) fn result<'a, X: Fallible>(
     value: &'a X,
     err: impl FnOnce(&'a X::Error) -> ErrorRef<'a>,
@@ -171,13 +162,11 @@ pub(super) fn result<'a, X: Fallible>(
     }
 }
 
-/// The error levels of the classification, most specific first, for each
-/// family (the probe on a value, [`Kind`] on a return type, `Pass` on a
-/// `?` operand): the classifier [`Kind`] gives at that level, the
-/// references in front of the value at that level (each family adds one,
-/// so that its last level, anything else, takes `&self` too), the bound on
-/// the error type, and how the error is seen. `$family!` writes one
-/// family's impls of one level.
+/// The error levels of the classification, most specific first: the
+/// classifier [`Kind`] gives at that level, the level's rung in each
+/// ladder ([`Kind`] on a return type, `Question` on a `?` operand), the
+/// bound on the error type, and how the error is seen. `$family!` writes
+/// one ladder's impls of one level.
 ///
 /// The bound is on the error type itself: a bound on
 /// `<X as Fallible>::Error` would make the type checker normalize a
@@ -185,21 +174,19 @@ pub(super) fn result<'a, X: Fallible>(
 /// annotated code cost to check.
 macro_rules! error_levels {
     ($family:ident) => {
-        $family!(ByChain, [&&&&&], {Error}, |e| ErrorRef::Chain(e));
+        $family!(ByChain KindChain PassChain, {Error}, |e| ErrorRef::Chain(e));
         $family!(
-            BySendSyncChain,
-            [&&&&],
+            BySendSyncChain KindSendSyncChain PassSendSyncChain,
             {AsRef<dyn Error + Send + Sync + 'static>},
             |e| ErrorRef::Chain(e.as_ref())
         );
         $family!(
-            ByDynChain,
-            [&&&],
+            ByDynChain KindDynChain PassDynChain,
             {AsRef<dyn Error + 'static>},
             |e| ErrorRef::Chain(e.as_ref())
         );
-        $family!(ByDisplay, [&&], {Display}, |e| ErrorRef::Display(e));
-        $family!(ByDebug, [&], {Debug}, |e| ErrorRef::Debug(e));
+        $family!(ByDisplay KindDisplay PassDisplay, {Display}, |e| ErrorRef::Display(e));
+        $family!(ByDebug KindDebug PassDebug, {Debug}, |e| ErrorRef::Debug(e));
     };
 }
 pub(super) use error_levels;
@@ -213,57 +200,6 @@ macro_rules! fallible_types {
     };
 }
 pub(super) use fallible_types;
-
-macro_rules! probe_level {
-    ($by:ident, [$($refs:tt)*], {$($bound:tt)+}, $view:expr) => {
-        fallible_types!(probe_impl!([& $($refs)*], {$($bound)+}, $view));
-    };
-}
-
-macro_rules! probe_impl {
-    ($ty:ty, [$($refs:tt)*], {$($bound:tt)+}, $view:expr) => {
-        impl<'a, T, E: $($bound)+> ProbeLevel<'a> for $($refs)* Probe<'a, $ty> {
-            #[inline]
-            fn __lastwords_outcome(&self) -> Outcome<'a> {
-                result(self.0, $view)
-            }
-        }
-    };
-}
-
-error_levels!(probe_level);
-
-impl<'a, X: Fallible> ProbeLevel<'a> for &Probe<'a, X> {
-    #[inline]
-    fn __lastwords_outcome(&self) -> Outcome<'a> {
-        result(self.0, |_| ErrorRef::Opaque)
-    }
-}
-
-impl<'a, B, C> ProbeLevel<'a> for &Probe<'a, ControlFlow<B, C>> {
-    #[inline]
-    fn __lastwords_outcome(&self) -> Outcome<'a> {
-        match self.0 {
-            ControlFlow::Continue(_) => Outcome::Returned,
-            ControlFlow::Break(_) => Outcome::Break,
-        }
-    }
-}
-
-impl<'a, T> ProbeLevel<'a> for &Probe<'a, Option<T>> {
-    #[inline]
-    fn __lastwords_outcome(&self) -> Outcome<'a> {
-        option(self.0)
-    }
-}
-
-/// Anything else.
-impl<'a, T: ?Sized> ProbeLevel<'a> for Probe<'a, T> {
-    #[inline]
-    fn __lastwords_outcome(&self) -> Outcome<'a> {
-        Outcome::Returned
-    }
-}
 
 /// How the values of a type are classified: what `exit` and `finish`
 /// take. Each classifier is a zero-sized type, so that the one an async fn
@@ -317,7 +253,7 @@ impl<T> Classify<Option<T>> for ByResultOption {
 
 /// One classifier per error level: its error shown as the level says.
 macro_rules! by_level {
-    ($by:ident, [$($refs:tt)*], {$($bound:tt)+}, $view:expr) => {
+    ($by:ident $kind:ident $pass:ident, {$($bound:tt)+}, $view:expr) => {
         /// Classifies a [`Fallible`] type by one error level (see
         /// `error_levels`). Not a stable API.
         #[derive(Clone, Copy)]
@@ -340,63 +276,73 @@ macro_rules! by_impl {
 error_levels!(by_level);
 
 /// A return type being classified, for the classifier of a function's
-/// return values: the same levels as [`Probe`], looked up once per function
-/// on the type rather than on a value, each giving its [`Classify`] type.
-/// No closure is made per annotated function. Not a stable API.
+/// return values: the levels looked up once per function on the type, not
+/// on a value, each giving its [`Classify`] type. The last rung of the
+/// ladder: anything else. Not a stable API.
 pub struct Kind<R: ?Sized>(PhantomData<fn(&R)>);
 
 impl<R: ?Sized> Kind<R> {
-    /// The only value.
-    pub const NEW: Kind<R> = Kind(PhantomData);
-
-    /// Seven references to the value, the receiver of the classifier's
-    /// method lookup (`Kind::<R>::refs().__lastwords_classifier()`). Not
-    /// `&&&&&&&Kind::<R>::NEW`: seven borrows of temporaries per annotated
-    /// function cost the borrow checker more than the lookup saves.
+    /// The top rung of the ladder, whose method lookup finds the
+    /// classifier: `Kind::<R>::levels().__lastwords_classifier()`.
     #[inline(always)]
-    pub fn refs<'k>() -> &'k &'k &'k &'k &'k &'k &'k Kind<R>
-    where
-        R: 'k,
-    {
-        const UNIT: &&&&&&&() = &&&&&&&();
-        // SAFETY: `Kind<R>` and `()` are both zero-sized with alignment 1,
-        // so a reference to one is a valid reference to the other.
-        unsafe { std::mem::transmute::<&&&&&&&(), &'k &'k &'k &'k &'k &'k &'k Kind<R>>(UNIT) }
+    pub fn levels() -> KindChain<R> {
+        KindChain(KindSendSyncChain(KindDynChain(KindDisplay(KindDebug(
+            KindResultOption(Kind(PhantomData)),
+        )))))
     }
 
-    /// [`Kind::refs`] of the type of `value`: the classifier of a `?`
+    /// [`Kind::levels`] of the type of `value`: the classifier of a `?`
     /// operand in an async body (see `question`).
     #[inline(always)]
-    pub fn refs_of<'k>(_value: &R) -> &'k &'k &'k &'k &'k &'k &'k Kind<R>
-    where
-        R: 'k,
-    {
-        Self::refs()
+    pub fn levels_of(_value: &R) -> KindChain<R> {
+        Self::levels()
+    }
+
+    /// Anything else.
+    #[inline(always)]
+    pub fn __lastwords_classifier(&self) -> ByValue {
+        ByValue
     }
 }
 
-/// The levels of the return type's classification: one trait, as
-/// [`ProbeLevel`]. Not a stable API.
-pub trait KindLevel<R: ?Sized> {
-    /// The classifier this level gives.
-    type By: Classify<R>;
-    /// The classifier of values of `R`.
-    fn __lastwords_classifier(&self) -> Self::By;
+/// The rungs above [`Kind`], each dereferencing to the one below.
+macro_rules! kind_rungs {
+    ($($rung:ident => $below:ident,)*) => {$(
+        /// A rung of [`Kind`]'s ladder. Not a stable API.
+        pub struct $rung<R: ?Sized>($below<R>);
+
+        impl<R: ?Sized> Deref for $rung<R> {
+            type Target = $below<R>;
+            #[inline(always)]
+            fn deref(&self) -> &$below<R> {
+                &self.0
+            }
+        }
+    )*};
 }
 
-/// The levels on the type: each impl gives the classifier of the level.
+kind_rungs! {
+    KindChain => KindSendSyncChain,
+    KindSendSyncChain => KindDynChain,
+    KindDynChain => KindDisplay,
+    KindDisplay => KindDebug,
+    KindDebug => KindResultOption,
+    KindResultOption => Kind,
+}
+
+/// The levels on the type: each rung's method gives its level's classifier.
 macro_rules! kind_level {
-    ($by:ident, [$($refs:tt)*], {$($bound:tt)+}, $view:expr) => {
-        fallible_types!(kind_impl!($by, [& $($refs)*], {$($bound)+}));
+    ($by:ident $kind:ident $pass:ident, {$($bound:tt)+}, $view:expr) => {
+        fallible_types!(kind_impl!($by, $kind, {$($bound)+}));
     };
 }
 
 macro_rules! kind_impl {
-    ($ty:ty, $by:ident, [$($refs:tt)*], {$($bound:tt)+}) => {
-        impl<T, E: $($bound)+> KindLevel<$ty> for $($refs)* Kind<$ty> {
-            type By = $by;
+    ($ty:ty, $by:ident, $kind:ident, {$($bound:tt)+}) => {
+        impl<T, E: $($bound)+> $kind<$ty> {
+            /// This level's classifier, when its bound holds.
             #[inline(always)]
-            fn __lastwords_classifier(&self) -> $by {
+            pub fn __lastwords_classifier(&self) -> $by {
                 $by
             }
         }
@@ -405,36 +351,27 @@ macro_rules! kind_impl {
 
 error_levels!(kind_level);
 
-impl<X: Fallible> KindLevel<X> for &Kind<X> {
-    type By = ByResultOption;
+impl<X: Fallible> KindResultOption<X> {
+    /// A fallible type whose error shows nothing.
     #[inline(always)]
-    fn __lastwords_classifier(&self) -> ByResultOption {
+    pub fn __lastwords_classifier(&self) -> ByResultOption {
         ByResultOption
     }
 }
 
-impl<B, C> KindLevel<ControlFlow<B, C>> for &Kind<ControlFlow<B, C>> {
-    type By = ByResultOption;
+impl<B, C> KindResultOption<ControlFlow<B, C>> {
+    /// `Break` or `returned`.
     #[inline(always)]
-    fn __lastwords_classifier(&self) -> ByResultOption {
+    pub fn __lastwords_classifier(&self) -> ByResultOption {
         ByResultOption
     }
 }
 
-impl<T> KindLevel<Option<T>> for &Kind<Option<T>> {
-    type By = ByResultOption;
+impl<T> KindResultOption<Option<T>> {
+    /// `none` or `returned`.
     #[inline(always)]
-    fn __lastwords_classifier(&self) -> ByResultOption {
+    pub fn __lastwords_classifier(&self) -> ByResultOption {
         ByResultOption
-    }
-}
-
-/// Anything else.
-impl<R: ?Sized> KindLevel<R> for Kind<R> {
-    type By = ByValue;
-    #[inline(always)]
-    fn __lastwords_classifier(&self) -> ByValue {
-        ByValue
     }
 }
 
@@ -476,22 +413,22 @@ mod tests {
         }
     }
 
-    /// The classifier looked up on the type says what the probe on the
-    /// value says, level by level.
+    /// The classifier looked up on the type, and on a value of it, says
+    /// what each level should.
     macro_rules! same {
         ($ty:ty, $value:expr, $expected:expr) => {{
-            use crate::private::probes::*;
             let value: $ty = $value;
-            let by_value = said((&&&&&&&Probe(&value)).__lastwords_outcome());
-            let classify = Kind::<$ty>::refs().__lastwords_classifier();
+            let classify = Kind::<$ty>::levels().__lastwords_classifier();
             let by_type = said(classify.outcome(&value));
-            assert_eq!(by_value, $expected, "{}", stringify!($ty));
+            let of_value = Kind::levels_of(&value).__lastwords_classifier();
+            let by_value = said(Classify::outcome(of_value, &value));
             assert_eq!(by_type, $expected, "{}", stringify!($ty));
+            assert_eq!(by_value, $expected, "{}", stringify!($ty));
         }};
     }
 
     #[test]
-    fn the_type_level_classifier_agrees_with_the_probe() {
+    fn each_level_classifies_as_it_should() {
         same!(Result<u8, Leaf>, Err(Leaf), "err chain leaf");
         same!(Result<u8, Leaf>, Ok(1), "ok");
         same!(

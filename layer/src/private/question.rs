@@ -3,27 +3,28 @@
 //!
 //! ```text
 //! // Input:  fetch(id)?
-//! // Output: pass((&&&&&&&Question::new(&guard, line, col, fetch(id))).__lastwords_pass())?
+//! // Output: pass(Question::levels(&guard, line, col, fetch(id)).__lastwords_pass())?
 //! ```
 //!
-//! The same levels as the outcome probe (see `outcome`), looked up on the
-//! wrapper that carries the operand: each level's method classifies the
-//! value, records the exit when the `?` is about to short-circuit, and
-//! hands the value on. No closure is made per `?`, which is what each `?`
-//! site cost the type checker most. The value keeps the place the user
-//! wrote it in (an argument, as before), so its temporaries live as long as
+//! The same levels as the return type's classification (see `outcome`),
+//! looked up on a ladder of wrappers that carries the operand: each rung's
+//! method classifies the value, records the exit when the `?` is about to
+//! short-circuit, and hands the value on. No closure is made per `?`, and
+//! no trait has to be in scope. The value keeps the place the user wrote
+//! it in (an argument, as before), so its temporaries live as long as
 //! without the attribute. Not a stable API.
 
 use std::cell::Cell;
 use std::error::Error;
 use std::fmt::{Debug, Display};
-use std::ops::ControlFlow;
+use std::ops::{ControlFlow, Deref};
 use std::task::Poll;
 
 use super::exit::ExitGuard;
 use super::outcome::{error_levels, fallible_types, option, result, ErrorRef, Fallible, Outcome};
 
-/// The operand of one `?`, with where the `?` is. Not a stable API.
+/// The operand of one `?`, with where the `?` is: the last rung of the
+/// ladder (anything else). Not a stable API.
 pub struct Question<'g, T> {
     guard: &'g ExitGuard,
     line: u32,
@@ -33,31 +34,48 @@ pub struct Question<'g, T> {
 }
 
 impl<'g, T> Question<'g, T> {
-    /// Wraps the operand of the `?` at `line:col`.
+    /// Wraps the operand of the `?` at `line:col`: the top rung of the
+    /// ladder.
     #[inline]
-    pub fn new(guard: &'g ExitGuard, line: u32, col: u32, value: T) -> Self {
-        Question {
+    pub fn levels(guard: &'g ExitGuard, line: u32, col: u32, value: T) -> PassChain<'g, T> {
+        let question = Question {
             guard,
             line,
             col,
             value: Cell::new(Some(value)),
-        }
+        };
+        PassChain(PassSendSyncChain(PassDynChain(PassDisplay(PassDebug(
+            PassResultOption(question),
+        )))))
     }
 
     /// Hands the operand on, recording the exit if `classify` says the
     /// `?` short-circuits.
     #[inline]
-    fn pass(&self, classify: impl FnOnce(&T) -> Outcome<'_>) -> T {
+    fn hand_on(&self, classify: impl FnOnce(&T) -> Outcome<'_>) -> T {
+        let value = self.take();
+        self.guard.question(self.line, self.col, &value, classify);
+        value
+    }
+
+    #[inline]
+    fn take(&self) -> T {
         let Some(value) = self.value.take() else {
             // The expansion calls one method once per wrapper.
             unreachable!("a `?` operand handed on twice")
         };
-        self.guard.question(self.line, self.col, &value, classify);
         value
+    }
+
+    /// Anything else: a `?` on it does not compile, and the user's own `?`
+    /// says so, as without the attribute.
+    #[inline]
+    pub fn __lastwords_pass(&self) -> T {
+        self.take()
     }
 }
 
-/// The operand, handed on: the call the expansion wraps the probe's method
+/// The operand, handed on: the call the expansion wraps the ladder's method
 /// call in, so that rustc's diagnostics about the user's `?` span the
 /// operand as they do without the attribute. Not a stable API.
 #[inline(always)]
@@ -65,27 +83,44 @@ pub fn pass<T>(value: T) -> T {
     value
 }
 
-/// The levels of a `?` operand's classification: one trait, as the
-/// probe's `ProbeLevel`. Not a stable API.
-pub trait PassLevel<T> {
-    /// Records the `?`'s exit if it short-circuits; the operand.
-    fn __lastwords_pass(&self) -> T;
+/// The rungs above [`Question`], each dereferencing to the one below.
+macro_rules! pass_rungs {
+    ($($rung:ident => $below:ident,)*) => {$(
+        /// A rung of the `?` operand's ladder. Not a stable API.
+        pub struct $rung<'g, T>($below<'g, T>);
+
+        impl<'g, T> Deref for $rung<'g, T> {
+            type Target = $below<'g, T>;
+            #[inline(always)]
+            fn deref(&self) -> &$below<'g, T> {
+                &self.0
+            }
+        }
+    )*};
 }
 
-// One reference more at each level than the table's, so that the last
-// level (anything else) takes `&self` too: the wrapper is not `Copy`.
+pass_rungs! {
+    PassChain => PassSendSyncChain,
+    PassSendSyncChain => PassDynChain,
+    PassDynChain => PassDisplay,
+    PassDisplay => PassDebug,
+    PassDebug => PassResultOption,
+    PassResultOption => Question,
+}
+
 macro_rules! pass_level {
-    ($by:ident, [$($refs:tt)*], {$($bound:tt)+}, $view:expr) => {
-        fallible_types!(pass_impl!([& $($refs)*], {$($bound)+}, $view));
+    ($by:ident $kind:ident $pass:ident, {$($bound:tt)+}, $view:expr) => {
+        fallible_types!(pass_impl!($pass, {$($bound)+}, $view));
     };
 }
 
 macro_rules! pass_impl {
-    ($ty:ty, [$($refs:tt)*], {$($bound:tt)+}, $view:expr) => {
-        impl<T, E: $($bound)+> PassLevel<$ty> for $($refs)* Question<'_, $ty> {
+    ($ty:ty, $pass:ident, {$($bound:tt)+}, $view:expr) => {
+        impl<T, E: $($bound)+> $pass<'_, $ty> {
+            /// Records the `?`'s exit if it short-circuits; the operand.
             #[inline]
-            fn __lastwords_pass(&self) -> $ty {
-                self.pass(|v| result(v, $view))
+            pub fn __lastwords_pass(&self) -> $ty {
+                self.hand_on(|v| result(v, $view))
             }
         }
     };
@@ -93,38 +128,29 @@ macro_rules! pass_impl {
 
 error_levels!(pass_level);
 
-impl<X: Fallible> PassLevel<X> for &Question<'_, X> {
+impl<X: Fallible> PassResultOption<'_, X> {
+    /// A fallible type whose error shows nothing.
     #[inline]
-    fn __lastwords_pass(&self) -> X {
-        self.pass(|v| result(v, |_| ErrorRef::Opaque))
+    pub fn __lastwords_pass(&self) -> X {
+        self.hand_on(|v| result(v, |_| ErrorRef::Opaque))
     }
 }
 
-impl<B, C> PassLevel<ControlFlow<B, C>> for &Question<'_, ControlFlow<B, C>> {
+impl<B, C> PassResultOption<'_, ControlFlow<B, C>> {
+    /// `Break` short-circuits.
     #[inline]
-    fn __lastwords_pass(&self) -> ControlFlow<B, C> {
-        self.pass(|v| match v {
+    pub fn __lastwords_pass(&self) -> ControlFlow<B, C> {
+        self.hand_on(|v| match v {
             ControlFlow::Continue(_) => Outcome::Returned,
             ControlFlow::Break(_) => Outcome::Break,
         })
     }
 }
 
-impl<T> PassLevel<Option<T>> for &Question<'_, Option<T>> {
+impl<T> PassResultOption<'_, Option<T>> {
+    /// `None` short-circuits.
     #[inline]
-    fn __lastwords_pass(&self) -> Option<T> {
-        self.pass(option)
-    }
-}
-
-/// Anything else: a `?` on it does not compile, and the user's own `?`
-/// says so, as without the attribute.
-impl<T> PassLevel<T> for Question<'_, T> {
-    #[inline]
-    fn __lastwords_pass(&self) -> T {
-        let Some(value) = self.value.take() else {
-            unreachable!("a `?` operand handed on twice")
-        };
-        value
+    pub fn __lastwords_pass(&self) -> Option<T> {
+        self.hand_on(option)
     }
 }
