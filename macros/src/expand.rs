@@ -263,7 +263,7 @@ fn expand(
         // waited (`cancelled`). Other async fns keep the plain form: the
         // guard is all their future grows by.
         let pin = fake_return_edge(&cx);
-        let mentions = mentions(&func.sig);
+        let mentions = mentions(&Head::parameters(item.clone()));
         quote_spanned! {Span::mixed_site()=>
             #(#inner_attrs)*
             #static_site
@@ -273,7 +273,7 @@ fn expand(
     } else if sync_closure {
         // A `return` hidden in a macro (`bail!`) returns from the closure,
         // so its value is seen, as an async fn's is.
-        let mentions = mentions(&func.sig);
+        let mentions = mentions(&Head::parameters(item.clone()));
         quote_spanned! {Span::mixed_site()=>
             #(#inner_attrs)*
             #static_site
@@ -326,9 +326,9 @@ fn simple_tail(cx: &Cx, simple: Simple, block: &mut Block) {
 /// they drop in the order the function would drop them (locals first, then
 /// the parameters from the last to the first) and a struct parameter is not
 /// split into the fields the body uses.
-fn mentions(sig: &syn::Signature) -> TokenStream {
+fn mentions(inputs: &syn::punctuated::Punctuated<syn::FnArg, syn::Token![,]>) -> TokenStream {
     let mut names = Bindings::default();
-    for input in &sig.inputs {
+    for input in inputs {
         match input {
             syn::FnArg::Receiver(r) => names.0.push(syn::Ident::from(r.self_token)),
             syn::FnArg::Typed(t) => names.visit_pat(&t.pat),
