@@ -2,7 +2,8 @@
 //! the same: closures returned through `impl Fn*`, attributes on the tail,
 //! borrowed error types, hidden `return`s that need a coercion, reborrows
 //! through a `&mut` held by value, item macros as the last statement, a
-//! run of `#[cfg]`'d blocks at the end, an error whose type only the `?`
+//! run of `#[cfg]`'d blocks at the end, an item last in the body, a
+//! labeled `loop` as the tail, an error whose type only the `?`
 //! decides, a
 //! user's own `block_on(body)`, and a renamed crate path. Each function is
 //! defined twice, `annotated::f` and `plain::f`, and both are called.
@@ -166,6 +167,22 @@ both! {
         thread_local! { static SEEN: u32 = const { 0 }; }
     }
 
+    pub fn item_last(n: u32) {
+        let _ = n;
+        struct Seen;
+        impl Seen {}
+    }
+
+    pub fn labeled_loop_tail(n: u32) -> u32 {
+        let mut i = 0;
+        'counting: loop {
+            i += 1;
+            if i == n {
+                break 'counting i * 2;
+            }
+        }
+    }
+
     pub fn own_block_on(n: u32) -> u32 {
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let body = async { n + 1 };
@@ -306,6 +323,8 @@ fn annotated_code_compiles_and_returns_what_the_plain_code_returns() {
             plain::reborrow(W(&mut vec![]))
         );
         annotated::item_macro_last(1);
+        annotated::item_last(1);
+        assert_eq!(annotated::labeled_loop_tail(3), plain::labeled_loop_tail(3));
         assert_eq!(annotated::own_block_on(1), plain::own_block_on(1));
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
@@ -381,10 +400,18 @@ fn annotated_code_compiles_and_returns_what_the_plain_code_returns() {
     assert_eq!(first.len(), 2);
     assert_eq!(first[0].field("site"), "?");
     assert_eq!(first[0].field("error"), "no element");
+    // An item last in the body: no tail, the body falls off its end.
+    let item_last = by_fn("::item_last");
+    assert_eq!(item_last.len(), 1);
+    assert_eq!(item_last[0].field("site"), "tail");
+    // A labeled `loop` that breaks with a value is the tail.
+    let labeled = by_fn("::labeled_loop_tail");
+    assert_eq!(labeled.len(), 1);
+    assert_eq!(labeled[0].field("site"), "tail");
     // One record per annotated call.
     assert_eq!(
         exits.len(),
-        33,
+        35,
         "{:#?}",
         exits.iter().map(|r| r.field("message")).collect::<Vec<_>>()
     );

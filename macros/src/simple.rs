@@ -116,7 +116,8 @@ pub fn may_exit(tokens: TokenStream) -> bool {
 /// value: no block-like statement or item before it (a top-level brace
 /// group is last, or followed by `else`), no attribute, and nothing at its
 /// own level that may diverge (`loop`, `break`, `continue`, `panic!` and
-/// the like), end the process (`exit`) or define items (`thread_local!`).
+/// the like), end the process (`exit`), or be or define an item (`impl S
+/// {}`, `thread_local!`).
 pub fn is_one_plain_expression(tail: &[TokenTree]) -> bool {
     if let Some(TokenTree::Punct(p)) = tail.first() {
         if p.as_char() == '#' {
@@ -137,6 +138,21 @@ pub fn is_one_plain_expression(tail: &[TokenTree]) -> bool {
         "unreachable",
         "compile_error",
         "thread_local",
+        // An item last in the body (`impl S {}`): no tail.
+        "fn",
+        "struct",
+        "enum",
+        "union",
+        "impl",
+        "trait",
+        "mod",
+        "extern",
+        "use",
+        "static",
+        "const",
+        "type",
+        "pub",
+        "let",
     ];
     tail.iter().enumerate().all(|(i, tt)| match tt {
         TokenTree::Ident(id) => !NOT_A_VALUE.contains(&id.to_string().as_str()),
@@ -226,6 +242,9 @@ mod tests {
                 step()
             }),
             quote!(std::process::exit(1)),
+            quote!(struct S; impl S {}),
+            quote!(let a = 1; fn inner() {}),
+            quote!(let a = 1; pub(crate) struct T { a: u8 }),
         ] {
             assert_eq!(split(body.clone()), None, "{body}");
         }
