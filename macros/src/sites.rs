@@ -49,9 +49,9 @@ pub struct Cx {
 }
 
 /// What the spelling of the return type tells of its values' outcomes.
-/// The probe (a method lookup through seven levels of references) is most
-/// of what an annotated function costs the type checker: it is used only
-/// where the spelling leaves the outcome open.
+/// The levels' lookup (a method lookup down a ladder of seven rungs) costs
+/// the type checker more than the rest of an exit: it is used only where
+/// the spelling leaves the outcome open.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
     /// `()`, a primitive, a reference, a tuple, an array, `String`, `Vec`:
@@ -204,7 +204,7 @@ impl Cx {
             Shape::Probe if self.shares_classifier() => {
                 (classifier_ident().into_token_stream(), false)
             }
-            Shape::Probe => (self.classify_with(6), true),
+            Shape::Probe => (self.classify_closure(), true),
         }
     }
 
@@ -224,23 +224,15 @@ impl Cx {
         syn::Ident::new(&name, Span::mixed_site())
     }
 
-    /// The probe with `refs` references: 6 tries every level, 2 starts at
-    /// `Debug` (see the layer's `outcome` module).
-    fn classify_with(&self, refs: usize) -> TokenStream {
-        let v = syn::Ident::new("__lastwords_v", Span::mixed_site());
-        let probe = self.probe(refs, &v);
-        quote_spanned!(Span::mixed_site()=> |#v| #probe)
-    }
-
-    /// `Classify::outcome((**Kind::levels_of(v)).__lastwords_classifier(), v)`:
-    /// `refs` levels tried (6: all), one `*` per level left out (see the
-    /// layer's `outcome` module).
-    fn probe(&self, refs: usize, v: &syn::Ident) -> TokenStream {
+    /// `|v| Classify::outcome(Kind::levels_of(v).__lastwords_classifier(), v)`:
+    /// the levels looked up on the value's type (see the layer's `outcome`
+    /// module), for a return type the expansion cannot name whole.
+    fn classify_closure(&self) -> TokenStream {
         let private = self.private();
-        let derefs = (refs.min(6)..6).map(|_| quote_spanned!(Span::mixed_site()=> *));
+        let v = syn::Ident::new("__lastwords_v", Span::mixed_site());
         quote_spanned! {Span::mixed_site()=>
-            #private::outcome::Classify::outcome(
-                (#(#derefs)* #private::outcome::Kind::levels_of(#v)).__lastwords_classifier(),
+            |#v| #private::outcome::Classify::outcome(
+                #private::outcome::Kind::levels_of(#v).__lastwords_classifier(),
                 #v,
             )
         }
@@ -324,6 +316,31 @@ impl Cx {
         }
     }
 
+    /// Which levels a `?` operand's classification starts at, for both
+    /// ladders (`Question` in a sync body, `Kind` in an async one): how many
+    /// rungs from the top to leave out (one `*` each), and a type hint for
+    /// the operand.
+    fn operand_levels(&self, operand: &Expr, target: Option<&Type>) -> (usize, TokenStream) {
+        match target {
+            // `let x: T = s.parse()?`: the operand is `Result<T, _>`, which
+            // tells rustc its error type before the lookup looks at it.
+            Some(target) => (
+                0,
+                quote_spanned!(Span::mixed_site()=> ::<::core::result::Result<#target, _>>),
+            ),
+            // In a fn that returns an `Option`, the operand is one: from
+            // `ResultOption` down.
+            None if self.shape == Shape::Option => (5, TokenStream::new()),
+            // `?` does not compile in such a fn: std's error says so.
+            None if self.shape == Shape::Returned => (6, TokenStream::new()),
+            // From `Debug` down: an error type only the `?` decides.
+            None if inferred_later(operand) => (4, TokenStream::new()),
+            // From `Display` down.
+            None if error_built_here(operand) => (3, TokenStream::new()),
+            None => (0, TokenStream::new()),
+        }
+    }
+
     /// Input:  EXPR
     /// Output: pass(Question::levels(&__lastwords_guard, line, col, EXPR).__lastwords_pass())
     /// (the user's `?` follows, untouched).
@@ -352,28 +369,12 @@ impl Cx {
         if in_async {
             return self.question_match(first, last, &krate, &expr, operand, target, pos);
         }
-        // How many levels of the probe to try, as references: 7 tries
-        // them all (see the layer's `question` module).
-        let (refs, hint) = match target {
-            // `let x: T = s.parse()?`: the operand is `Result<T, _>`, which
-            // tells rustc its error type before the probe looks at it.
-            Some(target) => (
-                7,
-                quote_spanned!(Span::mixed_site()=> ::<::core::result::Result<#target, _>>),
-            ),
-            // In a fn that returns an `Option`, the operand is one.
-            None if self.shape == Shape::Option => (2, TokenStream::new()),
-            // `?` does not compile in such a fn: std's error says so.
-            None if self.shape == Shape::Returned => (1, TokenStream::new()),
-            None if inferred_later(operand) => (3, TokenStream::new()),
-            None if error_built_here(operand) => (4, TokenStream::new()),
-            None => (7, TokenStream::new()),
-        };
+        let (skip, hint) = self.operand_levels(operand, target);
         let args = quote_spanned!(first=> &#guard, #pos, #expr);
         let mut args = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, args);
         args.set_span(last);
-        // One `*` per level left out: `new` makes the top rung.
-        let derefs = (refs.min(7)..7).map(|_| quote_spanned!(first=> *));
+        // One `*` per level left out: `levels` makes the top rung.
+        let derefs = (0..skip).map(|_| quote_spanned!(first=> *));
         let private = quote_spanned!(first=> #krate::__private::question);
         let receiver = quote_spanned!(first=> #(#derefs)* #private::Question #hint ::levels #args);
         let mut receiver = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, receiver);
@@ -411,23 +412,8 @@ impl Cx {
     ) -> TokenStream {
         let guard = guard_ident();
         let v = syn::Ident::new("__lastwords_v", Span::mixed_site());
-        // How many levels of the probe to try, as references (6: all).
-        let (refs, hint) = match target {
-            // `let x: T = s.parse()?`: the operand is `Result<T, _>`, which
-            // tells rustc its error type before the probe looks at it.
-            Some(target) => (
-                6,
-                quote_spanned!(Span::mixed_site()=> ::<::core::result::Result<#target, _>>),
-            ),
-            // In a fn that returns an `Option`, the operand is one.
-            None if self.shape == Shape::Option => (1, TokenStream::new()),
-            // `?` does not compile in such a fn: std's error says so.
-            None if self.shape == Shape::Returned => (0, TokenStream::new()),
-            None if inferred_later(operand) => (2, TokenStream::new()),
-            None if error_built_here(operand) => (3, TokenStream::new()),
-            None => (6, TokenStream::new()),
-        };
-        let derefs = (refs..6).map(|_| quote_spanned!(Span::mixed_site()=> *));
+        let (skip, hint) = self.operand_levels(operand, target);
+        let derefs = (0..skip).map(|_| quote_spanned!(Span::mixed_site()=> *));
         let private = quote_spanned!(Span::mixed_site()=> #krate::__private);
         let classify = quote_spanned! {Span::mixed_site()=>
             (#(#derefs)* #private::outcome::Kind #hint ::levels_of(&#v)).__lastwords_classifier()

@@ -787,7 +787,7 @@ pub fn exit_ret_with<R: Debug>(
 /// `?`, so that its conversions and its diagnostics stay std's:
 ///
 /// ```text
-/// match EXPR { v => question(&guard, line, col, Kind::refs_of(&v).__lastwords_classifier(), v) }?
+/// match EXPR { v => question(&guard, line, col, Kind::levels_of(&v).__lastwords_classifier(), v) }?
 /// ```
 ///
 /// The classifier is looked up on the operand's type inside the arm, whose
