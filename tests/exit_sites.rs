@@ -166,8 +166,8 @@ fn hidden_return_in_drop_in_place(n: u32) -> Result<u32, String> {
     Ok(n)
 }
 
-/// An async fn keeps its body in place: its hidden `return` is seen only
-/// by the guard's drop.
+/// An async fn whose macros may hide a `return` runs its body as an inner
+/// block whose value is seen: a hidden `return`'s too.
 #[exit_path]
 async fn async_bail(n: u32) -> anyhow::Result<u32> {
     tokio::task::yield_now().await;
@@ -175,7 +175,7 @@ async fn async_bail(n: u32) -> anyhow::Result<u32> {
     if n == 1 {
         my_return!(); // @async_return
     }
-    Ok(n)
+    Ok(n) // @async_tail
 }
 
 /// A `return` the attribute cannot see, of an `Ok`.
@@ -302,7 +302,7 @@ fn a_hidden_return_during_unwinding_is_not_an_unwind() {
 }
 
 #[test]
-fn an_async_fns_hidden_exit_is_an_error_when_the_macro_only_returns_errors() {
+fn an_async_fns_hidden_exit_is_recorded_with_its_value() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -311,7 +311,11 @@ fn an_async_fns_hidden_exit_is_an_error_when_the_macro_only_returns_errors() {
     let rec = one(&recs);
     check(&rec, "macro", "@async_ensure", "err");
     assert_eq!(rec.level, tracing::Level::ERROR);
+    assert_eq!(rec.field("error"), "zero");
     let (r, recs) = capture(|| rt.block_on(async_bail(1)));
     assert_eq!(r.unwrap(), 1);
-    check(&one(&recs), "macro", "@async_return", "unknown");
+    check(&one(&recs), "macro", "@async_return", "ok");
+    let (r, recs) = capture(|| rt.block_on(async_bail(2)));
+    assert_eq!(r.unwrap(), 2);
+    check(&one(&recs), "tail", "@async_tail", "ok");
 }

@@ -26,12 +26,14 @@
 //! last marker the body passed).
 //!
 //! To see the value of a `return` hidden in a macro (`bail!`), a sync fn
-//! that invokes one runs its body in a `move` closure called at once, and an
-//! async fn whose such invocation also awaits (`tokio::select!`: dropping
-//! the future there is a cancellation) runs it in an inner `async move`
-//! block; `finish` records the value they return. Both capture every
-//! parameter whole, so that parameters drop as they would. Other fns keep
-//! the plain form above, with nothing between the caller and the body.
+//! that invokes one runs its body in a `move` closure called at once, and
+//! an async fn runs it as an inner `async move` block polled by the layer's
+//! `Finishing` (whose exits reach the guard through `CurrentGuard`: the
+//! future grows by one word of state, see the layer's `polled` module);
+//! the value they return is recorded if no seen exit recorded it. Both
+//! capture every parameter whole, so that parameters drop as they would.
+//! Other fns keep the plain form above, with nothing between the caller
+//! and the body.
 
 use proc_macro2::{LineColumn, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned, ToTokens};
@@ -44,7 +46,7 @@ use crate::attr::{self, ExitArgs, Level};
 use crate::description::Description;
 use crate::item::{self, Head};
 use crate::simple::Simple;
-use crate::sites::{guard_ident, Cx, ExitSites, ImplToInfer, Shape, Which};
+use crate::sites::{guard_ident, invokes_hiding_macro, Cx, ExitSites, ImplToInfer, Shape, Which};
 
 /// Entry point: parse, check, expand; on error, the error plus the item
 /// unchanged.
@@ -151,6 +153,7 @@ fn expand(
         private,
         marks: Default::default(),
         is_async,
+        polled: Default::default(),
         shared: !never && !contains_infer(&ret_ty),
         shape: match &func.sig.output {
             ReturnType::Default => Shape::Returned,
@@ -162,7 +165,6 @@ fn expand(
     let closure_ok = !is_async && !opaque && closure_keeps_meaning(&func);
     let block: &mut Block = &mut func.block;
     let mut hiding_macro = false;
-    let mut awaiting_macro = false;
     let is_simple = simple.is_some();
     if let Some(simple) = simple {
         simple_tail(&cx, simple, block);
@@ -170,17 +172,17 @@ fn expand(
     let runtime_body = !is_simple && !is_async && !never && adopt_runtime_body(&cx, block);
     let adopted = !is_simple && !never && !runtime_body && adopt_instrumented_body(&cx, block);
     if !is_simple && !never && !runtime_body && !adopted {
+        cx.polled.set(is_async && invokes_hiding_macro(block));
         let mut sites = ExitSites {
             cx: &cx,
             in_async: is_async,
             hiding_macro: false,
-            awaiting_macro: false,
         };
         sites.visit_block_mut(block);
         hiding_macro = sites.hiding_macro;
-        awaiting_macro = sites.awaiting_macro;
         rewrite_tail(&cx, block, None);
     }
+    let polled = cx.polled.get();
     let sync_closure = closure_ok && hiding_macro;
 
     let (mut ok, mut err, mut cancelled) = (
@@ -212,7 +214,7 @@ fn expand(
     // Only the forms that run the body as a closure or an inner async
     // block classify its value; before the prelude, which imports the
     // probe's traits if it is used.
-    let wraps_body = (is_async && !never && awaiting_macro) || sync_closure;
+    let wraps_body = polled || sync_closure;
     let (classify, closure) = if wraps_body {
         cx.classify_ret()
     } else {
@@ -247,7 +249,10 @@ fn expand(
         let #guard = #private::ExitGuard::#enter;
         #prelude
     };
-    let finish = Cx::helper(if args.ret { "finish_ret" } else { "finish" }, closure);
+    let finish = cx.polled_helper(Cx::helper(
+        if args.ret { "finish_ret" } else { "finish" },
+        closure,
+    ));
     let stmts = &block.stmts;
     // An adopted body is run by a closure or an async block that needs the
     // guard by reference.
@@ -256,24 +261,33 @@ fn expand(
     } else {
         TokenStream::new()
     };
-    let body = if is_async && !never && awaiting_macro {
-        // The body runs as an inner async block whose value `finish` sees,
-        // so that an exit hidden in a macro that also awaits
-        // (`tokio::select!`) is told apart from a future dropped while it
-        // waited (`cancelled`). Other async fns keep the plain form: the
-        // guard is all their future grows by.
+    let body = if polled {
+        // The body runs as an inner async block, polled by the layer's
+        // `Finishing`, which sees its value: that of a `return` hidden in
+        // a macro too. Its exits reach the call's guard through
+        // `CurrentGuard` (see the layer's `polled` module): the future
+        // holds one word of state more than the body's, not a guard and a
+        // reference to it.
         let pin = fake_return_edge(&cx);
-        let mentions = mentions(&Head::parameters(item.clone()));
+        let mentions = mentions(&Head::parameters(item.clone()), stmts);
         quote_spanned! {Span::mixed_site()=>
             #(#inner_attrs)*
-            #static_site
-            let #guard = &#guard;
-            #private::#finish(#guard, async move { #mentions #pin #(#stmts)* }.await, #classify)
+            static #site: #private::ExitSite = #private::ExitSite::NEW;
+            #prelude
+            #private::#finish(
+                #private::ExitGuard::#enter,
+                || &#site,
+                async move {
+                    let #guard = #private::CurrentGuard;
+                    #mentions #pin #(#stmts)*
+                },
+                #classify,
+            ).await
         }
     } else if sync_closure {
         // A `return` hidden in a macro (`bail!`) returns from the closure,
         // so its value is seen, as an async fn's is.
-        let mentions = mentions(&Head::parameters(item.clone()));
+        let mentions = mentions(&Head::parameters(item.clone()), stmts);
         quote_spanned! {Span::mixed_site()=>
             #(#inner_attrs)*
             #static_site
@@ -326,7 +340,15 @@ fn simple_tail(cx: &Cx, simple: Simple, block: &mut Block) {
 /// they drop in the order the function would drop them (locals first, then
 /// the parameters from the last to the first) and a struct parameter is not
 /// split into the fields the body uses.
-fn mentions(inputs: &syn::punctuated::Punctuated<syn::FnArg, syn::Token![,]>) -> TokenStream {
+///
+/// A parameter the body never names is left out: a mention would be a use,
+/// and the user's `unused variable` warning would be lost. (Its drop then
+/// comes after the others'; a parameter kept only for its drop is named
+/// `_x`, which is mentioned.)
+fn mentions(
+    inputs: &syn::punctuated::Punctuated<syn::FnArg, syn::Token![,]>,
+    body: &[Stmt],
+) -> TokenStream {
     let mut names = Bindings::default();
     for input in inputs {
         match input {
@@ -337,8 +359,30 @@ fn mentions(inputs: &syn::punctuated::Punctuated<syn::FnArg, syn::Token![,]>) ->
     if names.0.is_empty() {
         return TokenStream::new();
     }
+    let mut used = std::collections::HashSet::new();
+    idents(quote!(#(#body)*), &mut used);
+    names.0.retain(|name| {
+        let name = name.to_string();
+        name == "self" || name.starts_with('_') || used.contains(&name)
+    });
+    if names.0.is_empty() {
+        return TokenStream::new();
+    }
     let names = names.0.iter().rev();
     quote_spanned!(Span::mixed_site()=> let _ = (#(&#names,)*);)
+}
+
+/// Every identifier in `tokens`, at any depth.
+fn idents(tokens: TokenStream, out: &mut std::collections::HashSet<String>) {
+    for tt in tokens {
+        match tt {
+            TokenTree::Ident(i) => {
+                out.insert(i.to_string());
+            }
+            TokenTree::Group(g) => idents(g.stream(), out),
+            _ => {}
+        }
+    }
 }
 
 /// The names a parameter pattern binds, in order.
@@ -410,7 +454,6 @@ fn adopt_runtime_body(cx: &Cx, block: &mut Block) -> bool {
         cx,
         in_async: true,
         hiding_macro: false,
-        awaiting_macro: false,
     };
     sites.visit_block_mut(&mut body.block);
     rewrite_tail(cx, &mut body.block, None);
@@ -462,7 +505,6 @@ fn adopt_instrumented_body(cx: &Cx, block: &mut Block) -> bool {
         cx,
         in_async: is_async,
         hiding_macro: false,
-        awaiting_macro: false,
     };
     sites.visit_block_mut(user);
     rewrite_tail(cx, user, None);

@@ -39,6 +39,11 @@ pub struct Cx {
     /// An async fn: a marker is cleared once its statement is done, so that
     /// a later drop is a cancellation, not an exit from inside the macro.
     pub is_async: bool,
+    /// The body runs as an inner async block polled by the layer's
+    /// `Finishing` (an async fn that invokes a macro that may hide a
+    /// `return`): its exits reach the call's guard through `CurrentGuard`
+    /// and the helpers' `_polled` forms. Set before the sites are rewritten.
+    pub polled: std::cell::Cell<bool>,
     /// The return type is spelled in full (no `impl Trait`): its values are
     /// classified by one classifier looked up at the top of the body,
     /// rather than one closure per exit (each costs the type checker a
@@ -224,6 +229,15 @@ impl Cx {
         syn::Ident::new(&name, Span::mixed_site())
     }
 
+    /// `name`, or `name_polled` in a polled body.
+    pub fn polled_helper(&self, name: syn::Ident) -> syn::Ident {
+        if self.polled.get() {
+            quote::format_ident!("{}_polled", name, span = Span::mixed_site())
+        } else {
+            name
+        }
+    }
+
     /// `|v| Classify::outcome(Kind::levels_of(v).__lastwords_classifier(), v)`:
     /// the levels looked up on the value's type (see the layer's `outcome`
     /// module), for a return type the expansion cannot name whole.
@@ -281,7 +295,10 @@ impl Cx {
     ) -> TokenStream {
         let private = self.private();
         let site = which.ident();
-        let exit = Cx::helper(if self.ret { "exit_ret" } else { "exit" }, closure);
+        let exit = self.polled_helper(Cx::helper(
+            if self.ret { "exit_ret" } else { "exit" },
+            closure,
+        ));
         let guard = guard_ident();
         // For a `return`, the call's path and parentheses take the spans
         // of the value's first and last tokens, and the value comes last:
@@ -294,7 +311,9 @@ impl Cx {
             quote_spanned!(Span::mixed_site()=>
                 &#guard, #private::Site::#site, #pos, #classify, #expr),
         );
-        // Only a `return`'s value is walked for its ends.
+        // A tail's call spans its value too: a warning about the tail
+        // (`unreachable expression` after a `return` hidden in a macro)
+        // points at it, as without the attribute.
         let ends = || {
             let mut tokens = expr.clone().into_iter();
             let first = tokens.next().map(|t| t.span());
@@ -302,11 +321,11 @@ impl Cx {
             (first, last)
         };
         let (first, last) = match which {
-            Which::Return => ends(),
+            Which::Return | Which::Tail => ends(),
             _ => (None, None),
         };
         match (which, first, last) {
-            (Which::Return, Some(first), Some(last)) => {
+            (Which::Return | Which::Tail, Some(first), Some(last)) => {
                 let path = respan(path, first);
                 let mut args = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, args);
                 args.set_span(last);
@@ -418,8 +437,9 @@ impl Cx {
         let classify = quote_spanned! {Span::mixed_site()=>
             (#(#derefs)* #private::outcome::Kind #hint ::levels_of(&#v)).__lastwords_classifier()
         };
+        let question = self.polled_helper(syn::Ident::new("question", Span::mixed_site()));
         let call = quote_spanned!(Span::mixed_site()=>
-            #private::question(&#guard, #pos, #classify, #v));
+            #private::#question(&#guard, #pos, #classify, #v));
         let mut arms = proc_macro2::Group::new(
             proc_macro2::Delimiter::Brace,
             quote_spanned!(Span::mixed_site()=> #v => #call),
@@ -577,9 +597,6 @@ pub struct ExitSites<'a> {
     pub in_async: bool,
     /// Set when the body invokes a macro that could hide a `return`.
     pub hiding_macro: bool,
-    /// Set when such an invocation's statement also awaits: dropping the
-    /// future there is a cancellation, not a hidden `return`.
-    pub awaiting_macro: bool,
 }
 
 impl VisitMut for ExitSites<'_> {
@@ -592,19 +609,19 @@ impl VisitMut for ExitSites<'_> {
         let mut stmts = Vec::with_capacity(block.stmts.len());
         for mut stmt in block.stmts.drain(..) {
             let marker = HidingMacro::find_stmt(&stmt);
-            if marker.is_some() && awaits(stmt.to_token_stream()) {
-                self.awaiting_macro = true;
-            }
             self.visit_stmt_mut(&mut stmt);
-            if let Some((span, awaiting, which)) = marker {
+            if let Some((span, which)) = marker {
                 stmts.push(Stmt::Expr(
                     Expr::Verbatim(self.cx.marker(which, span)),
                     None,
                 ));
                 self.hiding_macro = true;
-                self.awaiting_macro |= awaiting;
             }
-            let done = marker.is_some() && self.cx.is_async && !is_tail(&stmt);
+            // In an async body that is not polled (one adopted from
+            // another macro, run by `finish`), a drop after the statement
+            // is a cancellation; a polled body's drop always is.
+            let done =
+                marker.is_some() && self.cx.is_async && !self.cx.polled.get() && !is_tail(&stmt);
             stmts.push(stmt);
             if done {
                 let guard = guard_ident();
@@ -626,7 +643,6 @@ impl VisitMut for ExitSites<'_> {
         visit_mut::visit_arm_mut(self, arm);
         if let Some((span, which)) = HidingMacro::find_expr(&arm.body) {
             self.hiding_macro = true;
-            self.awaiting_macro |= awaiting_macro_name(&arm.body);
             let marker = self.cx.marker(which, span);
             let body = &arm.body;
             *arm.body = Expr::Verbatim(quote!({ #marker #body }));
@@ -747,30 +763,6 @@ fn is_tail(stmt: &Stmt) -> bool {
     )
 }
 
-fn awaiting_macro_name(expr: &Expr) -> bool {
-    matches!(expr, Expr::Macro(m) if awaits_inside(&m.mac))
-}
-
-/// Macros known to await inside their expansion.
-fn awaits_inside(mac: &Macro) -> bool {
-    mac.path.segments.last().is_some_and(|s| {
-        matches!(
-            s.ident.to_string().as_str(),
-            "select" | "select_biased" | "join" | "try_join"
-        )
-    })
-}
-
-/// Whether `tokens` contain an `.await` (in a closure or an async block
-/// too: a cheap over-approximation).
-fn awaits(tokens: TokenStream) -> bool {
-    tokens.into_iter().any(|tt| match tt {
-        TokenTree::Ident(i) => i == "await",
-        TokenTree::Group(g) => awaits(g.stream()),
-        _ => false,
-    })
-}
-
 fn has_exit_tokens(tokens: TokenStream) -> bool {
     tokens.into_iter().any(|tt| match tt {
         TokenTree::Punct(p) => p.as_char() == '?',
@@ -855,15 +847,23 @@ pub fn is_known_safe_name(name: &str) -> bool {
 }
 
 /// Does this statement invoke, at the function's own level, a macro that
-/// could hide a `return`? Yields the first such invocation's span, and
-/// whether any of them awaits inside.
-struct HidingMacro(Option<(Span, Which)>, bool);
+/// could hide a `return`? Yields the first such invocation's span.
+struct HidingMacro(Option<(Span, Which)>);
+
+/// Whether `block` invokes, at the function's own level, a macro that could
+/// hide a `return`: what [`ExitSites`] marks.
+pub fn invokes_hiding_macro(block: &Block) -> bool {
+    block
+        .stmts
+        .iter()
+        .any(|stmt| HidingMacro::find_stmt(stmt).is_some())
+}
 
 impl HidingMacro {
-    fn find_stmt(stmt: &Stmt) -> Option<(Span, bool, Which)> {
-        let mut finder = HidingMacro(None, false);
+    fn find_stmt(stmt: &Stmt) -> Option<(Span, Which)> {
+        let mut finder = HidingMacro(None);
         finder.visit_stmt(stmt);
-        finder.0.map(|(span, which)| (span, finder.1, which))
+        finder.0
     }
 
     /// Only for an expression that is itself such an invocation.
@@ -885,7 +885,6 @@ impl<'ast> Visit<'ast> for HidingMacro {
     fn visit_macro(&mut self, mac: &'ast Macro) {
         if !is_known_safe(mac) {
             self.0.get_or_insert((mac.path.span(), hiding(mac)));
-            self.1 |= awaits_inside(mac);
         }
         visit::visit_macro(self, mac);
     }

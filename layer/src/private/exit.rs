@@ -312,6 +312,31 @@ impl ExitGuard {
         }
     }
 
+    /// The guard of a call whose state was kept elsewhere between polls
+    /// (see `polled`).
+    #[inline]
+    pub(super) fn from_state(site: &'static ExitSite, state: u64) -> ExitGuard {
+        ExitGuard {
+            site,
+            state: AtomicU64::new(state),
+        }
+    }
+
+    /// The state, to keep elsewhere between polls; the guard is then
+    /// spent and records nothing when dropped.
+    #[inline]
+    pub(super) fn into_state(self) -> u64 {
+        self.state.swap(0, Relaxed)
+    }
+
+    /// Drops a guard whose call was cancelled: records `cancelled` (or
+    /// `unwind`, when dropped by a panic) whatever marker the body was in.
+    #[inline]
+    pub(super) fn cancel(self) {
+        let state = self.state.load(Relaxed);
+        self.state.store(state & !MARK_MASK, Relaxed);
+    }
+
     #[inline(never)]
     fn start_state() -> u64 {
         let mut state = now_us().min(START_MASK - 1) + 1;
@@ -341,7 +366,7 @@ impl ExitGuard {
     /// Whether this call is being recorded or counted and has not left
     /// yet.
     #[inline]
-    fn recording(&self) -> bool {
+    pub(super) fn recording(&self) -> bool {
         self.state.load(Relaxed) != 0
     }
 
@@ -420,7 +445,7 @@ impl ExitGuard {
 
     #[cold]
     #[inline(never)]
-    fn finish_slow(&self, outcome: Outcome<'_>, value: Option<&dyn Debug>) {
+    pub(super) fn finish_slow(&self, outcome: Outcome<'_>, value: Option<&dyn Debug>) {
         let Some(claim) = self.claim() else {
             return;
         };
