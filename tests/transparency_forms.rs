@@ -388,13 +388,13 @@ fn annotated_code_compiles_and_returns_what_the_plain_code_returns() {
     let run = by_fn("::cfg_run");
     assert_eq!(run.len(), 1);
     assert_eq!(run[0].field("site"), "tail");
-    // A late-inferred error: shown as itself when a `let` names the
-    // target, else by its `Debug`.
+    // A late-inferred error: shown as itself, whether a `let` names the
+    // target or only the `?`'s use decides it.
     let late = by_fn("::late_inferred");
     assert_eq!(late.len(), 2);
     assert_eq!(late[1].field("error"), "not a temperature: warm");
     let late = by_fn("::late_inferred_arg");
-    assert_eq!(late[1].field("error"), "\"not a temperature: warm\"");
+    assert_eq!(late[1].field("error"), "not a temperature: warm");
     // An error built in place for a `?`: shown by its `Display`.
     let first = by_fn("::first_of");
     assert_eq!(first.len(), 2);

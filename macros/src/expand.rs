@@ -154,6 +154,8 @@ fn expand(
         marks: Default::default(),
         is_async,
         polled: Default::default(),
+        late: Default::default(),
+        late_fixed: Default::default(),
         shared: !never && !contains_infer(&ret_ty),
         shape: match &func.sig.output {
             ReturnType::Default => Shape::Returned,
@@ -749,7 +751,9 @@ fn rewrite_tail(cx: &Cx, block: &mut Block, enclosing: Option<LineColumn>) {
         // lints about it (`clippy::needless_return`) look for it. Unless a
         // `#[cfg]` may remove it.
         Some(Stmt::Expr(Expr::Verbatim(tokens), Some(_))) if matches!(syn::parse2(tokens.clone()), Ok(e @ Expr::Return(_)) if !has_cfg(&e)) =>
-            {}
+        {
+            push_late_fixes(cx, block);
+        }
         _ => {
             // No tail: the body is `()` or diverges.
             let exit = cx.exit_unit(close, close_pos);
@@ -760,6 +764,7 @@ fn rewrite_tail(cx: &Cx, block: &mut Block, enclosing: Option<LineColumn>) {
                 }),
                 None,
             ));
+            push_late_fixes(cx, block);
         }
     }
 }
@@ -781,24 +786,71 @@ fn cfg_tail_run(block: &Block) -> Option<usize> {
     (run > 1).then_some(run)
 }
 
+/// After the last statement, which ends the body: the late classifiers
+/// decided by the levels, everything the body says of their types being
+/// before (see `Cx::late_fixes`).
+fn push_late_fixes(cx: &Cx, block: &mut Block) {
+    if cx.late_pending() {
+        let fixes = cx.late_fixes(true);
+        block.stmts.push(Stmt::Expr(
+            // A statement, not a tail: after a `return` the body still
+            // diverges.
+            Expr::Verbatim(
+                quote_spanned!(Span::mixed_site()=> #[allow(unreachable_code)] let _ = { #fixes };),
+            ),
+            None,
+        ));
+    }
+}
+
 /// Replaces the last statement of `block`, the tail `tokens`.
 fn tail(cx: &Cx, block: &mut Block, tokens: TokenStream, span: Span, diverges: bool, exits: bool) {
     let last = block.stmts.len() - 1;
-    if exits {
-        // `process::exit(..)`: the record is written before the process ends.
-        let exit = cx.exit_unit(span, Cx::position(span));
-        block
-            .stmts
-            .insert(last, Stmt::Expr(Expr::Verbatim(quote!(#exit;)), None));
-    } else if diverges {
+    let (attrs, expr) = split_outer_attrs(tokens);
+    if cx.late_pending() && (cx.opaque || !attrs.is_empty()) && !(exits || diverges) {
+        // The tail may say more of the late operands' types and nothing
+        // can follow it (an opaque tail stays as it is; a `#[cfg]` may
+        // remove the tail and what it carries): they are decided before
+        // it, as `ByResultOption` (see `Cx::late_fixes`).
+        let fixes = cx.late_fixes(false);
+        block.stmts.insert(
+            last,
+            Stmt::Expr(
+                Expr::Verbatim(quote_spanned!(Span::mixed_site()=> { #fixes })),
+                None,
+            ),
+        );
+    }
+    let last = block.stmts.len() - 1;
+    if exits || diverges {
+        if exits {
+            // `process::exit(..)`: the record is written before the
+            // process ends.
+            let exit = cx.exit_unit(span, Cx::position(span));
+            block
+                .stmts
+                .insert(last, Stmt::Expr(Expr::Verbatim(quote!(#exit;)), None));
+        }
+        if cx.late_pending() {
+            // A tail that diverges may as well be a statement (the body
+            // still diverges), after which the late classifiers are
+            // decided.
+            let last = block.stmts.len() - 1;
+            let tail = quote!(#attrs #expr;);
+            block.stmts[last] = Stmt::Expr(Expr::Verbatim(tail), None);
+            push_late_fixes(cx, block);
+        }
     } else if cx.opaque {
         let marker = cx.marker(Which::Tail, span);
         block
             .stmts
             .insert(last, Stmt::Expr(Expr::Verbatim(marker), None));
     } else {
-        let (attrs, expr) = split_outer_attrs(tokens);
-        let exit = cx.exit_call(Which::Tail, span, expr);
+        let exit = if cx.late_pending() {
+            cx.exit_call_fixing(span, expr)
+        } else {
+            cx.exit_call(Which::Tail, span, expr)
+        };
         block.stmts[last] = Stmt::Expr(Expr::Verbatim(quote!(#attrs #exit)), None);
     }
 }

@@ -44,6 +44,10 @@ pub struct Cx {
     /// `return`): its exits reach the call's guard through `CurrentGuard`
     /// and the helpers' `_polled` forms. Set before the sites are rewritten.
     pub polled: std::cell::Cell<bool>,
+    /// How many `?` operands are classified late (see the layer's
+    /// `outcome::late`), and whether their classifiers were decided yet.
+    pub late: std::cell::Cell<usize>,
+    pub late_fixed: std::cell::Cell<bool>,
     /// The return type is spelled in full (no `impl Trait`): its values are
     /// classified by one classifier looked up at the top of the body,
     /// rather than one closure per exit (each costs the type checker a
@@ -255,17 +259,75 @@ impl Cx {
     /// The top of the body: the shared classifier, the levels looked up
     /// once on the return type. Made once every exit is rewritten.
     pub fn prelude(&self) -> TokenStream {
+        let private = self.private();
+        let mut prelude = TokenStream::new();
+        for i in 0..self.late.get() {
+            let late = late_ident(i);
+            prelude
+                .extend(quote_spanned!(Span::mixed_site()=> let #late = #private::outcome::late;));
+        }
+        if !self.late_fixed.get() {
+            // No place after the whole body was found (see `late_fixes`).
+            prelude.extend(self.late_fixes(false));
+        }
         if !self.shares_classifier() {
-            return TokenStream::new();
+            return prelude;
         }
         // A zero-sized classifier, no closure to check, nothing in an
         // async fn's future.
-        let private = self.private();
         let ret_ty = &self.ret_ty;
         let classifier = classifier_ident();
-        quote_spanned! {Span::mixed_site()=>
+        prelude.extend(quote_spanned! {Span::mixed_site()=>
             let #classifier = #private::outcome::Kind::<#ret_ty>::levels().__lastwords_classifier();
+        });
+        prelude
+    }
+
+    /// Decides the late classifiers (see the layer's `outcome::late`), once:
+    /// by the levels of the operands' types, where everything the body
+    /// says of those types comes before (`after_body`), else as
+    /// `ByResultOption`, which needs nothing of the error type (`err`
+    /// without its text).
+    pub fn late_fixes(&self, after_body: bool) -> TokenStream {
+        if self.late_fixed.replace(true) {
+            return TokenStream::new();
         }
+        let private = self.private();
+        (0..self.late.get())
+            .map(|i| {
+                let late = late_ident(i);
+                let classifier = if after_body {
+                    quote_spanned!(Span::mixed_site()=>
+                        (#private::outcome::Kind::levels_like(&#late)).__lastwords_classifier())
+                } else {
+                    quote_spanned!(Span::mixed_site()=> #private::outcome::ByResultOption)
+                };
+                quote_spanned!(Span::mixed_site()=> #private::outcome::fix_late(&#late, #classifier);)
+            })
+            .collect()
+    }
+
+    /// Whether the body has late classifiers still to decide.
+    pub fn late_pending(&self) -> bool {
+        self.late.get() > 0 && !self.late_fixed.get()
+    }
+
+    /// [`exit_call`](Cx::exit_call) for the tail, deciding the late
+    /// classifiers in its classifying closure: the compiler checks a
+    /// closure argument after the call's other arguments, so after the
+    /// tail, the end of the body.
+    pub fn exit_call_fixing(&self, span: Span, expr: TokenStream) -> TokenStream {
+        let fixes = self.late_fixes(true);
+        let (classify, closure) = self.classify_ret();
+        let private = self.private();
+        let v = syn::Ident::new("__lastwords_v", Span::mixed_site());
+        let classify = if closure {
+            quote_spanned!(Span::mixed_site()=> |#v| { #fixes (#classify)(#v) })
+        } else {
+            quote_spanned!(Span::mixed_site()=>
+                |#v| { #fixes #private::outcome::Classify::outcome(#classify, #v) })
+        };
+        self.exit_call_with(Which::Tail, Cx::position(span), expr, classify, true)
     }
 
     /// Input:  EXPR
@@ -352,8 +414,6 @@ impl Cx {
             None if self.shape == Shape::Option => (5, TokenStream::new()),
             // `?` does not compile in such a fn: std's error says so.
             None if self.shape == Shape::Returned => (6, TokenStream::new()),
-            // From `Debug` down: an error type only the `?` decides.
-            None if inferred_later(operand) => (4, TokenStream::new()),
             // From `Display` down.
             None if error_built_here(operand) => (3, TokenStream::new()),
             None => (0, TokenStream::new()),
@@ -385,6 +445,9 @@ impl Cx {
         let krate = respan(self.krate.clone(), first);
         let guard = guard_ident();
         let pos = Cx::position(span);
+        if target.is_none() && self.shape == Shape::Probe && inferred_later(operand) {
+            return self.question_late(first, last, &krate, &expr, pos, in_async);
+        }
         if in_async {
             return self.question_match(first, last, &krate, &expr, operand, target, pos);
         }
@@ -406,6 +469,46 @@ impl Cx {
         let mut call = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, call);
         call.set_span(last);
         quote_spanned!(first=> #private::pass #call)
+    }
+
+    /// [`question_call`](Cx::question_call) of an operand whose error type
+    /// the compiler learns only after the `?` (see the layer's
+    /// `outcome::late`):
+    ///
+    /// Input:  EXPR
+    /// Output: question_late(&__lastwords_guard, line, col, &__lastwords_late_N, EXPR)
+    ///         match EXPR { v => question_late(.., v) }      (async)
+    fn question_late(
+        &self,
+        first: Span,
+        last: Span,
+        krate: &TokenStream,
+        expr: &TokenStream,
+        pos: TokenStream,
+        in_async: bool,
+    ) -> TokenStream {
+        let n = self.late.get();
+        self.late.set(n + 1);
+        let late = late_ident(n);
+        let guard = guard_ident();
+        let question = self.polled_helper(syn::Ident::new("question_late", Span::mixed_site()));
+        let private = quote_spanned!(first=> #krate::__private);
+        if in_async {
+            let v = syn::Ident::new("__lastwords_v", Span::mixed_site());
+            let call = quote_spanned!(Span::mixed_site()=>
+                #private::#question(&#guard, #pos, &#late, #v));
+            let mut arms = proc_macro2::Group::new(
+                proc_macro2::Delimiter::Brace,
+                quote_spanned!(Span::mixed_site()=> #v => #call),
+            );
+            arms.set_span(last);
+            let match_token = syn::Ident::new("match", first);
+            return quote!(#match_token #expr #arms);
+        }
+        let args = quote_spanned!(first=> &#guard, #pos, &#late, #expr);
+        let mut args = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, args);
+        args.set_span(last);
+        quote_spanned!(first=> #private::#question #args)
     }
 
     /// [`question_call`](Cx::question_call) in an async body:
@@ -581,6 +684,11 @@ fn respan(tokens: TokenStream, at: Span) -> TokenStream {
 /// unused (a body whose every exit diverges).
 pub fn classifier_ident() -> syn::Ident {
     syn::Ident::new("__lastwords_classify", Span::mixed_site())
+}
+
+/// The `n`th late classifier (see [`Cx::question_late`]).
+fn late_ident(n: usize) -> syn::Ident {
+    quote::format_ident!("__lastwords_late_{}", n, span = Span::mixed_site())
 }
 
 pub fn guard_ident() -> syn::Ident {

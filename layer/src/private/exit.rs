@@ -831,6 +831,19 @@ pub fn question<T>(
     value
 }
 
+/// [`question`] for an operand whose classifier is decided after the body
+/// (see [`super::outcome::late`]). Not a stable API.
+#[inline]
+pub fn question_late<T, C: Classify<T>>(
+    guard: &ExitGuard,
+    line: u32,
+    col: u32,
+    _late: &impl Fn(std::marker::PhantomData<T>) -> C,
+    value: T,
+) -> T {
+    question(guard, line, col, C::NEW, value)
+}
+
 impl ExitGuard {
     /// The `?` at `line:col` with this operand: records the exit when the
     /// `?` is about to short-circuit.

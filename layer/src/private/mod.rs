@@ -24,12 +24,13 @@ pub mod site;
 #[doc(hidden)]
 pub use exit::{
     call_once, exit, exit_ret, exit_ret_with, exit_with, finish, finish_ret, finish_ret_with,
-    finish_with, question, ExitGuard, ExitSite, Site, SiteInfo,
+    finish_with, question, question_late, ExitGuard, ExitSite, Site, SiteInfo,
 };
 #[doc(hidden)]
 pub use polled::{
     exit_polled, exit_ret_polled, exit_ret_with_polled, exit_with_polled, finish_polled,
-    finish_ret_polled, finish_ret_with_polled, finish_with_polled, question_polled, CurrentGuard,
+    finish_ret_polled, finish_ret_with_polled, finish_with_polled, question_late_polled,
+    question_polled, CurrentGuard,
 };
 #[doc(hidden)]
 pub use std::sync::OnceLock;

@@ -205,6 +205,9 @@ pub(super) use fallible_types;
 /// take. Each classifier is a zero-sized type, so that the one an async fn
 /// keeps for all its exits takes no room in its future. Not a stable API.
 pub trait Classify<R: ?Sized>: Copy {
+    /// The classifier, named by its type alone (see [`late`]).
+    const NEW: Self;
+
     /// The outcome of `value`.
     fn outcome<'v>(self, value: &'v R) -> Outcome<'v>;
 }
@@ -216,6 +219,7 @@ pub trait Classify<R: ?Sized>: Copy {
 pub struct ByValue;
 
 impl<R: ?Sized> Classify<R> for ByValue {
+    const NEW: Self = ByValue;
     #[inline(always)]
     fn outcome<'v>(self, value: &'v R) -> Outcome<'v> {
         returned(value)
@@ -228,6 +232,7 @@ impl<R: ?Sized> Classify<R> for ByValue {
 pub struct ByResultOption;
 
 impl<X: Fallible> Classify<X> for ByResultOption {
+    const NEW: Self = ByResultOption;
     #[inline]
     fn outcome<'v>(self, value: &'v X) -> Outcome<'v> {
         result(value, |_| ErrorRef::Opaque)
@@ -235,6 +240,7 @@ impl<X: Fallible> Classify<X> for ByResultOption {
 }
 
 impl<B, C> Classify<ControlFlow<B, C>> for ByResultOption {
+    const NEW: Self = ByResultOption;
     #[inline]
     fn outcome<'v>(self, value: &'v ControlFlow<B, C>) -> Outcome<'v> {
         match value {
@@ -245,6 +251,7 @@ impl<B, C> Classify<ControlFlow<B, C>> for ByResultOption {
 }
 
 impl<T> Classify<Option<T>> for ByResultOption {
+    const NEW: Self = ByResultOption;
     #[inline]
     fn outcome<'v>(self, value: &'v Option<T>) -> Outcome<'v> {
         option(value)
@@ -265,6 +272,7 @@ macro_rules! by_level {
 macro_rules! by_impl {
     ($ty:ty, $by:ident, {$($bound:tt)+}, $view:expr) => {
         impl<T, E: $($bound)+> Classify<$ty> for $by {
+            const NEW: Self = $by;
             #[inline]
             fn outcome<'v>(self, value: &'v $ty) -> Outcome<'v> {
                 result(value, $view)
@@ -304,6 +312,40 @@ impl<R: ?Sized> Kind<R> {
         ByValue
     }
 }
+
+impl<R> Kind<R> {
+    /// [`Kind::levels`] of the operand type a [`late`] classifier stands
+    /// for.
+    #[inline(always)]
+    pub fn levels_like<C>(_late: &impl Fn(PhantomData<R>) -> C) -> KindChain<R> {
+        Self::levels()
+    }
+}
+
+/// The classifier of a `?` operand whose error type the compiler learns
+/// only after the `?` (`f(s.parse()?)`, `Config { port: s.parse()? }`).
+/// Looked up at the `?`, the levels would be chosen while the error type
+/// is unknown: the top one, whose bound may then fail to hold, and the
+/// plain code would not compile annotated. So the expansion names the
+/// classifier by a type it decides later:
+///
+/// ```text
+/// let L = late;                                    // fn item: late::<?T, ?C>
+/// ... question_late(&guard, line, col, &L, s.parse())? ...
+/// // after the whole body, in the tail's classifying closure (which the
+/// // compiler checks after every other argument), once ?T is known:
+/// fix_late(&L, Kind::levels_like(&L).__lastwords_classifier());
+/// ```
+///
+/// Never called: only its type is used. Not a stable API.
+#[inline(always)]
+pub fn late<T, C: Classify<T>>(_: PhantomData<T>) -> C {
+    C::NEW
+}
+
+/// Decides the classifier a [`late`] stands for. Not a stable API.
+#[inline(always)]
+pub fn fix_late<T, C>(_late: &impl Fn(PhantomData<T>) -> C, _classifier: C) {}
 
 /// The rungs above [`Kind`], each dereferencing to the one below.
 macro_rules! kind_rungs {

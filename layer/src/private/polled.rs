@@ -147,6 +147,21 @@ pub fn question_polled<T>(
     })
 }
 
+/// [`exit::question_late`] in a polled body. Not a stable API.
+#[inline]
+pub fn question_late_polled<T, C: Classify<T>>(
+    _: &CurrentGuard,
+    line: u32,
+    col: u32,
+    _late: &impl Fn(PhantomData<T>) -> C,
+    value: T,
+) -> T {
+    with_current(move |g| match g {
+        Some(g) => exit::question(g, line, col, C::NEW, value),
+        None => value,
+    })
+}
+
 /// Whether the body's value goes in the record (`ret`).
 pub trait RetValue<R> {
     /// The value to record, if any.
