@@ -414,8 +414,6 @@ impl Cx {
             None if self.shape == Shape::Option => (5, TokenStream::new()),
             // `?` does not compile in such a fn: std's error says so.
             None if self.shape == Shape::Returned => (6, TokenStream::new()),
-            // From `Display` down.
-            None if error_built_here(operand) => (3, TokenStream::new()),
             None => (0, TokenStream::new()),
         }
     }
@@ -445,7 +443,10 @@ impl Cx {
         let krate = respan(self.krate.clone(), first);
         let guard = guard_ident();
         let pos = Cx::position(span);
-        if target.is_none() && self.shape == Shape::Probe && inferred_later(operand) {
+        if target.is_none()
+            && self.shape == Shape::Probe
+            && (inferred_later(operand) || error_built_here(operand))
+        {
             return self.question_late(first, last, &krate, &expr, pos, in_async);
         }
         if in_async {
@@ -655,11 +656,8 @@ fn inferred_later(operand: &Expr) -> bool {
 
 /// Whether the operand of a `?` builds its error in place, from an
 /// `Option`: `x.ok_or(AllEqualError(None))?`. Such an error's type
-/// arguments may be decided only by the `?`'s conversion, after the probe
-/// looked: with them still unknown, method lookup would pick the `Error`
-/// level, whose bound (`Item: Debug`) may then fail. The error is shown
-/// by its `Display`, the bound an error type nearly always meets for
-/// every argument.
+/// arguments may be decided only by the `?`'s conversion: it is classified
+/// late, as an operand [`inferred_later`] is.
 fn error_built_here(operand: &Expr) -> bool {
     matches!(operand, Expr::MethodCall(m) if m.method == "ok_or" || m.method == "ok_or_else")
 }
