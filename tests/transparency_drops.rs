@@ -94,6 +94,7 @@ both! {
         Ok(len(&p.b) + len(&y) + len(&x))
     }
 
+    /// Runs as an inner async block too (a macro may hide a `return`).
     pub async fn async_in_place(x: D, y: D, p: Pair, fail: bool) -> Result<usize, String> {
         let _local = D("local");
         tokio::task::yield_now().await;
@@ -103,7 +104,7 @@ both! {
         Ok(len(&p.b) + len(&y) + len(&x))
     }
 
-    /// Runs in an inner async block: `select!` awaits inside.
+    /// A macro that also awaits inside (`select!`).
     pub async fn async_inner(x: D, y: D, p: Pair, fail: bool) -> Result<usize, String> {
         let _local = D("local");
         tokio::select! {

@@ -93,12 +93,6 @@ impl CurrentGuard {
     pub fn mark(&self, index: u16) {
         with_current(|g| g.map(|g| g.mark(index)));
     }
-
-    /// [`ExitGuard::unmark`] on the current guard.
-    #[inline]
-    pub fn unmark(&self) {
-        with_current(|g| g.map(ExitGuard::unmark));
-    }
 }
 
 macro_rules! polled_exits {
