@@ -401,7 +401,7 @@ impl Cx {
     /// ladders (`Question` in a sync body, `Kind` in an async one): how many
     /// rungs from the top to leave out (one `*` each), and a type hint for
     /// the operand.
-    fn operand_levels(&self, operand: &Expr, target: Option<&Type>) -> (usize, TokenStream) {
+    fn operand_levels(&self, target: Option<&Type>) -> (usize, TokenStream) {
         match target {
             // `let x: T = s.parse()?`: the operand is `Result<T, _>`, which
             // tells rustc its error type before the lookup looks at it.
@@ -450,9 +450,9 @@ impl Cx {
             return self.question_late(first, last, &krate, &expr, pos, in_async);
         }
         if in_async {
-            return self.question_match(first, last, &krate, &expr, operand, target, pos);
+            return self.question_match(first, last, &krate, &expr, target, pos);
         }
-        let (skip, hint) = self.operand_levels(operand, target);
+        let (skip, hint) = self.operand_levels(target);
         let args = quote_spanned!(first=> &#guard, #pos, #expr);
         let mut args = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, args);
         args.set_span(last);
@@ -522,20 +522,18 @@ impl Cx {
     /// scrutinee): the future would hold them, grow, and not be `Send`. An
     /// arm's temporaries end with the arm, before any later `.await`; the
     /// operand's own are where they were.
-    #[allow(clippy::too_many_arguments)]
     fn question_match(
         &self,
         first: Span,
         last: Span,
         krate: &TokenStream,
         expr: &TokenStream,
-        operand: &Expr,
         target: Option<&Type>,
         pos: TokenStream,
     ) -> TokenStream {
         let guard = guard_ident();
         let v = syn::Ident::new("__lastwords_v", Span::mixed_site());
-        let (skip, hint) = self.operand_levels(operand, target);
+        let (skip, hint) = self.operand_levels(target);
         let derefs = (0..skip).map(|_| quote_spanned!(Span::mixed_site()=> *));
         let private = quote_spanned!(Span::mixed_site()=> #krate::__private);
         let classify = quote_spanned! {Span::mixed_site()=>
