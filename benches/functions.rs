@@ -2,7 +2,9 @@
 //! plain function; the same with `#[lastwords::exit_path]` when all its
 //! records are disabled by the filter, when only its `ok` record is (so the
 //! call is still timed), and when it is written; the same with
-//! `#[tracing::instrument(err, ret)]` written; and the breadcrumb ring (a
+//! `#[tracing::instrument(err, ret)]` written; async fns plain, annotated,
+//! and annotated with a macro that may hide a `return` (polled); and the
+//! breadcrumb ring (a
 //! push alone, with the breadcrumb record filtered out, and a push plus its
 //! record).
 //!
@@ -61,6 +63,61 @@ fn with_instrument(x: u64) -> Result<u64, BenchError> {
         return Err(BenchError);
     }
     Ok(x.wrapping_mul(3))
+}
+
+#[inline(never)]
+async fn plain_async(x: u64) -> Result<u64, BenchError> {
+    if x == u64::MAX {
+        return Err(BenchError);
+    }
+    Ok(x.wrapping_mul(3))
+}
+
+#[lastwords::exit_path]
+#[inline(never)]
+async fn async_exit_path(x: u64) -> Result<u64, BenchError> {
+    if x == u64::MAX {
+        return Err(BenchError);
+    }
+    Ok(x.wrapping_mul(3))
+}
+
+/// A `return` the attribute cannot see.
+macro_rules! fail_at_max {
+    ($x:expr) => {
+        if $x == u64::MAX {
+            return Err(BenchError);
+        }
+    };
+}
+
+/// Runs as an inner block polled by lastwords (its macro may hide a
+/// `return`): the polled form's cost per call.
+#[lastwords::exit_path]
+#[inline(never)]
+async fn async_polled(x: u64) -> Result<u64, BenchError> {
+    fail_at_max!(x);
+    Ok(x.wrapping_mul(3))
+}
+
+/// Wakes nothing: the measured futures never wait.
+struct NoWake;
+
+impl std::task::Wake for NoWake {
+    fn wake(self: Arc<Self>) {}
+}
+
+/// Polls a future that completes at once.
+fn ready<F: std::future::Future>(fut: F) -> F::Output {
+    thread_local! {
+        static WAKER: std::task::Waker = std::task::Waker::from(Arc::new(NoWake));
+    }
+    let waker = WAKER.with(Clone::clone);
+    let mut cx = std::task::Context::from_waker(&waker);
+    match std::pin::pin!(fut).poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => unreachable!("the measured futures never wait"),
+    }
 }
 
 #[inline(never)]
@@ -205,6 +262,57 @@ fn calls(c: &mut Criterion, setup: &Setup) {
     group.finish();
 }
 
+/// An async fn per call: plain, annotated (the guard in the future), and
+/// annotated with a macro that may hide a `return` (the body polled by
+/// lastwords, whose exits reach the guard through a thread-local).
+fn async_calls(c: &mut Criterion, setup: &Setup) {
+    let mut group = c.benchmark_group("async_fn");
+    let path = &setup.lastwords.1;
+    let dispatch = setup.lastwords_at(LevelFilter::OFF);
+    group.bench_function("plain", |b| {
+        b.iter_custom(|iters| {
+            common::run_threads(1, iters, &dispatch, |i| {
+                black_box(ready(plain_async(black_box(i)))).ok();
+            })
+        })
+    });
+    group.bench_function("exit_path_disabled", |b| {
+        b.iter_custom(|iters| {
+            common::run_threads(1, iters, &dispatch, |i| {
+                black_box(ready(async_exit_path(black_box(i)))).ok();
+            })
+        })
+    });
+    group.bench_function("polled_disabled", |b| {
+        b.iter_custom(|iters| {
+            common::run_threads(1, iters, &dispatch, |i| {
+                black_box(ready(async_polled(black_box(i)))).ok();
+            })
+        })
+    });
+    drop(dispatch);
+
+    let dispatch = setup.lastwords();
+    group.bench_function("exit_path_written", |b| {
+        b.iter_custom(|iters| {
+            common::truncate(path);
+            common::run_threads(1, iters, &dispatch, |i| {
+                black_box(ready(async_exit_path(black_box(i)))).ok();
+            })
+        })
+    });
+    group.bench_function("polled_written", |b| {
+        b.iter_custom(|iters| {
+            common::truncate(path);
+            common::run_threads(1, iters, &dispatch, |i| {
+                black_box(ready(async_polled(black_box(i)))).ok();
+            })
+        })
+    });
+    drop(dispatch);
+    group.finish();
+}
+
 fn breadcrumbs(c: &mut Criterion, setup: &Setup) {
     let mut group = c.benchmark_group("breadcrumb");
     let path = &setup.lastwords.1;
@@ -277,6 +385,7 @@ fn main() {
     setup.check_macros();
     let mut c = common::criterion();
     calls(&mut c, &setup);
+    async_calls(&mut c, &setup);
     breadcrumbs(&mut c, &setup);
     c.final_summary();
     if std::env::args().any(|a| a == "--list" || a == "--test") {
@@ -365,4 +474,32 @@ fn main() {
         },
     ];
     common::print_summary("Breadcrumbs", &rows, &[], start);
+    let rows = [
+        Row {
+            id: "async_fn/plain",
+            what: "plain async fn, polled once",
+            anchor: None,
+        },
+        Row {
+            id: "async_fn/exit_path_disabled",
+            what: "#[exit_path] async fn, records filtered out",
+            anchor: None,
+        },
+        Row {
+            id: "async_fn/polled_disabled",
+            what: "#[exit_path] async fn with a hiding macro (polled), filtered out",
+            anchor: None,
+        },
+        Row {
+            id: "async_fn/exit_path_written",
+            what: "#[exit_path] async fn → lastwords file",
+            anchor: None,
+        },
+        Row {
+            id: "async_fn/polled_written",
+            what: "#[exit_path] async fn, polled → lastwords file",
+            anchor: None,
+        },
+    ];
+    common::print_summary("Async functions", &rows, &[], start);
 }
