@@ -73,6 +73,53 @@ both! {
     }
 }
 
+/// `#[tracing::instrument]` above `#[exit_path]`: the body lastwords
+/// adopts from instrument's output is polled where it was, and the call
+/// starts there.
+mod instrumented {
+    pub mod annotated {
+        #[tracing::instrument(skip(buf))]
+        #[lastwords::exit_path]
+        pub async fn plain_span(buf: [u8; 64], n: u32) -> Result<usize, String> {
+            super::super::tick().await;
+            if n == 0 {
+                return Err("zero".into());
+            }
+            Ok(buf.len())
+        }
+
+        #[tracing::instrument(err, skip(buf))]
+        #[lastwords::exit_path]
+        pub async fn with_err(buf: [u8; 64], n: u32) -> Result<usize, String> {
+            super::super::tick().await;
+            if n == 0 {
+                return Err("zero".into());
+            }
+            Ok(buf.len())
+        }
+    }
+
+    pub mod plain {
+        #[tracing::instrument(skip(buf))]
+        pub async fn plain_span(buf: [u8; 64], n: u32) -> Result<usize, String> {
+            super::super::tick().await;
+            if n == 0 {
+                return Err("zero".into());
+            }
+            Ok(buf.len())
+        }
+
+        #[tracing::instrument(err, skip(buf))]
+        pub async fn with_err(buf: [u8; 64], n: u32) -> Result<usize, String> {
+            super::super::tick().await;
+            if n == 0 {
+                return Err("zero".into());
+            }
+            Ok(buf.len())
+        }
+    }
+}
+
 /// The futures stay `Send` (tokio::spawn requires it), as without the
 /// attribute.
 #[test]
@@ -83,6 +130,7 @@ fn futures_stay_send() {
     send(&annotated::big([0; 256], true));
     send(&annotated::hidden(vec![]));
     send(&annotated::select_hidden([0; 64], true));
+    send(&instrumented::annotated::with_err([0; 64], 1));
 }
 
 #[test]
@@ -107,6 +155,16 @@ fn futures_grow_by_at_most_16_bytes() {
             "select_hidden",
             size_of_val(&annotated::select_hidden([0; 64], true)),
             size_of_val(&plain::select_hidden([0; 64], true)),
+        ),
+        (
+            "instrumented",
+            size_of_val(&instrumented::annotated::plain_span([0; 64], 1)),
+            size_of_val(&instrumented::plain::plain_span([0; 64], 1)),
+        ),
+        (
+            "instrumented_err",
+            size_of_val(&instrumented::annotated::with_err([0; 64], 1)),
+            size_of_val(&instrumented::plain::with_err([0; 64], 1)),
         ),
         (
             "lines",

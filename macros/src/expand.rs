@@ -184,7 +184,7 @@ fn expand(
         hiding_macro = sites.hiding_macro;
         rewrite_tail(&cx, block, None);
     }
-    let polled = cx.polled.get();
+    let polled = cx.polled.get() && !adopted;
     let sync_closure = closure_ok && hiding_macro;
 
     let (mut ok, mut err, mut cancelled) = (
@@ -246,10 +246,22 @@ fn expand(
     } else {
         quote_spanned!(Span::mixed_site()=> enter(&#site, #gate, #description, #here))
     };
-    let static_site = quote_spanned! {Span::mixed_site()=>
-        static #site: #private::ExitSite = #private::ExitSite::NEW;
-        let #guard = #private::ExitGuard::#enter;
-        #prelude
+    let static_site = if adopted && is_async {
+        // The call starts where the adopted body is polled (see
+        // `adopt_instrumented_body`): a closure that captures nothing, so
+        // that the futures around hold nothing for it.
+        let enter_fn = enter_ident();
+        quote_spanned! {Span::mixed_site()=>
+            static #site: #private::ExitSite = #private::ExitSite::NEW;
+            let #enter_fn = || #private::ExitGuard::#enter;
+            #prelude
+        }
+    } else {
+        quote_spanned! {Span::mixed_site()=>
+            static #site: #private::ExitSite = #private::ExitSite::NEW;
+            let #guard = #private::ExitGuard::#enter;
+            #prelude
+        }
     };
     let finish = cx.polled_helper(Cx::helper(
         if args.ret { "finish_ret" } else { "finish" },
@@ -258,7 +270,7 @@ fn expand(
     let stmts = &block.stmts;
     // An adopted body is run by a closure or an async block that needs the
     // guard by reference.
-    let by_ref = if adopted || runtime_body {
+    let by_ref = if (adopted && !is_async) || runtime_body {
         quote_spanned!(Span::mixed_site()=> let #guard = &#guard;)
     } else {
         TokenStream::new()
@@ -499,40 +511,88 @@ fn adopt_instrumented_body(cx: &Cx, block: &mut Block) -> bool {
     let Some(target) = found.0 else {
         return false;
     };
-    let (user, is_async) = match target {
-        UserBody::Async(b) => (b, true),
-        UserBody::Closure(b) => (b, false),
-    };
+    match target {
+        UserBody::Async(expr) => {
+            let Expr::Async(user) = expr else {
+                return false;
+            };
+            adopt_async(cx, &mut user.block);
+            let stmts = std::mem::take(&mut user.block.stmts);
+            *expr = Expr::Verbatim(polled_user_body(cx, &stmts));
+        }
+        UserBody::Closure(user) => {
+            rewrite_adopted(cx, user, false);
+            let private = cx.private();
+            let guard = guard_ident();
+            let (classify, closure) = cx.classify_ret();
+            let finish = Cx::helper(if cx.ret { "finish_ret" } else { "finish" }, closure);
+            let ret_ty = &cx.ret_ty;
+            let stmts = &user.stmts;
+            let wrapped = quote_spanned! {Span::mixed_site()=>
+                #private::#finish(#guard, #private::call_once(move || -> #ret_ty { #(#stmts)* }), #classify)
+            };
+            user.stmts = vec![Stmt::Expr(Expr::Verbatim(wrapped), None)];
+        }
+    }
+    true
+}
+
+/// Rewrites the exits of an adopted async body, polled.
+fn adopt_async(cx: &Cx, user: &mut Block) {
+    cx.polled.set(true);
+    rewrite_adopted(cx, user, true);
+}
+
+/// Rewrites the exits of an adopted body (an async one's as an async
+/// fn's).
+fn rewrite_adopted(cx: &Cx, user: &mut Block, in_async: bool) {
     let mut sites = ExitSites {
         cx,
-        in_async: is_async,
+        in_async,
         hiding_macro: false,
     };
     sites.visit_block_mut(user);
     rewrite_tail(cx, user, None);
+}
+
+/// The future that replaces instrument's `async move { USER }`: the user's
+/// statements polled by the layer's `Finishing`, the call started right
+/// there. No async block is added around the user's: one would hold the
+/// parameters it captures a second time.
+fn polled_user_body(cx: &Cx, stmts: &[Stmt]) -> TokenStream {
     let private = cx.private();
     let guard = guard_ident();
     let (classify, closure) = cx.classify_ret();
-    let finish = Cx::helper(if cx.ret { "finish_ret" } else { "finish" }, closure);
-    let stmts = &user.stmts;
-    let wrapped = if is_async {
-        let pin = fake_return_edge(cx);
-        quote_spanned! {Span::mixed_site()=>
-            #private::#finish(#guard, async move { #pin #(#stmts)* }.await, #classify)
-        }
-    } else {
-        let ret_ty = &cx.ret_ty;
-        quote_spanned! {Span::mixed_site()=>
-            #private::#finish(#guard, #private::call_once(move || -> #ret_ty { #(#stmts)* }), #classify)
-        }
-    };
-    user.stmts = vec![Stmt::Expr(Expr::Verbatim(wrapped), None)];
-    true
+    let finish = cx.polled_helper(Cx::helper(
+        if cx.ret { "finish_ret" } else { "finish" },
+        closure,
+    ));
+    let pin = fake_return_edge(cx);
+    let site = syn::Ident::new("__LASTWORDS_EXIT", Span::mixed_site());
+    let enter_fn = enter_ident();
+    quote_spanned! {Span::mixed_site()=>
+        #private::#finish(
+            #enter_fn(),
+            || &#site,
+            async move {
+                let #guard = #private::CurrentGuard;
+                #pin #(#stmts)*
+            },
+            #classify,
+        )
+    }
+}
+
+/// The closure that starts the call of an adopted async body.
+fn enter_ident() -> syn::Ident {
+    syn::Ident::new("__lastwords_enter", Span::mixed_site())
 }
 
 /// Where `#[tracing::instrument]` put the user's body.
 enum UserBody<'a> {
-    Async(&'a mut Block),
+    /// The `async move { USER }` expression.
+    Async(&'a mut Expr),
+    /// The closure's block.
     Closure(&'a mut Block),
 }
 
@@ -550,17 +610,17 @@ impl<'a> FindUserBody<'a> {
                 };
                 if !named {
                     self.visit_expr_mut(&mut init.expr);
-                } else if let Expr::Async(outer) = &mut *init.expr {
+                } else if let Expr::Async(outer) = &*init.expr {
                     let inner = outer
                         .block
                         .stmts
                         .iter()
                         .position(|s| awaited_async(s).is_some());
-                    self.0 = match inner {
-                        Some(i) => {
+                    self.0 = match (inner, &mut *init.expr) {
+                        (Some(i), Expr::Async(outer)) => {
                             awaited_async_mut(&mut outer.block.stmts[i]).map(UserBody::Async)
                         }
-                        None => Some(UserBody::Async(&mut outer.block)),
+                        (_, expr) => Some(UserBody::Async(expr)),
                     };
                 }
             }
@@ -605,17 +665,15 @@ fn awaited_async(stmt: &Stmt) -> Option<&Block> {
     }
 }
 
-fn awaited_async_mut(stmt: &mut Stmt) -> Option<&mut Block> {
+/// [`awaited_async`]'s `async move { USER }` expression.
+fn awaited_async_mut(stmt: &mut Stmt) -> Option<&mut Expr> {
     let expr = match stmt {
         Stmt::Local(l) => &mut *l.init.as_mut()?.expr,
         Stmt::Expr(Expr::Match(m), _) => &mut *m.expr,
         _ => return None,
     };
     match expr {
-        Expr::Await(a) => match &mut *a.base {
-            Expr::Async(inner) => Some(&mut inner.block),
-            _ => None,
-        },
+        Expr::Await(a) if matches!(*a.base, Expr::Async(_)) => Some(&mut *a.base),
         _ => None,
     }
 }
