@@ -8,8 +8,9 @@
 //! so a disabled annotated function costs one atomic load and a compare.
 //!
 //! Exits the expansion can see (`return`, `?`, the tail) pass their value
-//! through [`exit`] or [`question`]; a body run as a closure or an inner
-//! async block hands its value to [`finish`]; the guard's `Drop` covers the
+//! through [`exit`] or [`question`]; a body run as a closure hands its value
+//! to [`finish`], an async body polled by the `polled` module's `Finishing`
+//! to that future; the guard's `Drop` covers the
 //! rest: a panic unwinding through (`unwind`), an async fn's future dropped
 //! before it completed (`cancelled`), and an exit hidden inside a macro
 //! invocation whose value was not seen (`macro`, at the position of the

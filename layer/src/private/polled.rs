@@ -8,7 +8,7 @@
 //! what it grows in other async fns (the guard's state, and the outer
 //! future's own state byte) and not by a guard plus a reference to it.
 //! While the inner block is polled, its exits (`return`, `?`, markers)
-//! reach the call's [`ExitGuard`] through this thread's [`CURRENT`], which
+//! reach the call's [`ExitGuard`] through a thread-local (`CURRENT`), which
 //! `Finishing::poll` points at a guard on its own stack for the duration of
 //! the inner poll:
 //!
