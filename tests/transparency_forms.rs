@@ -395,7 +395,7 @@ fn annotated_code_compiles_and_returns_what_the_plain_code_returns() {
     assert_eq!(late[1].field("error"), "not a temperature: warm");
     let late = by_fn("::late_inferred_arg");
     assert_eq!(late[1].field("error"), "not a temperature: warm");
-    // An error built in place for a `?`: shown as itself.
+    // An error built in place for a `?`: shown by its `Display`.
     let first = by_fn("::first_of");
     assert_eq!(first.len(), 2);
     assert_eq!(first[0].field("site"), "?");

@@ -401,7 +401,7 @@ impl Cx {
     /// ladders (`Question` in a sync body, `Kind` in an async one): how many
     /// rungs from the top to leave out (one `*` each), and a type hint for
     /// the operand.
-    fn operand_levels(&self, target: Option<&Type>) -> (usize, TokenStream) {
+    fn operand_levels(&self, operand: &Expr, target: Option<&Type>) -> (usize, TokenStream) {
         match target {
             // `let x: T = s.parse()?`: the operand is `Result<T, _>`, which
             // tells rustc its error type before the lookup looks at it.
@@ -414,6 +414,9 @@ impl Cx {
             None if self.shape == Shape::Option => (5, TokenStream::new()),
             // `?` does not compile in such a fn: std's error says so.
             None if self.shape == Shape::Returned => (6, TokenStream::new()),
+            // From `Display` down: an error built in place (see
+            // `error_built_here`).
+            None if error_built_here(operand) => (3, TokenStream::new()),
             None => (0, TokenStream::new()),
         }
     }
@@ -443,16 +446,13 @@ impl Cx {
         let krate = respan(self.krate.clone(), first);
         let guard = guard_ident();
         let pos = Cx::position(span);
-        if target.is_none()
-            && self.shape == Shape::Probe
-            && (inferred_later(operand) || error_built_here(operand))
-        {
+        if target.is_none() && self.shape == Shape::Probe && inferred_later(operand) {
             return self.question_late(first, last, &krate, &expr, pos, in_async);
         }
         if in_async {
-            return self.question_match(first, last, &krate, &expr, target, pos);
+            return self.question_match(first, last, &krate, &expr, operand, target, pos);
         }
-        let (skip, hint) = self.operand_levels(target);
+        let (skip, hint) = self.operand_levels(operand, target);
         let args = quote_spanned!(first=> &#guard, #pos, #expr);
         let mut args = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, args);
         args.set_span(last);
@@ -522,18 +522,20 @@ impl Cx {
     /// scrutinee): the future would hold them, grow, and not be `Send`. An
     /// arm's temporaries end with the arm, before any later `.await`; the
     /// operand's own are where they were.
+    #[allow(clippy::too_many_arguments)]
     fn question_match(
         &self,
         first: Span,
         last: Span,
         krate: &TokenStream,
         expr: &TokenStream,
+        operand: &Expr,
         target: Option<&Type>,
         pos: TokenStream,
     ) -> TokenStream {
         let guard = guard_ident();
         let v = syn::Ident::new("__lastwords_v", Span::mixed_site());
-        let (skip, hint) = self.operand_levels(target);
+        let (skip, hint) = self.operand_levels(operand, target);
         let derefs = (0..skip).map(|_| quote_spanned!(Span::mixed_site()=> *));
         let private = quote_spanned!(Span::mixed_site()=> #krate::__private);
         let classify = quote_spanned! {Span::mixed_site()=>
@@ -654,8 +656,13 @@ fn inferred_later(operand: &Expr) -> bool {
 
 /// Whether the operand of a `?` builds its error in place, from an
 /// `Option`: `x.ok_or(AllEqualError(None))?`. Such an error's type
-/// arguments may be decided only by the `?`'s conversion: it is classified
-/// late, as an operand [`inferred_later`] is.
+/// arguments may be decided only by the `?`'s conversion, after the probe
+/// looked: with them still unknown, method lookup would pick the `Error`
+/// level, whose bound (`Item: Debug`) may then fail. The error is shown
+/// by its `Display`, the bound an error type nearly always meets for
+/// every argument. (Classifying it late, as an [`inferred_later`] operand,
+/// would show its chain, but costs the type checker a third more for such
+/// a function: `ok_or(..)?` is common.)
 fn error_built_here(operand: &Expr) -> bool {
     matches!(operand, Expr::MethodCall(m) if m.method == "ok_or" || m.method == "ok_or_else")
 }
