@@ -17,11 +17,7 @@ fn one(recs: &[Rec]) -> Rec {
 /// The line of this file whose comment ends with `MARKER`, so that
 /// expectations survive reformatting.
 fn line_of(marker: &str) -> u32 {
-    let found = include_str!("exit_path.rs")
-        .lines()
-        .position(|l| l.contains("// ") && l.ends_with(marker) && !l.contains("line_of"))
-        .unwrap_or_else(|| panic!("no line marked {marker}"));
-    u32::try_from(found).unwrap() + 1
+    support::marked_line(include_str!("exit_path.rs"), marker)
 }
 
 fn check(rec: &Rec, site: &str, line: u32, outcome: &str) {

@@ -46,11 +46,7 @@ fn one(recs: &[Rec]) -> Rec {
 }
 
 fn line_of(marker: &str) -> u32 {
-    let found = include_str!("late_question.rs")
-        .lines()
-        .position(|l| l.contains("// ") && l.ends_with(marker) && !l.contains("line_of"))
-        .unwrap_or_else(|| panic!("no line marked {marker}"));
-    u32::try_from(found).unwrap() + 1
+    support::marked_line(include_str!("late_question.rs"), marker)
 }
 
 /// A `?` record at `marker` with error text `error` (none: no field).

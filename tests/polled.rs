@@ -18,11 +18,7 @@ use support::{capture, Rec};
 
 /// The line of this file whose comment ends with `MARKER`.
 fn line_of(marker: &str) -> u32 {
-    let found = include_str!("polled.rs")
-        .lines()
-        .position(|l| l.contains("// ") && l.ends_with(marker) && !l.contains("line_of"))
-        .unwrap_or_else(|| panic!("no line marked {marker}"));
-    u32::try_from(found).unwrap() + 1
+    support::marked_line(include_str!("polled.rs"), marker)
 }
 
 fn check(rec: &Rec, fn_name: &str, site: &str, marker: &str, outcome: &str) {

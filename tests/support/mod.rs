@@ -108,3 +108,14 @@ pub fn exits(recs: &[Rec]) -> Vec<Rec> {
         .cloned()
         .collect()
 }
+
+/// The 1-based line of `source` (a test file's own text, from
+/// `include_str!`) whose `// ` comment ends with `marker`, so that
+/// expectations survive reformatting.
+pub fn marked_line(source: &str, marker: &str) -> u32 {
+    let found = source
+        .lines()
+        .position(|l| l.contains("// ") && l.ends_with(marker) && !l.contains("line_of"))
+        .unwrap_or_else(|| panic!("no line marked {marker}"));
+    u32::try_from(found).unwrap() + 1
+}
