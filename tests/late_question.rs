@@ -125,6 +125,17 @@ async fn in_a_polled_body(s: String) -> Result<u32, ParseIntError> {
     Ok(take_u8(s.parse()?)) // @polled
 }
 
+/// A `#[cfg]` in the body may remove a late-typed `?`, which would leave
+/// its classifier's type unknown: such a body's late `?` is recorded
+/// without its error's text, and compiles.
+#[exit_path]
+fn with_a_cfg(s: &str) -> Result<u32, Opaque> {
+    #[cfg(any())]
+    let _removed = take(s.parse()?);
+    let n = take(s.parse()?); // @cfg_kept
+    Ok(n)
+}
+
 const INVALID: Option<&str> = Some("invalid digit found in string");
 
 #[test]
@@ -158,6 +169,9 @@ fn a_late_typed_question_mark_with_an_error_that_shows_nothing_compiles() {
     let (r, recs) = capture(|| in_a_closure_body("x"));
     assert!(r.is_err());
     check(&one(&recs), "@closure", None);
+    let (r, recs) = capture(|| with_a_cfg("x"));
+    assert!(r.is_err());
+    check(&one(&recs), "@cfg_kept", None);
     let (r, recs) = capture(|| in_a_closure_body("7"));
     assert_eq!(r.ok(), Some(7));
     assert_eq!(one(&recs).field("site"), "tail");

@@ -48,6 +48,10 @@ pub struct Cx {
     /// `outcome::late`), and whether their classifiers were decided yet.
     pub late: std::cell::Cell<usize>,
     pub late_fixed: std::cell::Cell<bool>,
+    /// The body's tokens as written, and whether they hold a `#[cfg]`
+    /// (looked at only when a `?` would be classified late).
+    pub body: TokenStream,
+    pub body_has_cfg: std::cell::OnceCell<bool>,
     /// The return type is spelled in full (no `impl Trait`): its values are
     /// classified by one classifier looked up at the top of the body,
     /// rather than one closure per exit (each costs the type checker a
@@ -307,6 +311,17 @@ impl Cx {
             .collect()
     }
 
+    /// Whether the body holds a `#[cfg]`: one may remove a late-classified
+    /// `?` and leave its classifier's type unknown (a compile error), or
+    /// the place after the body where it is decided. Such a body's
+    /// late-typed `?` operands are classified from `ResultOption` down,
+    /// which needs nothing of their error type.
+    fn has_cfg(&self) -> bool {
+        *self
+            .body_has_cfg
+            .get_or_init(|| contains_cfg(self.body.clone()))
+    }
+
     /// Whether the body has late classifiers still to decide.
     pub fn late_pending(&self) -> bool {
         self.late.get() > 0 && !self.late_fixed.get()
@@ -414,6 +429,9 @@ impl Cx {
             None if self.shape == Shape::Option => (5, TokenStream::new()),
             // `?` does not compile in such a fn: std's error says so.
             None if self.shape == Shape::Returned => (6, TokenStream::new()),
+            // From `ResultOption` down: an error type only the `?`
+            // decides, in a body a `#[cfg]` may cut (see `has_cfg`).
+            None if inferred_later(operand) => (5, TokenStream::new()),
             // From `Display` down: an error built in place (see
             // `error_built_here`).
             None if error_built_here(operand) => (3, TokenStream::new()),
@@ -446,7 +464,8 @@ impl Cx {
         let krate = respan(self.krate.clone(), first);
         let guard = guard_ident();
         let pos = Cx::position(span);
-        if target.is_none() && self.shape == Shape::Probe && inferred_later(operand) {
+        let late = target.is_none() && self.shape == Shape::Probe && inferred_later(operand);
+        if late && !self.has_cfg() {
             return self.question_late(first, last, &krate, &expr, pos, in_async);
         }
         if in_async {
@@ -874,6 +893,31 @@ fn is_tail(stmt: &Stmt) -> bool {
     )
 }
 
+/// Whether `tokens` hold an attribute that names `cfg` (`#[cfg(..)]`,
+/// `#[cfg_attr(..)]`), at any depth.
+fn contains_cfg(tokens: TokenStream) -> bool {
+    let mut pound = false;
+    tokens.into_iter().any(|tt| {
+        let after_pound = std::mem::replace(&mut pound, false);
+        match tt {
+            TokenTree::Punct(p) => {
+                // `#[..]`, or an inner `#![..]`.
+                pound = p.as_char() == '#' || (after_pound && p.as_char() == '!');
+                false
+            }
+            TokenTree::Group(g) => {
+                (after_pound
+                    && g.delimiter() == proc_macro2::Delimiter::Bracket
+                    && g.stream().into_iter().next().is_some_and(
+                        |first| matches!(first, TokenTree::Ident(i) if i.to_string().starts_with("cfg")),
+                    ))
+                    || contains_cfg(g.stream())
+            }
+            _ => false,
+        }
+    })
+}
+
 fn has_exit_tokens(tokens: TokenStream) -> bool {
     tokens.into_iter().any(|tt| match tt {
         TokenTree::Punct(p) => p.as_char() == '?',
@@ -1014,5 +1058,42 @@ impl VisitMut for ImplToInfer {
             return;
         }
         visit_mut::visit_type_mut(self, ty);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contains_cfg_finds_cfg_attributes_at_any_depth() {
+        let with = [
+            quote!(#[cfg(feature = "x")] let a = b()?;),
+            quote!(if c {
+                #[cfg_attr(test, allow(unused))]
+                let a = 1;
+            }),
+            quote!(match x {
+                #[cfg(unix)]
+                A => 1,
+                _ => 2,
+            }),
+            quote!(
+                {
+                    #![cfg(any())]
+                }
+            ),
+        ];
+        for tokens in with {
+            assert!(contains_cfg(tokens.clone()), "{tokens}");
+        }
+        let without = [
+            quote!(let cfg = config(); cfg.load()?;),
+            quote!(#[allow(unused)] let a = 1;),
+            quote!(let a = [cfg, b];),
+        ];
+        for tokens in without {
+            assert!(!contains_cfg(tokens.clone()), "{tokens}");
+        }
     }
 }
