@@ -32,6 +32,12 @@ impl Drop for D {
     }
 }
 
+impl std::fmt::Display for D {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
 /// Uses `d` by reference: a `move` closure or async block capturing it
 /// takes exactly it, in the order of first use.
 pub fn len(d: &D) -> usize {
@@ -83,6 +89,16 @@ both! {
     pub fn sync_plain(x: D, y: D, p: Pair) -> usize {
         let _local = D("local");
         len(&p.b) + len(&y) + len(&x)
+    }
+
+    /// Runs in a closure; `x` and `y` are named only inside format
+    /// strings, and still drop in their order.
+    pub fn inline_format(x: D, y: D, p: Pair, fail: bool) -> Result<String, String> {
+        let _local = D("local");
+        if fail {
+            bail!("failed");
+        }
+        Ok(format!("{x}{y}{}", len(&p.a)))
     }
 
     /// Runs in a closure: the macro may hide a `return`.
@@ -151,6 +167,11 @@ fn parameters_and_tail_temporaries_drop_as_without_the_attribute() {
         assert_eq!(plain.1, ["local", "p.a", "p.b", "y", "x"]);
         assert_eq!(run(annotated::sync_plain), plain);
         for fail in [false, true] {
+            let plain = run(|x, y, p| plain::inline_format(x, y, p, fail));
+            assert_eq!(
+                run(|x, y, p| annotated::inline_format(x, y, p, fail)),
+                plain
+            );
             let plain = run(|x, y, p| plain::sync_closure(x, y, p, fail));
             assert_eq!(run(|x, y, p| annotated::sync_closure(x, y, p, fail)), plain);
             let plain = run(|x, y, p| rt.block_on(plain::async_in_place(x, y, p, fail)));

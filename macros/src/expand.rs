@@ -383,10 +383,13 @@ fn mentions(
         return TokenStream::new();
     }
     let mut used = std::collections::HashSet::new();
-    idents(quote!(#(#body)*), &mut used);
+    let mut literals = String::new();
+    idents(quote!(#(#body)*), &mut used, &mut literals);
     names.0.retain(|name| {
         let name = name.to_string();
-        name == "self" || name.starts_with('_') || used.contains(&name)
+        // A name in a literal may be a format string's inline argument
+        // (`"{x}"`), a use too.
+        name == "self" || name.starts_with('_') || used.contains(&name) || literals.contains(&name)
     });
     if names.0.is_empty() {
         return TokenStream::new();
@@ -395,15 +398,17 @@ fn mentions(
     quote_spanned!(Span::mixed_site()=> let _ = (#(&#names,)*);)
 }
 
-/// Every identifier in `tokens`, at any depth.
-fn idents(tokens: TokenStream, out: &mut std::collections::HashSet<String>) {
+/// Every identifier in `tokens`, at any depth, and the text of every
+/// literal.
+fn idents(tokens: TokenStream, out: &mut std::collections::HashSet<String>, literals: &mut String) {
     for tt in tokens {
         match tt {
             TokenTree::Ident(i) => {
                 out.insert(i.to_string());
             }
-            TokenTree::Group(g) => idents(g.stream(), out),
-            _ => {}
+            TokenTree::Group(g) => idents(g.stream(), out, literals),
+            TokenTree::Literal(l) => literals.push_str(&l.to_string()),
+            TokenTree::Punct(_) => {}
         }
     }
 }
