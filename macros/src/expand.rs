@@ -156,14 +156,7 @@ fn expand(
         polled: Default::default(),
         late: Default::default(),
         late_fixed: Default::default(),
-        body: item
-            .clone()
-            .into_iter()
-            .last()
-            .map_or_else(TokenStream::new, |body| match body {
-                TokenTree::Group(g) => g.stream(),
-                other => other.into(),
-            }),
+        item: item.clone(),
         body_has_cfg: Default::default(),
         shared: !never && !contains_infer(&ret_ty),
         shape: match &func.sig.output {

@@ -48,9 +48,9 @@ pub struct Cx {
     /// `outcome::late`), and whether their classifiers were decided yet.
     pub late: std::cell::Cell<usize>,
     pub late_fixed: std::cell::Cell<bool>,
-    /// The body's tokens as written, and whether they hold a `#[cfg]`
-    /// (looked at only when a `?` would be classified late).
-    pub body: TokenStream,
+    /// The item as written, and whether its body holds a `#[cfg]` (looked
+    /// at only when a `?` would be classified late).
+    pub item: TokenStream,
     pub body_has_cfg: std::cell::OnceCell<bool>,
     /// The return type is spelled in full (no `impl Trait`): its values are
     /// classified by one classifier looked up at the top of the body,
@@ -264,27 +264,29 @@ impl Cx {
     /// once on the return type. Made once every exit is rewritten.
     pub fn prelude(&self) -> TokenStream {
         let private = self.private();
-        let mut prelude = TokenStream::new();
-        for i in 0..self.late.get() {
-            let late = late_ident(i);
-            prelude
-                .extend(quote_spanned!(Span::mixed_site()=> let #late = #private::outcome::late;));
+        let shared = if self.shares_classifier() {
+            // A zero-sized classifier, no closure to check, nothing in an
+            // async fn's future.
+            let ret_ty = &self.ret_ty;
+            let classifier = classifier_ident();
+            quote_spanned! {Span::mixed_site()=>
+                let #classifier = #private::outcome::Kind::<#ret_ty>::levels().__lastwords_classifier();
+            }
+        } else {
+            TokenStream::new()
+        };
+        if self.late.get() == 0 {
+            return shared;
         }
-        if !self.late_fixed.get() {
-            // No place after the whole body was found (see `late_fixes`).
-            prelude.extend(self.late_fixes(false));
+        let lates = (0..self.late.get()).map(late_ident);
+        // No place after the whole body was found if not yet fixed (see
+        // `late_fixes`).
+        let fixes = self.late_fixes(false);
+        quote_spanned! {Span::mixed_site()=>
+            #(let #lates = #private::outcome::late;)*
+            #fixes
+            #shared
         }
-        if !self.shares_classifier() {
-            return prelude;
-        }
-        // A zero-sized classifier, no closure to check, nothing in an
-        // async fn's future.
-        let ret_ty = &self.ret_ty;
-        let classifier = classifier_ident();
-        prelude.extend(quote_spanned! {Span::mixed_site()=>
-            let #classifier = #private::outcome::Kind::<#ret_ty>::levels().__lastwords_classifier();
-        });
-        prelude
     }
 
     /// Decides the late classifiers (see the layer's `outcome::late`), once:
@@ -317,9 +319,14 @@ impl Cx {
     /// late-typed `?` operands are classified from `ResultOption` down,
     /// which needs nothing of their error type.
     fn has_cfg(&self) -> bool {
-        *self
-            .body_has_cfg
-            .get_or_init(|| contains_cfg(self.body.clone()))
+        *self.body_has_cfg.get_or_init(|| {
+            // The body is the item's last token tree.
+            self.item
+                .clone()
+                .into_iter()
+                .last()
+                .is_some_and(|body| contains_cfg(body.into()))
+        })
     }
 
     /// Whether the body has late classifiers still to decide.
@@ -416,7 +423,12 @@ impl Cx {
     /// ladders (`Question` in a sync body, `Kind` in an async one): how many
     /// rungs from the top to leave out (one `*` each), and a type hint for
     /// the operand.
-    fn operand_levels(&self, operand: &Expr, target: Option<&Type>) -> (usize, TokenStream) {
+    fn operand_levels(
+        &self,
+        operand: &Expr,
+        late: bool,
+        target: Option<&Type>,
+    ) -> (usize, TokenStream) {
         match target {
             // `let x: T = s.parse()?`: the operand is `Result<T, _>`, which
             // tells rustc its error type before the lookup looks at it.
@@ -431,7 +443,7 @@ impl Cx {
             None if self.shape == Shape::Returned => (6, TokenStream::new()),
             // From `ResultOption` down: an error type only the `?`
             // decides, in a body a `#[cfg]` may cut (see `has_cfg`).
-            None if inferred_later(operand) => (5, TokenStream::new()),
+            None if late => (5, TokenStream::new()),
             // From `Display` down: an error built in place (see
             // `error_built_here`).
             None if error_built_here(operand) => (3, TokenStream::new()),
@@ -468,10 +480,10 @@ impl Cx {
         if late && !self.has_cfg() {
             return self.question_late(first, last, &krate, &expr, pos, in_async);
         }
+        let (skip, hint) = self.operand_levels(operand, late, target);
         if in_async {
-            return self.question_match(first, last, &krate, &expr, operand, target, pos);
+            return self.question_match(first, last, &krate, &expr, skip, &hint, pos);
         }
-        let (skip, hint) = self.operand_levels(operand, target);
         let args = quote_spanned!(first=> &#guard, #pos, #expr);
         let mut args = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, args);
         args.set_span(last);
@@ -548,13 +560,12 @@ impl Cx {
         last: Span,
         krate: &TokenStream,
         expr: &TokenStream,
-        operand: &Expr,
-        target: Option<&Type>,
+        skip: usize,
+        hint: &TokenStream,
         pos: TokenStream,
     ) -> TokenStream {
         let guard = guard_ident();
         let v = syn::Ident::new("__lastwords_v", Span::mixed_site());
-        let (skip, hint) = self.operand_levels(operand, target);
         let derefs = (0..skip).map(|_| quote_spanned!(Span::mixed_site()=> *));
         let private = quote_spanned!(Span::mixed_site()=> #krate::__private);
         let classify = quote_spanned! {Span::mixed_site()=>
