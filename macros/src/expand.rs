@@ -213,7 +213,7 @@ fn expand(
         .name
         .clone()
         .unwrap_or_else(|| LitStr::new(&ident.to_string(), ident.span()));
-    let site = syn::Ident::new("__LASTWORDS_EXIT", Span::mixed_site());
+    let site = site_ident();
     let guard = guard_ident();
     // Only the forms that run the body as a closure or an inner async
     // block classify its value; before the prelude, which imports the
@@ -284,21 +284,14 @@ fn expand(
         // `CurrentGuard` (see the layer's `polled` module): the future
         // holds one word of state more than the body's, not a guard and a
         // reference to it.
-        let pin = fake_return_edge(&cx);
         let mentions = mentions(&Head::parameters(item.clone()), stmts);
+        let enter = quote_spanned!(Span::mixed_site()=> #private::ExitGuard::#enter);
+        let polled = polled_body(&cx, &enter, &mentions, stmts);
         quote_spanned! {Span::mixed_site()=>
             #(#inner_attrs)*
             static #site: #private::ExitSite = #private::ExitSite::NEW;
             #prelude
-            #private::#finish(
-                #private::ExitGuard::#enter,
-                || &#site,
-                async move {
-                    let #guard = #private::CurrentGuard;
-                    #mentions #pin #(#stmts)*
-                },
-                #classify,
-            ).await
+            #polled.await
         }
     } else if sync_closure {
         // A `return` hidden in a macro (`bail!`) returns from the closure,
@@ -523,9 +516,16 @@ fn adopt_instrumented_body(cx: &Cx, block: &mut Block) -> bool {
             let Expr::Async(user) = expr else {
                 return false;
             };
-            adopt_async(cx, &mut user.block);
+            cx.polled.set(true);
+            rewrite_adopted(cx, &mut user.block, true);
+            // Instrument's `async move { USER }` is replaced by the polled
+            // user's statements, the call started right there: no async
+            // block is added around the user's, which would hold the
+            // parameters it captures a second time.
+            let enter_fn = enter_ident();
+            let enter = quote_spanned!(Span::mixed_site()=> #enter_fn());
             let stmts = std::mem::take(&mut user.block.stmts);
-            *expr = Expr::Verbatim(polled_user_body(cx, &stmts));
+            *expr = Expr::Verbatim(polled_body(cx, &enter, &TokenStream::new(), &stmts));
         }
         UserBody::Closure(user) => {
             rewrite_adopted(cx, user, false);
@@ -544,12 +544,6 @@ fn adopt_instrumented_body(cx: &Cx, block: &mut Block) -> bool {
     true
 }
 
-/// Rewrites the exits of an adopted async body, polled.
-fn adopt_async(cx: &Cx, user: &mut Block) {
-    cx.polled.set(true);
-    rewrite_adopted(cx, user, true);
-}
-
 /// Rewrites the exits of an adopted body (an async one's as an async
 /// fn's).
 fn rewrite_adopted(cx: &Cx, user: &mut Block, in_async: bool) {
@@ -562,11 +556,10 @@ fn rewrite_adopted(cx: &Cx, user: &mut Block, in_async: bool) {
     rewrite_tail(cx, user, None);
 }
 
-/// The future that replaces instrument's `async move { USER }`: the user's
-/// statements polled by the layer's `Finishing`, the call started right
-/// there. No async block is added around the user's: one would hold the
-/// parameters it captures a second time.
-fn polled_user_body(cx: &Cx, stmts: &[Stmt]) -> TokenStream {
+/// `finish_polled(ENTER, || &SITE, async move { BEFORE STMTS }, classify)`:
+/// an async body polled by the layer's `Finishing`, which sees its value
+/// (see the layer's `polled` module), the call started by `enter`.
+fn polled_body(cx: &Cx, enter: &TokenStream, before: &TokenStream, stmts: &[Stmt]) -> TokenStream {
     let private = cx.private();
     let guard = guard_ident();
     let (classify, closure) = cx.classify_ret();
@@ -575,19 +568,23 @@ fn polled_user_body(cx: &Cx, stmts: &[Stmt]) -> TokenStream {
         closure,
     ));
     let pin = fake_return_edge(cx);
-    let site = syn::Ident::new("__LASTWORDS_EXIT", Span::mixed_site());
-    let enter_fn = enter_ident();
+    let site = site_ident();
     quote_spanned! {Span::mixed_site()=>
         #private::#finish(
-            #enter_fn(),
+            #enter,
             || &#site,
             async move {
                 let #guard = #private::CurrentGuard;
-                #pin #(#stmts)*
+                #before #pin #(#stmts)*
             },
             #classify,
         )
     }
+}
+
+/// The function's `static` (the layer's `ExitSite`).
+fn site_ident() -> syn::Ident {
+    syn::Ident::new("__LASTWORDS_EXIT", Span::mixed_site())
 }
 
 /// The closure that starts the call of an adopted async body.
