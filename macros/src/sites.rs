@@ -529,13 +529,7 @@ impl Cx {
             let v = syn::Ident::new("__lastwords_v", Span::mixed_site());
             let call = quote_spanned!(Span::mixed_site()=>
                 #private::#question(&#guard, #pos, &#late, #v));
-            let mut arms = proc_macro2::Group::new(
-                proc_macro2::Delimiter::Brace,
-                quote_spanned!(Span::mixed_site()=> #v => #call),
-            );
-            arms.set_span(last);
-            let match_token = syn::Ident::new("match", first);
-            return quote!(#match_token #expr #arms);
+            return operand_in_arm(first, last, expr, &v, &call);
         }
         let args = quote_spanned!(first=> &#guard, #pos, &#late, #expr);
         let mut args = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, args);
@@ -574,13 +568,7 @@ impl Cx {
         let question = self.polled_helper(syn::Ident::new("question", Span::mixed_site()));
         let call = quote_spanned!(Span::mixed_site()=>
             #private::#question(&#guard, #pos, #classify, #v));
-        let mut arms = proc_macro2::Group::new(
-            proc_macro2::Delimiter::Brace,
-            quote_spanned!(Span::mixed_site()=> #v => #call),
-        );
-        arms.set_span(last);
-        let match_token = syn::Ident::new("match", first);
-        quote!(#match_token #expr #arms)
+        operand_in_arm(first, last, expr, &v, &call)
     }
 
     /// `__lastwords_guard.mark(N);` for a new marker at `span`; its
@@ -717,6 +705,24 @@ fn respan(tokens: TokenStream, at: Span) -> TokenStream {
 /// unused (a body whose every exit diverges).
 pub fn classifier_ident() -> syn::Ident {
     syn::Ident::new("__lastwords_classify", Span::mixed_site())
+}
+
+/// `match EXPR { v => CALL }`, spanned from the operand's first token to
+/// its last: an async body's `?` operand (see [`Cx::question_match`]).
+fn operand_in_arm(
+    first: Span,
+    last: Span,
+    expr: &TokenStream,
+    v: &syn::Ident,
+    call: &TokenStream,
+) -> TokenStream {
+    let mut arms = proc_macro2::Group::new(
+        proc_macro2::Delimiter::Brace,
+        quote_spanned!(Span::mixed_site()=> #v => #call),
+    );
+    arms.set_span(last);
+    let match_token = syn::Ident::new("match", first);
+    quote!(#match_token #expr #arms)
 }
 
 /// The `n`th late classifier (see [`Cx::question_late`]).
