@@ -73,24 +73,26 @@ both! {
     }
 }
 
+/// The same items under an attribute, with `#[exit_path]` below it and
+/// without.
+macro_rules! both_under {
+    (#[$outer:meta] $($item:item)*) => {
+        pub mod annotated {
+            $(#[$outer] #[lastwords::exit_path] $item)*
+        }
+        pub mod plain {
+            $(#[$outer] $item)*
+        }
+    };
+}
+
 /// `#[tracing::instrument]` above `#[exit_path]`: the body lastwords
 /// adopts from instrument's output is polled where it was, and the call
 /// starts there.
 mod instrumented {
-    pub mod annotated {
+    both_under! {
         #[tracing::instrument(skip(buf))]
-        #[lastwords::exit_path]
         pub async fn plain_span(buf: [u8; 64], n: u32) -> Result<usize, String> {
-            super::super::tick().await;
-            if n == 0 {
-                return Err("zero".into());
-            }
-            Ok(buf.len())
-        }
-
-        #[tracing::instrument(err, skip(buf))]
-        #[lastwords::exit_path]
-        pub async fn with_err(buf: [u8; 64], n: u32) -> Result<usize, String> {
             super::super::tick().await;
             if n == 0 {
                 return Err("zero".into());
@@ -98,17 +100,11 @@ mod instrumented {
             Ok(buf.len())
         }
     }
+}
 
-    pub mod plain {
-        #[tracing::instrument(skip(buf))]
-        pub async fn plain_span(buf: [u8; 64], n: u32) -> Result<usize, String> {
-            super::super::tick().await;
-            if n == 0 {
-                return Err("zero".into());
-            }
-            Ok(buf.len())
-        }
-
+/// The same with `err`: instrument's body awaits the user's in a `match`.
+mod instrumented_err {
+    both_under! {
         #[tracing::instrument(err, skip(buf))]
         pub async fn with_err(buf: [u8; 64], n: u32) -> Result<usize, String> {
             super::super::tick().await;
@@ -130,7 +126,7 @@ fn futures_stay_send() {
     send(&annotated::big([0; 256], true));
     send(&annotated::hidden(vec![]));
     send(&annotated::select_hidden([0; 64], true));
-    send(&instrumented::annotated::with_err([0; 64], 1));
+    send(&instrumented_err::annotated::with_err([0; 64], 1));
 }
 
 #[test]
@@ -163,8 +159,8 @@ fn futures_grow_by_at_most_16_bytes() {
         ),
         (
             "instrumented_err",
-            size_of_val(&instrumented::annotated::with_err([0; 64], 1)),
-            size_of_val(&instrumented::plain::with_err([0; 64], 1)),
+            size_of_val(&instrumented_err::annotated::with_err([0; 64], 1)),
+            size_of_val(&instrumented_err::plain::with_err([0; 64], 1)),
         ),
         (
             "lines",
