@@ -152,7 +152,6 @@ fn expand(
         krate,
         private,
         marks: Default::default(),
-        is_async,
         polled: Default::default(),
         late: Default::default(),
         late_fixed: Default::default(),

@@ -36,9 +36,6 @@ pub struct Cx {
     /// The markers placed so far: the site they stand for, and where
     /// (`line, col` tokens, see [`Cx::position`]).
     pub marks: RefCell<Vec<(Which, TokenStream)>>,
-    /// An async fn: a marker is cleared once its statement is done, so that
-    /// a later drop is a cancellation, not an exit from inside the macro.
-    pub is_async: bool,
     /// The body runs as an inner async block polled by the layer's
     /// `Finishing` (an async fn that invokes a macro that may hide a
     /// `return`): its exits reach the call's guard through `CurrentGuard`
@@ -764,20 +761,7 @@ impl VisitMut for ExitSites<'_> {
                 ));
                 self.hiding_macro = true;
             }
-            // In an async body that is not polled (one adopted from
-            // another macro, run by `finish`), a drop after the statement
-            // is a cancellation; a polled body's drop always is.
-            let done =
-                marker.is_some() && self.cx.is_async && !self.cx.polled.get() && !is_tail(&stmt);
             stmts.push(stmt);
-            if done {
-                let guard = guard_ident();
-                stmts.push(Stmt::Expr(
-                    Expr::Verbatim(quote_spanned!(Span::mixed_site()=>
-                        #[allow(unreachable_code)] #guard.unmark();)),
-                    None,
-                ));
-            }
         }
         block.stmts = stmts;
     }
@@ -896,18 +880,6 @@ impl ExitSites<'_> {
             Err(_) => piece,
         }
     }
-}
-
-/// A statement that yields the block's value.
-fn is_tail(stmt: &Stmt) -> bool {
-    matches!(
-        stmt,
-        Stmt::Expr(_, None)
-            | Stmt::Macro(syn::StmtMacro {
-                semi_token: None,
-                ..
-            })
-    )
 }
 
 /// Whether `tokens` hold an attribute that names `cfg` (`#[cfg(..)]`,

@@ -382,16 +382,6 @@ impl ExitGuard {
         }
     }
 
-    /// Notes that the statement of the last marker is done: an async fn's
-    /// future dropped from here on is cancelled.
-    #[inline]
-    pub fn unmark(&self) {
-        let state = self.state.load(Relaxed);
-        if state != 0 {
-            self.state.store(state & !MARK_MASK, Relaxed);
-        }
-    }
-
     /// Takes the right to record, once.
     #[inline]
     fn claim(&self) -> Option<Claim> {
@@ -545,11 +535,12 @@ impl ExitGuard {
                 None,
             );
         } else {
-            // Inside a marked statement (an async fn's marker is cleared
-            // when its statement is done), or a sync fn, which cannot be
-            // cancelled: it left through a `return` inside a macro
-            // invocation, or through a tail the expansion left alone, and
-            // its value was not seen.
+            // Past a marker (an async fn's only when it returns an opaque
+            // type: one with a macro that may hide a `return` is polled,
+            // and `Finishing` records its cancellation), or a sync fn,
+            // which cannot be cancelled: it left through a `return` inside
+            // a macro invocation, or through a tail the expansion left
+            // alone, and its value was not seen.
             let (site, line, col) = Self::marked(claim.mark);
             let (callsite, outcome) = match claim.mark {
                 Some(m) if m.err => (&c.err, "err"),
