@@ -121,18 +121,31 @@ fn records(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// The records of run `run_id`, checking that their `seq` is 1..=N.
+/// The records of run `run_id`, checking that their `seq` is 1..=N with no
+/// gap and that each thread's records are in the file in its own order.
+/// (Across threads the file order may differ from `seq`'s: a thread takes
+/// its number just before its `write(2)`, and may be preempted between.)
 fn run_of<'a>(records: &'a [Value], run_id: &str) -> Vec<&'a Value> {
     let run: Vec<&Value> = records.iter().filter(|r| r["run_id"] == run_id).collect();
-    let seqs: Vec<u64> = run
-        .iter()
-        .map(|r| r["seq"].as_u64().expect("seq"))
-        .collect();
+    let seq = |r: &Value| r["seq"].as_u64().expect("seq");
+    let mut seqs: Vec<u64> = run.iter().map(|r| seq(r)).collect();
+    seqs.sort_unstable();
     assert_eq!(
         seqs,
         (1..=run.len() as u64).collect::<Vec<_>>(),
-        "run {run_id}: seq must run 1..=N in file order"
+        "run {run_id}: seq must be 1..=N, no gap, no repeat"
     );
+    let mut last_of_thread = std::collections::HashMap::new();
+    for r in &run {
+        let thread = r["thread_id"].as_u64().expect("thread_id");
+        if let Some(previous) = last_of_thread.insert(thread, seq(r)) {
+            assert!(
+                previous < seq(r),
+                "run {run_id}: thread {thread}'s seq {} after {previous} in the file",
+                seq(r)
+            );
+        }
+    }
     run
 }
 
